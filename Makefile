@@ -1,0 +1,88 @@
+# image-proxy — the two commands a newcomer needs are `make run` and `make test`.
+# Both install missing Debian packages when run as root and otherwise say
+# exactly what to install.
+
+SHELL := /bin/bash
+BIN := ./image-proxy
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GO_PACKAGES := $(shell go list ./... 2>/dev/null | grep -v /internal/vips)
+
+# What building and running needs: libvips and its headers, pkg-config, a C compiler for cgo.
+RUN_PACKAGES := libvips-dev pkg-config gcc
+# What the test suite adds: promtool and prometheus (deploy checks, e2e), curl (e2e).
+TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl
+# What benchmarks add: wrk for HTTP load, jemalloc for the allocator comparison.
+BENCH_PACKAGES := $(TEST_PACKAGES) wrk libjemalloc2
+
+define ensure_packages
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "install them with: sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+	@command -v go >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
+endef
+
+.PHONY: run test build deps test-deps bench-deps vet e2e bench soak fuzz bindings clean
+
+## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
+run: build
+	$(BIN) serve
+
+build: deps
+	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+## test: install what is missing and run the whole suite (vet, unit, integration, e2e)
+test: test-deps vet
+	go test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory e2e
+
+deps:
+	$(call ensure_packages,$(RUN_PACKAGES))
+
+test-deps:
+	$(call ensure_packages,$(TEST_PACKAGES))
+
+bench-deps:
+	$(call ensure_packages,$(BENCH_PACKAGES))
+
+vet:
+	@bad=$$(git ls-files '*.go' | xargs grep -L "Code generated .* DO NOT EDIT" | xargs gofmt -l); \
+	  if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	go vet $(GO_PACKAGES)
+
+## e2e: a real Prometheus scraping a real image-proxy
+e2e: test-deps
+	bash deploy/e2e.sh
+
+## bench: Go benchmarks and wrk load against the real binary; writes docs/benchmarks.md
+bench: bench-deps
+	bash docs/bench/run.sh
+
+## soak: 10 minutes of mixed traffic, RSS sampled into docs/soak.md
+soak: bench-deps
+	bash docs/bench/soak.sh
+
+## fuzz: run every fuzz target for FUZZTIME each (default 1m)
+FUZZTIME ?= 1m
+fuzz: deps
+	go test ./proxy -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+	go test ./proxy -run '^$$' -fuzz '^FuzzResolvePath$$' -fuzztime $(FUZZTIME)
+	go test ./transform -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZTIME)
+
+## bindings: regenerate the libvips bindings for the installed libvips (vipsgen v1.3.1, pinned in go.mod)
+bindings: deps
+	rm -rf transform/internal/vips
+	go tool vipsgen -out transform/internal/vips
+
+clean:
+	rm -f $(BIN)

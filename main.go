@@ -1,0 +1,129 @@
+// Command image-proxy serves images from a directory and transforms them on
+// the fly. main reads the settings once, builds every part in order, serves,
+// and drains on SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"image-proxy/cache"
+	"image-proxy/metrics"
+	"image-proxy/proxy"
+	"image-proxy/transform"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve":
+	case "version":
+		fmt.Fprintf(stdout, "image-proxy %s (libvips %s)\n", version, transform.Version())
+		return 0
+	default:
+		fmt.Fprintf(stderr, "usage: image-proxy [serve|version]\n")
+		return 2
+	}
+
+	s, err := loadSettings(os.LookupEnv, ".env")
+	if err != nil {
+		fmt.Fprintln(stderr, "image-proxy:", err)
+		return 2
+	}
+	log := newLogger(s, stderr)
+	if err := serve(s, log); err != nil {
+		log.Error("image-proxy stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(s settings, w io.Writer) *slog.Logger {
+	level, _ := s.logLevel()
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(s.LogFormat, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(s settings, log *slog.Logger) error {
+	if err := transform.Startup(log); err != nil {
+		return err
+	}
+	defer transform.Shutdown()
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, transform.MemStats)
+
+	tcfg := transform.Config{
+		JPEGQuality: s.JPEGQuality, WebPQuality: s.WebPQuality, WebPEffort: s.WebPEffort,
+		AVIFQuality: s.AVIFQuality, AVIFSpeed: s.AVIFSpeed, PNGCompression: s.PNGCompression,
+		MaxSourcePixels: s.MaxSourcePixels,
+	}
+	c, err := cache.New(cache.Config{
+		Enabled: s.EnableCache, MemorySize: s.CacheMemorySize, MaxItemSize: s.CacheMaxItemSize,
+		DiskEnabled: s.EnableDiskCache, DiskSize: s.CacheDiskSize, DiskPath: s.CacheDiskPath,
+	}, m, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	algo, _ := transform.ParseAlgorithm(s.ResizeAlgorithm)
+	srv, err := proxy.New(proxy.Config{
+		RootPath: s.RootPath, StripPath: s.StripPath,
+		CacheControl: s.CacheControl, ErrorCacheControl: s.ErrorCacheControl,
+		MaxSize: s.MaxSize, MaxSourceBytes: s.MaxSourceBytes,
+		Algorithm: algo, EncoderSettings: tcfg.Fingerprint(),
+		Concurrency: s.Concurrency, QueueDepth: s.QueueDepth, QueueTimeout: s.QueueTimeout,
+		Fallback: proxy.FallbackConfig{URL: s.FallbackURL, MaxSize: s.FallbackMaxSize, Timeout: s.FallbackTimeout},
+		ReadTimeout: s.ReadTimeout, WriteTimeout: s.WriteTimeout, IdleTimeout: s.IdleTimeout,
+		MaxConns: s.MaxConnections, MaxHeader: s.MaxHeaderBytes,
+		Version: version, LibvipsVersion: transform.Version(),
+	}, proxy.Deps{Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
+		"bind", s.BindAddress, "root", s.RootPath, "strip_path", s.StripPath,
+		"fallback", s.FallbackURL != "", "cache", s.EnableCache, "disk_cache", s.EnableDiskCache,
+		"cache_memory_bytes", s.CacheMemorySize, "cache_disk_bytes", s.CacheDiskSize,
+		"concurrency", s.Concurrency, "max_size", s.MaxSize, "resize_algorithm", algo.String())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.App().Listen(s.BindAddress) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "drain_timeout", s.ShutdownTimeout.String())
+	if err := srv.App().ShutdownWithTimeout(s.ShutdownTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+// Package metrics owns every Prometheus collector of image-proxy. Collectors
+// are registered on a registry the caller creates; nothing here is global.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Request kinds, the only values of the "kind" label.
+const (
+	KindPassthrough = "passthrough"
+	KindTransform   = "transform"
+	KindError       = "error"
+)
+
+// Cache tiers, the only values of the "tier" label.
+const (
+	TierMemory = "memory"
+	TierDisk   = "disk"
+)
+
+// Fallback results, the only values of the "result" label of FallbackRequests.
+const (
+	FallbackOK       = "ok"
+	FallbackNotFound = "not_found"
+	FallbackError    = "error"
+	FallbackTooLarge = "too_large"
+	FallbackTimeout  = "timeout"
+)
+
+// Image work spans a few milliseconds (memory hits) to tens of seconds
+// (progressive 50 MP sources under load).
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// Metrics groups the collectors. Fields are exported so that callers record
+// directly; label values must come from the constants above or from a
+// bounded set (status codes, output formats).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	HTTPRequests       *prometheus.CounterVec   // code, kind
+	HTTPDuration       *prometheus.HistogramVec // kind
+	CacheRequests      *prometheus.CounterVec   // tier, result (hit|miss)
+	CacheSizeBytes     *prometheus.GaugeVec     // tier
+	CacheItems         *prometheus.GaugeVec     // tier
+	CacheEvictions     *prometheus.CounterVec   // tier
+	CacheCorrupt       prometheus.Counter       // damaged disk entries dropped
+	Transforms         *prometheus.CounterVec   // format, result (ok|error)
+	TransformDuration  *prometheus.HistogramVec // format
+	TransformsInFlight prometheus.Gauge
+	QueueRejections    prometheus.Counter
+	FallbackRequests   *prometheus.CounterVec // result
+	LibvipsMemoryBytes prometheus.GaugeFunc
+	LibvipsOpenFiles   prometheus.GaugeFunc
+}
+
+// VipsStats reports libvips' own tracked memory and open files.
+type VipsStats func() (memBytes, openFiles int64)
+
+// New builds every collector on reg, plus the Go and process collectors.
+// vips may be nil (tests without libvips).
+func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
+	f := promauto(reg)
+	m := &Metrics{
+		Registry: reg,
+		HTTPRequests: f.counterVec("image_proxy_http_requests_total",
+			"HTTP requests answered, by status code and kind.", "code", "kind"),
+		HTTPDuration: f.histogramVec("image_proxy_http_request_duration_seconds",
+			"Time to answer an HTTP request, by kind.", "kind"),
+		CacheRequests: f.counterVec("image_proxy_cache_requests_total",
+			"Result cache look-ups, by tier and result.", "tier", "result"),
+		CacheSizeBytes: f.gaugeVec("image_proxy_cache_size_bytes",
+			"Bytes held by each cache tier.", "tier"),
+		CacheItems: f.gaugeVec("image_proxy_cache_items",
+			"Entries held by each cache tier.", "tier"),
+		CacheEvictions: f.counterVec("image_proxy_cache_evictions_total",
+			"Entries evicted from each cache tier to stay within its capacity.", "tier"),
+		CacheCorrupt: f.counter("image_proxy_cache_corrupt_entries_total",
+			"Damaged disk cache entries detected, deleted and re-rendered."),
+		Transforms: f.counterVec("image_proxy_transforms_total",
+			"Transforms run, by output format and result.", "format", "result"),
+		TransformDuration: f.histogramVec("image_proxy_transform_duration_seconds",
+			"Time spent in libvips for one transform, by output format.", "format"),
+		TransformsInFlight: f.gauge("image_proxy_transforms_in_flight",
+			"Transforms running now."),
+		QueueRejections: f.counter("image_proxy_transform_queue_rejections_total",
+			"Requests refused with 503 because no transform slot freed up in time."),
+		FallbackRequests: f.counterVec("image_proxy_fallback_requests_total",
+			"Fetches from the fallback upstream, by result.", "result"),
+	}
+	if vips != nil {
+		m.LibvipsMemoryBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "image_proxy_libvips_memory_bytes",
+			Help: "Memory libvips tracks as allocated by itself (pixel buffers), apart from the Go heap.",
+		}, func() float64 { mem, _ := vips(); return float64(mem) })
+		m.LibvipsOpenFiles = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "image_proxy_libvips_open_files",
+			Help: "Files libvips holds open.",
+		}, func() float64 { _, files := vips(); return float64(files) })
+		reg.MustRegister(m.LibvipsMemoryBytes, m.LibvipsOpenFiles)
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+type factory struct{ reg *prometheus.Registry }
+
+func promauto(reg *prometheus.Registry) factory { return factory{reg} }
+
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) histogramVec(name, help string, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: durationBuckets}, labels)
+	f.reg.MustRegister(h)
+	return h
+}

@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/gofiber/fiber/v2"
+
+	"image-proxy/cache"
+	"image-proxy/transform"
+)
+
+// svgCSP keeps a passed-through SVG from running script or loading anything
+// when opened directly.
+const svgCSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+// imageHeaders is everything the header policy needs to know about one
+// successful (200, 206 or 304) image response.
+type imageHeaders struct {
+	format       transform.Format
+	etag         string
+	lastModified time.Time
+	varyDPR      bool // size given without a dpr query parameter
+	varyAccept   bool // format=auto
+	cacheStatus  cache.Status
+	passthrough  bool
+}
+
+// setImageHeaders is the header table of the contract, in one place.
+func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
+	rh := &c.Response().Header
+	rh.SetContentType(h.format.MIME())
+	if s.cfg.CacheControl != "" {
+		rh.Set(fiber.HeaderCacheControl, s.cfg.CacheControl)
+	}
+	rh.Set(fiber.HeaderETag, h.etag)
+	if !h.lastModified.IsZero() {
+		rh.Set(fiber.HeaderLastModified, h.lastModified.UTC().Format(http.TimeFormat))
+	}
+	switch {
+	case h.varyDPR && h.varyAccept:
+		rh.Set(fiber.HeaderVary, "Sec-CH-DPR, Accept")
+	case h.varyDPR:
+		rh.Set(fiber.HeaderVary, "Sec-CH-DPR")
+	case h.varyAccept:
+		rh.Set(fiber.HeaderVary, "Accept")
+	}
+	rh.Set(fiber.HeaderAcceptCH, "Sec-CH-DPR")
+	rh.Set("X-Cache-Status", h.cacheStatus.String())
+	rh.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	if h.passthrough {
+		rh.Set(fiber.HeaderAcceptRanges, "bytes")
+		if h.format == transform.FormatSVG {
+			rh.Set(fiber.HeaderContentSecurityPolicy, svgCSP)
+		}
+	}
+}
+
+// strongETag hashes a source identity or cache key into a quoted strong ETag.
+func strongETag(key string) string {
+	var b [8]byte
+	sum := xxhash.Sum64String(key)
+	for i := range b {
+		b[i] = byte(sum >> (56 - 8*i))
+	}
+	return `"` + hex.EncodeToString(b[:]) + `"`
+}
+
+// etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	if strings.TrimSpace(header) == "*" {
+		return true
+	}
+	for part := range strings.SplitSeq(header, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(part), "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// notModifiedSince implements If-Modified-Since at one-second precision.
+func notModifiedSince(header string, modTime time.Time) bool {
+	if header == "" || modTime.IsZero() {
+		return false
+	}
+	t, err := http.ParseTime(header)
+	if err != nil {
+		return false
+	}
+	return !modTime.Truncate(time.Second).After(t)
+}

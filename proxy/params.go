@@ -1,0 +1,217 @@
+package proxy
+
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	"image-proxy/transform"
+)
+
+// request is everything the query string and headers say about the wanted
+// output, already validated. It holds no references into Fiber's buffers.
+type request struct {
+	transform bool // size or format present
+	size      int  // 0 = absent
+	dprQuery  bool // dpr came from the query (so Sec-CH-DPR does not matter)
+	dpr       float64
+	format    outputFormat
+	algorithm transform.Algorithm
+	algoSet   bool // resize_algorithm present
+}
+
+// outputFormat is the requested format before "auto" is resolved.
+type outputFormat struct {
+	auto   bool
+	format transform.Format // FormatUnknown with !auto = absent (source default)
+}
+
+// queryValues is the view of the query string the parser needs: every value
+// of a key, in order. It lets parsing stay independent of Fiber.
+type queryValues func(key string) []string
+
+// paramError names the parameter and what is allowed; its text is the public message.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+
+var formatsByName = map[string]outputFormat{
+	"avif": {format: transform.FormatAVIF},
+	"jpeg": {format: transform.FormatJPEG},
+	"jpg":  {format: transform.FormatJPEG},
+	"png":  {format: transform.FormatPNG},
+	"webp": {format: transform.FormatWebP},
+	"gif":  {format: transform.FormatGIF},
+	"auto": {auto: true},
+}
+
+// parseRequest validates the known parameters; unknown ones are ignored so
+// CDN cache-busters (?v=3) keep working. secCHDPR is the raw header value.
+func parseRequest(q queryValues, secCHDPR string, maxSize int) (request, error) {
+	var r request
+	r.dpr = 1
+
+	if v, ok, err := single(q, "size"); err != nil {
+		return r, err
+	} else if ok {
+		n, good := parseDigits(v)
+		if !good || n < 1 || n > maxSize {
+			return r, &paramError{"size must be a whole number from 1 to " + strconv.Itoa(maxSize) + "."}
+		}
+		r.size = n
+		r.transform = true
+	}
+
+	if v, ok, err := single(q, "format"); err != nil {
+		return r, err
+	} else if ok {
+		f, good := formatsByName[strings.ToLower(v)]
+		if !good {
+			return r, &paramError{"format must be one of avif, jpeg, jpg, png, webp, gif or auto."}
+		}
+		r.format = f
+		r.transform = true
+	}
+
+	if v, ok, err := single(q, "dpr"); err != nil {
+		return r, err
+	} else if ok {
+		d, good := parseDecimal(v)
+		if !good || d < 1 || d > 10 {
+			return r, &paramError{"dpr must be a number from 1.0 to 10.0."}
+		}
+		r.dpr = d
+		r.dprQuery = true
+	} else if d, good := parseDecimal(strings.TrimSpace(secCHDPR)); good {
+		// A client hint is advisory: clamp it, never refuse the request.
+		r.dpr = min(max(d, 1), 10)
+	}
+
+	if v, ok, err := single(q, "resize_algorithm"); err != nil {
+		return r, err
+	} else if ok {
+		a, good := transform.ParseAlgorithm(v)
+		if !good {
+			return r, &paramError{"resize_algorithm must be one of lanczos3, thumbnail or auto."}
+		}
+		r.algorithm = a
+		r.algoSet = true
+	}
+	return r, nil
+}
+
+// box is the effective bounding box: size × dpr, rounded, capped at maxSize.
+// 0 means "no resize" (a format-only transform).
+func (r request) box(maxSize int) int {
+	if r.size == 0 {
+		return 0
+	}
+	return min(int(math.Round(float64(r.size)*r.dpr)), maxSize)
+}
+
+// single returns the one value of key; a repeated or empty value is an error.
+func single(q queryValues, key string) (string, bool, error) {
+	vs := q(key)
+	switch {
+	case len(vs) == 0:
+		return "", false, nil
+	case len(vs) > 1:
+		return "", false, &paramError{key + " must be given only once."}
+	case vs[0] == "":
+		return "", false, &paramError{key + " must not be empty."}
+	}
+	return vs[0], true, nil
+}
+
+// parseDigits accepts only ASCII digits (no sign, space or exponent).
+func parseDigits(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// parseDecimal accepts "2", "2.", "2.5", ".5" — plain decimals, no exponent,
+// hex, sign, NaN or infinity, which strconv.ParseFloat would all let through.
+func parseDecimal(s string) (float64, bool) {
+	if s == "" || len(s) > 16 {
+		return 0, false
+	}
+	digits, dots := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			dots++
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || dots > 1 {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
+}
+
+// accepts reports whether an Accept header lists mime with a non-zero q.
+// Wildcards do not count: browsers name the modern formats they decode.
+func accepts(header, mime string) bool {
+	for part := range strings.SplitSeq(header, ",") {
+		fields := strings.Split(part, ";")
+		if !strings.EqualFold(strings.TrimSpace(fields[0]), mime) {
+			continue
+		}
+		for _, p := range fields[1:] {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && q <= 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// acceptClass is the part of Accept that format=auto depends on; it goes
+// into the cache key instead of the raw header.
+type acceptClass struct{ avif, webp bool }
+
+func classifyAccept(accept string) acceptClass {
+	return acceptClass{avif: accepts(accept, "image/avif"), webp: accepts(accept, "image/webp")}
+}
+
+func (a acceptClass) String() string {
+	s := "auto"
+	if a.avif {
+		s += "+avif"
+	}
+	if a.webp {
+		s += "+webp"
+	}
+	return s
+}
+
+// resolveAuto picks the output of format=auto for a given source format.
+func (a acceptClass) resolve(src transform.Format) transform.Format {
+	switch {
+	case a.avif:
+		return transform.FormatAVIF
+	case a.webp:
+		return transform.FormatWebP
+	case src == transform.FormatJPEG || src == transform.FormatPNG || src == transform.FormatGIF:
+		return src
+	}
+	return transform.FormatJPEG
+}

@@ -1,0 +1,233 @@
+// Package proxy is the HTTP side of image-proxy: routes, parameter parsing,
+// path safety, sources (local files and the fallback upstream), the
+// transform queue, header policy and the one table from errors to statuses.
+// It never talks to libvips directly.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+
+	"image-proxy/cache"
+	"image-proxy/metrics"
+	"image-proxy/transform"
+)
+
+// Renderer is the transform engine (transform.Transformer in production).
+type Renderer interface {
+	Render(ctx context.Context, src []byte, opts transform.Options) (transform.Result, error)
+}
+
+// Config is the HTTP part of the settings, validated by the caller.
+type Config struct {
+	RootPath          string
+	StripPath         string
+	CacheControl      string // empty: no Cache-Control on images
+	ErrorCacheControl string // empty: no Cache-Control on 4xx
+	MaxSize           int
+	MaxSourceBytes    int64
+	Algorithm         transform.Algorithm // default resize_algorithm
+	EncoderSettings   string              // transform.Config.Fingerprint(), part of every key
+	Concurrency       int
+	QueueDepth        int
+	QueueTimeout      time.Duration
+	Fallback          FallbackConfig
+
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	MaxConns     int
+	MaxHeader    int // bytes; larger request headers get 431
+
+	Version        string
+	LibvipsVersion string
+}
+
+// Deps are the collaborators built by main.
+type Deps struct {
+	Renderer Renderer
+	Cache    cache.Cache
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+}
+
+// Server answers image requests.
+type Server struct {
+	cfg      Config
+	prefix   string
+	files    localFiles
+	fallback *fallback // nil when not configured
+	limiter  *limiter
+	render   Renderer
+	cache    cache.Cache
+	m        *metrics.Metrics
+	log      *slog.Logger
+	started  time.Time
+	app      *fiber.App
+}
+
+// New opens the root and builds the Fiber app.
+func New(cfg Config, d Deps) (*Server, error) {
+	root, err := os.OpenRoot(cfg.RootPath)
+	if err != nil {
+		return nil, fmt.Errorf("open root: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		prefix:  stripPrefix(cfg.StripPath),
+		files:   localFiles{root: root},
+		limiter: newLimiter(cfg.Concurrency, cfg.QueueDepth, cfg.QueueTimeout),
+		render:  d.Renderer,
+		cache:   d.Cache,
+		m:       d.Metrics,
+		log:     d.Log,
+		started: time.Now(),
+	}
+	if cfg.Fallback.URL != "" {
+		s.fallback, err = newFallback(cfg.Fallback, cfg.Version, d.Cache, d.Metrics)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		Network:               "tcp",
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		Concurrency:           cfg.MaxConns,
+		ReadBufferSize:        cfg.MaxHeader,
+		BodyLimit:             4 << 10, // we take no bodies
+		ErrorHandler:          s.errorHandler,
+	})
+	// Operational endpoints answer at the root, before the strip prefix.
+	s.app.Get("/health", s.health)
+	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
+	s.app.All("/*", s.serve)
+	return s, nil
+}
+
+// App is the Fiber application, for Listen and for app.Test in tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Close releases the root directory handle.
+func (s *Server) Close() error { return s.files.root.Close() }
+
+func (s *Server) health(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{
+		"status":         "ok",
+		"version":        s.cfg.Version,
+		"libvips":        s.cfg.LibvipsVersion,
+		"uptime_seconds": int64(time.Since(s.started).Seconds()),
+	})
+}
+
+// serve handles every image request and records exactly one metric sample
+// and one debug log line for it.
+func (s *Server) serve(c *fiber.Ctx) error {
+	start := time.Now()
+	kind, status, err := s.image(c)
+	if err != nil {
+		s.writeError(c, err)
+		kind = metrics.KindError
+	}
+	code := c.Response().StatusCode()
+	elapsed := time.Since(start)
+	s.m.HTTPRequests.WithLabelValues(strconv.Itoa(code), kind).Inc()
+	s.m.HTTPDuration.WithLabelValues(kind).Observe(elapsed.Seconds())
+	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
+		s.log.Debug("request", "method", c.Method(), "path", c.Path(), "status", code,
+			"bytes", len(c.Response().Body()), "duration_ms", float64(elapsed.Microseconds())/1000,
+			"cache", status.String())
+	}
+	return nil
+}
+
+func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
+	if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {
+		return metrics.KindError, cache.StatusBypass, fail(kindMethod, "", nil)
+	}
+	rel, err := resolvePath(string(c.Request().URI().PathOriginal()), s.prefix)
+	if errors.Is(err, errBadEscape) {
+		return metrics.KindError, cache.StatusBypass, fail(kindBadRequest, "The path has malformed percent-encoding.", nil)
+	} else if err != nil {
+		return metrics.KindError, cache.StatusBypass, fail(kindNotFound, "", err)
+	}
+	args := c.Request().URI().QueryArgs()
+	req, err := parseRequest(func(key string) []string {
+		vs := args.PeekMulti(key)
+		out := make([]string, len(vs))
+		for i, v := range vs {
+			out[i] = string(v)
+		}
+		return out
+	}, c.Get("Sec-CH-DPR"), s.cfg.MaxSize)
+	if err != nil {
+		return metrics.KindError, cache.StatusBypass, err
+	}
+	if !req.transform {
+		return metrics.KindPassthrough, cache.StatusBypass, s.passthrough(c, rel)
+	}
+	st, err := s.transform(c, rel, req)
+	return metrics.KindTransform, st, err
+}
+
+// writeError is the only place an error becomes a response.
+func (s *Server) writeError(c *fiber.Ctx, err error) {
+	status, msg := classify(err)
+	resp := c.Response()
+	resp.Reset()
+	resp.SetStatusCode(status)
+	h := &resp.Header
+	switch {
+	case status >= 500:
+		h.Set(fiber.HeaderCacheControl, "no-store")
+	case s.cfg.ErrorCacheControl != "":
+		h.Set(fiber.HeaderCacheControl, s.cfg.ErrorCacheControl)
+	}
+	switch status {
+	case fiber.StatusMethodNotAllowed:
+		h.Set(fiber.HeaderAllow, "GET, HEAD")
+	case fiber.StatusServiceUnavailable:
+		h.Set(fiber.HeaderRetryAfter, "1")
+	}
+	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	h.SetContentType(fiber.MIMEApplicationJSON)
+	body, _ := jsonError(msg)
+	resp.SetBodyRaw(body)
+	switch {
+	case status >= 500:
+		s.log.Error("request failed", "path", c.Path(), "status", status, "err", err)
+	case status == 422 || status == 415:
+		s.log.Warn("unusable image", "path", c.Path(), "status", status, "err", err)
+	default:
+		s.log.Debug("request refused", "path", c.Path(), "status", status, "err", err)
+	}
+}
+
+// errorHandler catches what Fiber itself refuses (unknown method forms,
+// oversized bodies) so those answers have our JSON shape too.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch {
+		case fe.Code == fiber.StatusNotFound:
+			err = fail(kindNotFound, "", err)
+		case fe.Code == fiber.StatusMethodNotAllowed:
+			err = fail(kindMethod, "", err)
+		case fe.Code >= 400 && fe.Code < 500:
+			err = fail(kindBadRequest, "", err)
+		}
+	}
+	s.writeError(c, err)
+	return nil
+}
