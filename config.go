@@ -20,42 +20,42 @@ import (
 // single source of names and defaults; .env.template and the README table
 // are checked against them by a test.
 type settings struct {
-	BindAddress          string        `env:"IMAGE_PROXY_BIND_ADDRESS" envDefault:"0.0.0.0:8000"`
-	RootPath             string        `env:"IMAGE_PROXY_ROOT_PATH" envDefault:"./data/images"`
-	StripPath            string        `env:"IMAGE_PROXY_STRIP_PATH"`
-	FallbackURL          string        `env:"IMAGE_PROXY_FALLBACK_IMAGE_URL"`
-	FallbackMaxSize      int64         `env:"IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE" envDefault:"5242880"`
-	FallbackTimeout      time.Duration `env:"IMAGE_PROXY_FALLBACK_TIMEOUT" envDefault:"10s"`
-	AVIFSpeed            int           `env:"IMAGE_PROXY_AVIF_SPEED" envDefault:"6"`
-	AVIFQuality          int           `env:"IMAGE_PROXY_AVIF_QUALITY" envDefault:"85"`
-	JPEGQuality          int           `env:"IMAGE_PROXY_JPEG_QUALITY" envDefault:"75"`
-	WebPQuality          int           `env:"IMAGE_PROXY_WEBP_QUALITY" envDefault:"80"`
-	WebPEffort           int           `env:"IMAGE_PROXY_WEBP_EFFORT" envDefault:"4"`
-	PNGCompression       int           `env:"IMAGE_PROXY_PNG_COMPRESSION_LEVEL" envDefault:"6"`
-	ResizeAlgorithm      string        `env:"IMAGE_PROXY_RESIZE_ALGORITHM" envDefault:"auto"`
-	EnableCache          bool          `env:"IMAGE_PROXY_ENABLE_CACHE" envDefault:"true"`
-	CacheMemorySize      int64         `env:"IMAGE_PROXY_CACHE_MEMORY_SIZE" envDefault:"104857600"`
-	CacheMaxItemSize     int64         `env:"IMAGE_PROXY_CACHE_MAX_ITEM_SIZE" envDefault:"1048576"`
-	EnableDiskCache      bool          `env:"IMAGE_PROXY_ENABLE_DISK_CACHE" envDefault:"false"`
-	CacheDiskSize        int64         `env:"IMAGE_PROXY_CACHE_DISK_SIZE" envDefault:"536870912"`
-	CacheDiskPath        string        `env:"IMAGE_PROXY_CACHE_DISK_PATH" envDefault:"./cache"`
-	CacheControl         string        `env:"IMAGE_PROXY_CACHE_CONTROL_HEADER" envDefault:"public, max-age=31536000, no-transform"`
-	ErrorCacheControl    string        `env:"IMAGE_PROXY_ERROR_CACHE_CONTROL_HEADER" envDefault:"public, max-age=60"`
-	MaxSize              int           `env:"IMAGE_PROXY_MAX_SIZE" envDefault:"4000"`
-	MaxSourcePixels      int64         `env:"IMAGE_PROXY_MAX_SOURCE_PIXELS" envDefault:"50000000"`
-	MaxSourceBytes       int64         `env:"IMAGE_PROXY_MAX_SOURCE_BYTES" envDefault:"52428800"`
-	Concurrency          int           `env:"IMAGE_PROXY_CONCURRENCY"` // 0 = number of CPUs
-	QueueTimeout         time.Duration `env:"IMAGE_PROXY_QUEUE_TIMEOUT" envDefault:"10s"`
-	QueueDepth           int           `env:"IMAGE_PROXY_QUEUE_DEPTH" envDefault:"128"`
-	ShutdownTimeout      time.Duration `env:"IMAGE_PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s"`
-	LogLevel             string        `env:"IMAGE_PROXY_LOG_LEVEL"`
-	RustLog              string        `env:"RUST_LOG"`
-	LogFormat            string        `env:"IMAGE_PROXY_LOG_FORMAT" envDefault:"text"`
-	ReadTimeout          time.Duration `env:"IMAGE_PROXY_READ_TIMEOUT" envDefault:"10s"`
-	WriteTimeout         time.Duration `env:"IMAGE_PROXY_WRITE_TIMEOUT" envDefault:"60s"`
-	IdleTimeout          time.Duration `env:"IMAGE_PROXY_IDLE_TIMEOUT" envDefault:"75s"`
-	MaxConnections       int           `env:"IMAGE_PROXY_MAX_CONNECTIONS" envDefault:"10000"`
-	MaxHeaderBytes       int           `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"`
+	BindAddress       string        `env:"IMAGE_PROXY_BIND_ADDRESS" envDefault:"0.0.0.0:8000"`
+	RootPath          string        `env:"IMAGE_PROXY_ROOT_PATH" envDefault:"./data/images"`
+	StripPath         string        `env:"IMAGE_PROXY_STRIP_PATH"`
+	FallbackURL       string        `env:"IMAGE_PROXY_FALLBACK_IMAGE_URL"`
+	FallbackMaxSize   int64         `env:"IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE" envDefault:"5242880"`
+	FallbackTimeout   time.Duration `env:"IMAGE_PROXY_FALLBACK_TIMEOUT" envDefault:"10s"`
+	AVIFSpeed         int           `env:"IMAGE_PROXY_AVIF_SPEED" envDefault:"6"`
+	AVIFQuality       int           `env:"IMAGE_PROXY_AVIF_QUALITY" envDefault:"85"`
+	JPEGQuality       int           `env:"IMAGE_PROXY_JPEG_QUALITY" envDefault:"75"`
+	WebPQuality       int           `env:"IMAGE_PROXY_WEBP_QUALITY" envDefault:"80"`
+	WebPEffort        int           `env:"IMAGE_PROXY_WEBP_EFFORT" envDefault:"4"`
+	PNGCompression    int           `env:"IMAGE_PROXY_PNG_COMPRESSION_LEVEL" envDefault:"6"`
+	ResizeAlgorithm   string        `env:"IMAGE_PROXY_RESIZE_ALGORITHM" envDefault:"auto"`
+	EnableCache       bool          `env:"IMAGE_PROXY_ENABLE_CACHE" envDefault:"true"`
+	CacheMemorySize   int64         `env:"IMAGE_PROXY_CACHE_MEMORY_SIZE" envDefault:"104857600"`
+	CacheMaxItemSize  int64         `env:"IMAGE_PROXY_CACHE_MAX_ITEM_SIZE" envDefault:"1048576"`
+	EnableDiskCache   bool          `env:"IMAGE_PROXY_ENABLE_DISK_CACHE" envDefault:"false"`
+	CacheDiskSize     int64         `env:"IMAGE_PROXY_CACHE_DISK_SIZE" envDefault:"536870912"`
+	CacheDiskPath     string        `env:"IMAGE_PROXY_CACHE_DISK_PATH" envDefault:"./cache"`
+	CacheControl      string        `env:"IMAGE_PROXY_CACHE_CONTROL_HEADER" envDefault:"public, max-age=31536000, no-transform"`
+	ErrorCacheControl string        `env:"IMAGE_PROXY_ERROR_CACHE_CONTROL_HEADER" envDefault:"public, max-age=60"`
+	MaxSize           int           `env:"IMAGE_PROXY_MAX_SIZE" envDefault:"4000"`
+	MaxSourcePixels   int64         `env:"IMAGE_PROXY_MAX_SOURCE_PIXELS" envDefault:"50000000"`
+	MaxSourceBytes    int64         `env:"IMAGE_PROXY_MAX_SOURCE_BYTES" envDefault:"52428800"`
+	Concurrency       int           `env:"IMAGE_PROXY_CONCURRENCY"` // 0 = number of CPUs
+	QueueTimeout      time.Duration `env:"IMAGE_PROXY_QUEUE_TIMEOUT" envDefault:"10s"`
+	QueueDepth        int           `env:"IMAGE_PROXY_QUEUE_DEPTH" envDefault:"128"`
+	ShutdownTimeout   time.Duration `env:"IMAGE_PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	LogLevel          string        `env:"IMAGE_PROXY_LOG_LEVEL"`
+	RustLog           string        `env:"RUST_LOG"`
+	LogFormat         string        `env:"IMAGE_PROXY_LOG_FORMAT" envDefault:"text"`
+	ReadTimeout       time.Duration `env:"IMAGE_PROXY_READ_TIMEOUT" envDefault:"10s"`
+	WriteTimeout      time.Duration `env:"IMAGE_PROXY_WRITE_TIMEOUT" envDefault:"60s"`
+	IdleTimeout       time.Duration `env:"IMAGE_PROXY_IDLE_TIMEOUT" envDefault:"75s"`
+	MaxConnections    int           `env:"IMAGE_PROXY_MAX_CONNECTIONS" envDefault:"10000"`
+	MaxHeaderBytes    int           `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"`
 }
 
 // settingError is a bad setting: exit status 2 and one line naming the
@@ -140,7 +140,7 @@ func envName(field string) string {
 
 func (s *settings) validate() error {
 	type intRange struct {
-		name     string
+		name      string
 		v, lo, hi int64
 	}
 	for _, r := range []intRange{

@@ -96,7 +96,7 @@ func serve(s settings, log *slog.Logger) error {
 		MaxSize: s.MaxSize, MaxSourceBytes: s.MaxSourceBytes,
 		Algorithm: algo, EncoderSettings: tcfg.Fingerprint(),
 		Concurrency: s.Concurrency, QueueDepth: s.QueueDepth, QueueTimeout: s.QueueTimeout,
-		Fallback: proxy.FallbackConfig{URL: s.FallbackURL, MaxSize: s.FallbackMaxSize, Timeout: s.FallbackTimeout},
+		Fallback:    proxy.FallbackConfig{URL: s.FallbackURL, MaxSize: s.FallbackMaxSize, Timeout: s.FallbackTimeout},
 		ReadTimeout: s.ReadTimeout, WriteTimeout: s.WriteTimeout, IdleTimeout: s.IdleTimeout,
 		MaxConns: s.MaxConnections, MaxHeader: s.MaxHeaderBytes,
 		Version: version, LibvipsVersion: transform.Version(),

@@ -1,12 +1,23 @@
 package proxy
 
 import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/transform"
 )
 
 // FallbackConfig describes the upstream asked for files missing locally.
@@ -16,14 +27,212 @@ type FallbackConfig struct {
 	Timeout time.Duration
 }
 
-type fallback struct{}
+const (
+	maxRedirects = 3
+	// notFoundTTL keeps scans for missing files from reaching the upstream
+	// again and again; short enough that a newly uploaded image shows soon.
+	notFoundTTL      = 30 * time.Second
+	notFoundCapacity = 10000
+)
+
+// fallback fetches originals from the upstream. Fetches go through the
+// cache under a key of their own, so concurrent requests for one missing
+// path make one upstream request and later variants reuse the original.
+type fallback struct {
+	base      *url.URL
+	client    *http.Client
+	maxSize   int64
+	timeout   time.Duration
+	userAgent string
+	cache     cache.Cache
+	m         *metrics.Metrics
+
+	mu       sync.Mutex
+	notFound map[string]time.Time // path → expiry
+}
+
+var errCrossOriginRedirect = errors.New("redirect to another origin refused")
 
 func newFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.Metrics) (*fallback, error) {
-	return &fallback{}, nil
+	base, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("fallback url: %w", err)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: cfg.Timeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   32,
+		// The byte cap must count bytes on the wire, not what a gzip
+		// stream would inflate to.
+		DisableCompression: true,
+		ForceAttemptHTTP2:  true,
+	}
+	f := &fallback{
+		base: base, maxSize: cfg.MaxSize, timeout: cfg.Timeout,
+		userAgent: "image-proxy/" + version, cache: c, m: m,
+		notFound: map[string]time.Time{},
+	}
+	f.client = &http.Client{
+		Transport: transport,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			// Returning an error here stops before the next request is sent,
+			// so another host is never contacted.
+			if len(via) > maxRedirects || req.URL.Scheme != base.Scheme || req.URL.Host != base.Host {
+				return errCrossOriginRedirect
+			}
+			return nil
+		},
+	}
+	return f, nil
+}
+
+// upstreamURL escapes each segment of rel onto the base path. rel has
+// already passed resolvePath, so it has no empty, dot or dot-dot segment and
+// cannot change the host or climb above the base.
+func (f *fallback) upstreamURL(rel string) string {
+	u := *f.base
+	segs := strings.Split(rel, "/")
+	escaped := make([]string, len(segs))
+	for i, s := range segs {
+		escaped[i] = url.PathEscape(s)
+	}
+	u.Path = f.base.Path + "/" + rel
+	u.RawPath = f.base.EscapedPath() + "/" + strings.Join(escaped, "/")
+	return u.String()
 }
 
 // fetchFallback returns the upstream's copy of rel, or a 404 problem when no
 // fallback is configured.
 func (s *Server) fetchFallback(c *fiber.Ctx, rel string) (source, error) {
-	return source{}, fail(kindNotFound, "", nil)
+	if s.fallback == nil {
+		return source{}, fail(kindNotFound, "", nil)
+	}
+	return s.fallback.get(c.UserContext(), rel)
+}
+
+func (f *fallback) get(ctx context.Context, rel string) (source, error) {
+	if f.recentlyMissing(rel) {
+		return source{}, fail(kindNotFound, "", nil)
+	}
+	val, _, err := f.cache.Fetch(ctx, "orig|v1|"+rel, func(ctx context.Context) ([]byte, error) {
+		return f.fetch(ctx, rel)
+	})
+	if err != nil {
+		return source{}, err
+	}
+	return decodeOriginal(rel, val), nil
+}
+
+func (f *fallback) recentlyMissing(rel string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	exp, ok := f.notFound[rel]
+	if ok && time.Now().Before(exp) {
+		return true
+	}
+	delete(f.notFound, rel)
+	return false
+}
+
+func (f *fallback) rememberMissing(rel string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.notFound) >= notFoundCapacity {
+		clear(f.notFound) // a scan is under way; forgetting early is harmless
+	}
+	f.notFound[rel] = time.Now().Add(notFoundTTL)
+}
+
+// fetch makes one upstream request under the whole-fetch deadline and
+// returns the original in the cache's value format.
+func (f *fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	result, val, err := f.fetchOnce(ctx, rel)
+	f.m.FallbackRequests.WithLabelValues(result).Inc()
+	if result == metrics.FallbackNotFound {
+		f.rememberMissing(rel)
+	}
+	return val, err
+}
+
+func (f *fallback) fetchOnce(ctx context.Context, rel string) (string, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.upstreamURL(rel), nil)
+	if err != nil {
+		return metrics.FallbackError, nil, fail(kindBadGateway, "", err)
+	}
+	req.Header.Set("User-Agent", f.userAgent)
+	req.Header.Set("Accept", "image/*")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return f.transportFailure(ctx, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return metrics.FallbackNotFound, nil, fail(kindNotFound, "", nil)
+	case resp.StatusCode != http.StatusOK:
+		return metrics.FallbackError, nil, fail(kindBadGateway, "", fmt.Errorf("upstream status %d", resp.StatusCode))
+	case resp.ContentLength > f.maxSize:
+		return metrics.FallbackTooLarge, nil, fail(kindBadGateway, "The fallback upstream's image is larger than this server accepts.", nil)
+	}
+	// Read at most cap+1 bytes: one byte past the cap proves the body too large.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxSize+1))
+	if err != nil {
+		return f.transportFailure(ctx, err)
+	}
+	if int64(len(body)) > f.maxSize {
+		return metrics.FallbackTooLarge, nil, fail(kindBadGateway, "The fallback upstream's image is larger than this server accepts.", nil)
+	}
+	if transform.Sniff(body[:min(len(body), sniffBytes)]) == transform.FormatUnknown {
+		return metrics.FallbackError, nil, fail(kindBadGateway, "", errors.New("upstream body is not an image"))
+	}
+	modTime, _ := http.ParseTime(resp.Header.Get("Last-Modified"))
+	return metrics.FallbackOK, encodeOriginal(modTime, resp.Header.Get("ETag"), body), nil
+}
+
+func (f *fallback) transportFailure(ctx context.Context, err error) (string, []byte, error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errCrossOriginRedirect):
+		return metrics.FallbackError, nil, fail(kindBadGateway, "", err)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return metrics.FallbackTimeout, nil, fail(kindGatewayTimeout, "", err)
+	case ctx.Err() != nil:
+		return metrics.FallbackError, nil, ctx.Err()
+	}
+	return metrics.FallbackError, nil, fail(kindBadGateway, "", err)
+}
+
+// An original in the cache: 8 bytes of modification time (Unix seconds, 0
+// when unknown), 2 bytes of ETag length, the upstream ETag, the image.
+func encodeOriginal(modTime time.Time, etag string, body []byte) []byte {
+	if len(etag) > 1024 {
+		etag = ""
+	}
+	out := make([]byte, 10, 10+len(etag)+len(body))
+	if !modTime.IsZero() {
+		binary.BigEndian.PutUint64(out, uint64(modTime.Unix()))
+	}
+	binary.BigEndian.PutUint16(out[8:], uint16(len(etag)))
+	out = append(out, etag...)
+	return append(out, body...)
+}
+
+func decodeOriginal(rel string, val []byte) source {
+	secs := int64(binary.BigEndian.Uint64(val))
+	n := int(binary.BigEndian.Uint16(val[8:]))
+	etag, data := string(val[10:10+n]), val[10+n:]
+	var mod time.Time
+	if secs != 0 {
+		mod = time.Unix(secs, 0)
+	}
+	return source{
+		rel: rel, size: int64(len(data)), modTime: mod, data: data,
+		identity: fmt.Sprintf("fallback:%s|%d|%d|%s", rel, len(data), secs, etag),
+	}
 }

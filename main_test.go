@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binary is the real image-proxy, built once for the tests in this package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "image-proxy-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "image-proxy")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// command runs the binary in dir with only the given environment.
+func command(dir string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	return cmd
+}
+
+func TestBadSettingsExit2(t *testing.T) {
+	root, _ := filepath.Abs("data/images")
+	cases := []struct {
+		env  string
+		name string
+	}{
+		{"IMAGE_PROXY_JPEG_QUALITY=101", "IMAGE_PROXY_JPEG_QUALITY"},
+		{"IMAGE_PROXY_JPEG_QUALITY=abc", "IMAGE_PROXY_JPEG_QUALITY"},
+		{"IMAGE_PROXY_AVIF_SPEED=0", "IMAGE_PROXY_AVIF_SPEED"},
+		{"IMAGE_PROXY_AVIF_SPEED=11", "IMAGE_PROXY_AVIF_SPEED"},
+		{"IMAGE_PROXY_AVIF_QUALITY=-1", "IMAGE_PROXY_AVIF_QUALITY"},
+		{"IMAGE_PROXY_WEBP_QUALITY=200", "IMAGE_PROXY_WEBP_QUALITY"},
+		{"IMAGE_PROXY_WEBP_EFFORT=7", "IMAGE_PROXY_WEBP_EFFORT"},
+		{"IMAGE_PROXY_PNG_COMPRESSION_LEVEL=10", "IMAGE_PROXY_PNG_COMPRESSION_LEVEL"},
+		{"IMAGE_PROXY_RESIZE_ALGORITHM=bicubic", "IMAGE_PROXY_RESIZE_ALGORITHM"},
+		{"IMAGE_PROXY_ENABLE_CACHE=maybe", "IMAGE_PROXY_ENABLE_CACHE"},
+		{"IMAGE_PROXY_ENABLE_DISK_CACHE=2", "IMAGE_PROXY_ENABLE_DISK_CACHE"},
+		{"IMAGE_PROXY_CACHE_MEMORY_SIZE=0", "IMAGE_PROXY_CACHE_MEMORY_SIZE"},
+		{"IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=-3", "IMAGE_PROXY_CACHE_MAX_ITEM_SIZE"},
+		{"IMAGE_PROXY_CACHE_DISK_SIZE=lots", "IMAGE_PROXY_CACHE_DISK_SIZE"},
+		{"IMAGE_PROXY_MAX_SIZE=0", "IMAGE_PROXY_MAX_SIZE"},
+		{"IMAGE_PROXY_MAX_SOURCE_PIXELS=0", "IMAGE_PROXY_MAX_SOURCE_PIXELS"},
+		{"IMAGE_PROXY_MAX_SOURCE_BYTES=1.5", "IMAGE_PROXY_MAX_SOURCE_BYTES"},
+		{"IMAGE_PROXY_CONCURRENCY=-1", "IMAGE_PROXY_CONCURRENCY"},
+		{"IMAGE_PROXY_QUEUE_TIMEOUT=soon", "IMAGE_PROXY_QUEUE_TIMEOUT"},
+		{"IMAGE_PROXY_QUEUE_TIMEOUT=0s", "IMAGE_PROXY_QUEUE_TIMEOUT"},
+		{"IMAGE_PROXY_SHUTDOWN_TIMEOUT=-1s", "IMAGE_PROXY_SHUTDOWN_TIMEOUT"},
+		{"IMAGE_PROXY_FALLBACK_TIMEOUT=10", "IMAGE_PROXY_FALLBACK_TIMEOUT"},
+		{"IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE=0", "IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE"},
+		{"IMAGE_PROXY_FALLBACK_IMAGE_URL=ftp://example.com", "IMAGE_PROXY_FALLBACK_IMAGE_URL"},
+		{"IMAGE_PROXY_FALLBACK_IMAGE_URL=http://", "IMAGE_PROXY_FALLBACK_IMAGE_URL"},
+		{"IMAGE_PROXY_FALLBACK_IMAGE_URL=https://example.com/x?y=1", "IMAGE_PROXY_FALLBACK_IMAGE_URL"},
+		{"IMAGE_PROXY_FALLBACK_IMAGE_URL=https://example.com/x#f", "IMAGE_PROXY_FALLBACK_IMAGE_URL"},
+		{"IMAGE_PROXY_FALLBACK_IMAGE_URL=example.com/images", "IMAGE_PROXY_FALLBACK_IMAGE_URL"},
+		{"IMAGE_PROXY_ROOT_PATH=/nonexistent/dir", "IMAGE_PROXY_ROOT_PATH"},
+		{"IMAGE_PROXY_ROOT_PATH=" + root + "/rocket.jpg", "IMAGE_PROXY_ROOT_PATH"},
+		{"IMAGE_PROXY_BIND_ADDRESS=8000", "IMAGE_PROXY_BIND_ADDRESS"},
+		{"IMAGE_PROXY_LOG_LEVEL=loud", "IMAGE_PROXY_LOG_LEVEL"},
+		{"RUST_LOG=chatty", "RUST_LOG"},
+		{"IMAGE_PROXY_LOG_FORMAT=xml", "IMAGE_PROXY_LOG_FORMAT"},
+	}
+	for _, c := range cases {
+		t.Run(c.env, func(t *testing.T) {
+			env := []string{"IMAGE_PROXY_ROOT_PATH=" + root, "IMAGE_PROXY_BIND_ADDRESS=127.0.0.1:0"}
+			cmd := command(t.TempDir(), append(env, c.env))
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want status 2; output %q", err, out)
+			}
+			line := strings.TrimSpace(string(out))
+			_, value, _ := strings.Cut(c.env, "=")
+			if strings.Count(line, "\n") != 0 || !strings.Contains(line, c.name) || !strings.Contains(line, value) || !strings.Contains(line, "must be") {
+				t.Errorf("want one line naming %s, the value %q and what is allowed; got %q", c.name, value, line)
+			}
+		})
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	out, err := command(t.TempDir(), nil, "version").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`^image-proxy \S+ \(libvips 8\.\d+\.\d+\)\n$`).Match(out) {
+		t.Fatalf("%v %q", err, out)
+	}
+}
+
+// startBinary runs the real server on a free loopback port and waits until
+// /health answers.
+func startBinary(t *testing.T, dir string, env ...string) (string, *exec.Cmd, *strings.Builder) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	root, _ := filepath.Abs("data/images")
+	cmd := command(dir, append([]string{"IMAGE_PROXY_ROOT_PATH=" + root, "IMAGE_PROXY_BIND_ADDRESS=" + addr}, env...))
+	logs := &strings.Builder{}
+	stderr, _ := cmd.StderrPipe()
+	cmd.Stdout = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			go func() {
+				for l := range lines {
+					logs.WriteString(l + "\n")
+				}
+			}()
+			return "http://" + addr, cmd, logs
+		}
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("server exited: %s", logs.String())
+			}
+			logs.WriteString(l + "\n")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server did not start: %s", logs.String())
+	return "", nil, nil
+}
+
+func TestDotEnvIsReadAndEnvironmentWins(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".env"), []byte("IMAGE_PROXY_JPEG_QUALITY=500\nIMAGE_PROXY_WEBP_QUALITY=300\n"), 0o644)
+	root, _ := filepath.Abs("data/images")
+	out, err := command(dir, []string{"IMAGE_PROXY_ROOT_PATH=" + root, "IMAGE_PROXY_JPEG_QUALITY=50"}).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "IMAGE_PROXY_WEBP_QUALITY") {
+		t.Fatalf("the .env value was not read or the environment did not win: %v %q", err, out)
+	}
+}
+
+// TestSettingsDocumented keeps .env.template and the README table in step
+// with the settings the loader reads.
+func TestSettingsDocumented(t *testing.T) {
+	tmpl, _ := os.ReadFile(".env.template")
+	readme, _ := os.ReadFile("README.md")
+	for _, name := range settingNames() {
+		if name == "RUST_LOG" {
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^` + name + `=`).Match(tmpl) {
+			t.Errorf(".env.template lacks %s", name)
+		}
+		if !strings.Contains(string(readme), "| `"+name+"` |") {
+			t.Errorf("README settings table lacks %s", name)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"image-proxy/cache"
+	"image-proxy/metrics"
+	"image-proxy/transform"
+)
+
+func TestMain(m *testing.M) {
+	if err := transform.Startup(slog.New(slog.DiscardHandler)); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	transform.Shutdown()
+	os.Exit(code)
+}
+
+// testServer is a proxy over a private copy of data/images, with real
+// libvips, a real cache and a fresh metrics registry.
+type testServer struct {
+	*Server
+	root string
+	m    *metrics.Metrics
+}
+
+func defaultTestConfig(root string) Config {
+	tc := transform.DefaultConfig()
+	return Config{
+		RootPath:          root,
+		CacheControl:      "public, max-age=31536000, no-transform",
+		ErrorCacheControl: "public, max-age=60",
+		MaxSize:           4000,
+		MaxSourceBytes:    50 << 20,
+		EncoderSettings:   tc.Fingerprint(),
+		Concurrency:       2,
+		QueueDepth:        64,
+		QueueTimeout:      10 * time.Second,
+		ReadTimeout:       5 * time.Second,
+		WriteTimeout:      5 * time.Second,
+		IdleTimeout:       5 * time.Second,
+		MaxConns:          1000,
+		MaxHeader:         8192,
+		Version:           "test",
+		LibvipsVersion:    transform.Version(),
+	}
+}
+
+func newTestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.Config)) *testServer {
+	t.Helper()
+	root := t.TempDir()
+	copyTree(t, "../data/images", root)
+	cfg := defaultTestConfig(root)
+	ccfg := cache.Config{Enabled: true, MemorySize: 64 << 20, MaxItemSize: 1 << 20}
+	tcfg := transform.DefaultConfig()
+	if edit != nil {
+		edit(&cfg, &ccfg, &tcfg)
+	}
+	cfg.EncoderSettings = tcfg.Fingerprint()
+	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
+	log := slog.New(slog.DiscardHandler)
+	c, err := cache.New(ccfg, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Deps{Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); c.Close() })
+	return &testServer{Server: s, root: root, m: m}
+}
+
+func copyTree(t testing.TB, from, to string) {
+	t.Helper()
+	err := filepath.Walk(from, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// do sends one request through Fiber's app.Test and returns the response
+// with its body read.
+func (ts *testServer) do(t testing.TB, method, target string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req := httptest.NewRequest(method, "http://localhost/", nil)
+	// httptest.NewRequest cleans the path; keep the raw one exactly.
+	req.RequestURI = ""
+	u := *req.URL
+	path, query, _ := strings.Cut(target, "?")
+	u.Path, u.RawPath, u.RawQuery = path, path, query
+	u.Opaque = path
+	req.URL = &u
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := ts.App().Test(req, 30_000)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func (ts *testServer) get(t testing.TB, target string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	return ts.do(t, http.MethodGet, target, headers...)
+}
