@@ -56,7 +56,9 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 	}
 
 	opts := transform.Options{Box: box, Format: req.format.format, Algorithm: algo}
-	val, status, err := s.cache.Fetch(c.UserContext(), key, func(ctx context.Context) ([]byte, error) {
+	ctx, stop := peerContext(c.UserContext(), c.Context().Conn())
+	defer stop()
+	val, status, err := s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
 		return s.renderSource(ctx, src, opts, req.format.auto, accept)
 	})
 	if err != nil {

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests start the real binary on loopback and talk to it over TCP.
+
+func TestBinaryServesAndLogsJSON(t *testing.T) {
+	base, cmd, logs := startBinary(t, t.TempDir(), "IMAGE_PROXY_LOG_FORMAT=json", "IMAGE_PROXY_LOG_LEVEL=debug")
+	for _, p := range []string{"/rocket.jpg", "/rocket.jpg?size=50&format=webp", "/nope.jpg", "/rocket.jpg?size=0"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	requests := 0
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == "request" {
+			requests++
+		}
+	}
+	if requests != 4 {
+		t.Errorf("%d request log lines, want 4:\n%s", requests, logs.String())
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM while a slow transform is running: the
+// response must arrive whole and the process must exit 0.
+func TestGracefulShutdown(t *testing.T) {
+	root := t.TempDir()
+	writeNoisePNG(t, filepath.Join(root, "big.png"), 2400, 2400)
+	base, cmd, logs := startBinary(t, t.TempDir(), "IMAGE_PROXY_ROOT_PATH="+root)
+
+	type result struct {
+		status int
+		body   []byte
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(base + "/big.png?format=avif&resize_algorithm=lanczos3")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{resp.StatusCode, b, err}
+	}()
+	// Wait until the transform is running.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(scrape(t, base), "image_proxy_transforms_in_flight 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("transform never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.status != 200 || len(r.body) < 1000 || string(r.body[4:12]) != "ftypavif" {
+		t.Fatalf("in-flight response: %v status %d, %d bytes", r.err, r.status, len(r.body))
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, logs.String())
+	}
+}
+
+func scrape(t *testing.T, base string) string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func writeNoisePNG(t *testing.T, path string, w, h int) {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = uint8(r.Uint32()), uint8(r.Uint32()), uint8(r.Uint32()), 255
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := (&png.Encoder{CompressionLevel: png.NoCompression}).Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostileConnections: half-sent requests do not starve others, and
+// oversized request lines and headers are refused cleanly.
+func TestHostileConnections(t *testing.T) {
+	base, _, _ := startBinary(t, t.TempDir(), "IMAGE_PROXY_READ_TIMEOUT=30s")
+	addr := strings.TrimPrefix(base, "http://")
+
+	var conns []net.Conn
+	for range 200 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /rocket.jpg HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	client := http.Client{Timeout: time.Second}
+	resp, err := client.Get(base + "/health")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/health with 200 slow clients: %v", err)
+	}
+	resp.Body.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("/health took %v", d)
+	}
+
+	cases := []struct {
+		name, request string
+		statuses      []int
+	}{
+		{"huge request line", "GET /" + strings.Repeat("a", 20000) + " HTTP/1.1\r\nHost: x\r\n\r\n", []int{400, 414, 431}},
+		{"huge header", "GET /rocket.jpg HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 20000) + "\r\n\r\n", []int{400, 431}},
+		{"many headers", "GET /rocket.jpg HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", 3000) + "\r\n", []int{400, 431}},
+		{"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", []int{400}},
+		{"body on GET", "GET /rocket.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("z", 100000), []int{200, 413}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			go io.WriteString(conn, c.request)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no HTTP answer: %v", err)
+			}
+			resp.Body.Close()
+			ok := false
+			for _, s := range c.statuses {
+				ok = ok || resp.StatusCode == s
+			}
+			if !ok {
+				t.Errorf("status %d, want one of %v", resp.StatusCode, c.statuses)
+			}
+		})
+	}
+	if resp, err := client.Get(base + "/health"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/health after hostile connections: %v", err)
+	}
+}
+
+// TestFIFOInRoot: a FIFO never blocks a request.
+func TestFIFOInRoot(t *testing.T) {
+	root := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(root, "pipe.jpg"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := startBinary(t, t.TempDir(), "IMAGE_PROXY_ROOT_PATH="+root)
+	client := http.Client{Timeout: 2 * time.Second}
+	var wg sync.WaitGroup
+	for _, p := range []string{"/pipe.jpg", "/pipe.jpg?size=10", "/pipe.jpg?format=png"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(base + p)
+			if err != nil {
+				t.Errorf("%s: %v", p, err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 404 {
+				t.Errorf("%s: %d, want 404", p, resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+}
