@@ -40,7 +40,7 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 	}
 	key := strings.Join([]string{"v1", src.identity, strconv.Itoa(box), formatKey, algo.String(), s.cfg.EncoderSettings}, "|")
 	etag := strongETag(key)
-	hdr := imageHeaders{etag: etag, lastModified: src.modTime, varyDPR: !req.dprQuery, varyAccept: req.format.auto}
+	hdr := imageHeaders{etag: etag, lastModified: src.modTime, varyDPR: req.size > 0 && !req.dprQuery, varyAccept: req.format.auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {

@@ -1,0 +1,85 @@
+package transform
+
+/*
+#cgo pkg-config: vips
+#include <stdlib.h>
+#include <vips/vips.h>
+
+// The generated savers drop options whose value is zero, so quality 0,
+// WebP effort 0 or PNG compression 0 would silently become libvips'
+// defaults. These call each saver with every option we set, explicitly.
+static int save_jpeg(VipsImage *in, void **buf, size_t *len, int q) {
+	return vips_jpegsave_buffer(in, buf, len, "Q", q, "optimize_coding", TRUE, "strip", TRUE, NULL);
+}
+static int save_png(VipsImage *in, void **buf, size_t *len, int compression) {
+	return vips_pngsave_buffer(in, buf, len, "compression", compression, "strip", TRUE, NULL);
+}
+static int save_webp(VipsImage *in, void **buf, size_t *len, int q, int effort) {
+	return vips_webpsave_buffer(in, buf, len, "Q", q, "effort", effort, "strip", TRUE, NULL);
+}
+static int save_gif(VipsImage *in, void **buf, size_t *len) {
+	return vips_gifsave_buffer(in, buf, len, "strip", TRUE, NULL);
+}
+static int save_avif(VipsImage *in, void **buf, size_t *len, int q, int effort) {
+	return vips_heifsave_buffer(in, buf, len, "Q", q, "effort", effort, "bitdepth", 8,
+		"compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "strip", TRUE, NULL);
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"unsafe"
+
+	"image-proxy/transform/internal/vips"
+)
+
+// cImage reaches the VipsImage inside a generated Image. The generated
+// package does not export it, and we need it only to call the savers above.
+func cImage(im *vips.Image) *C.VipsImage {
+	f := reflect.ValueOf(im).Elem().FieldByName("image")
+	return (*C.VipsImage)(unsafe.Pointer(f.Pointer()))
+}
+
+// encode writes out with every metadata block (EXIF, XMP, IPTC, ICC) stripped.
+func (t *Transformer) encode(im *vips.Image, out Format) ([]byte, error) {
+	c := t.cfg
+	in := cImage(im)
+	var buf unsafe.Pointer
+	var n C.size_t
+	var rc C.int
+	switch out {
+	case FormatJPEG:
+		rc = C.save_jpeg(in, &buf, &n, C.int(max(1, c.JPEGQuality)))
+	case FormatPNG:
+		rc = C.save_png(in, &buf, &n, C.int(c.PNGCompression))
+	case FormatWebP:
+		rc = C.save_webp(in, &buf, &n, C.int(c.WebPQuality), C.int(c.WebPEffort))
+	case FormatGIF:
+		rc = C.save_gif(in, &buf, &n)
+	case FormatAVIF:
+		rc = C.save_avif(in, &buf, &n, C.int(max(1, c.AVIFQuality)), C.int(avifEffort(c.AVIFSpeed)))
+	default:
+		return nil, fmt.Errorf("no encoder for %s", out)
+	}
+	runtime.KeepAlive(im)
+	if rc != 0 {
+		return nil, vipsError()
+	}
+	defer C.g_free(C.gpointer(buf))
+	return C.GoBytes(buf, C.int(n)), nil
+}
+
+// vipsError takes libvips' error buffer (for logs only; never for clients).
+func vipsError() error {
+	msg := C.GoString(C.vips_error_buffer())
+	C.vips_error_clear()
+	return errors.New(msg)
+}
+
+// avifEffort maps the contract's speed (1-10, higher = faster) onto libvips'
+// heifsave effort (0-9, higher = slower): speed 6 is libvips' default effort 4.
+func avifEffort(speed int) int { return min(9, max(0, 10-speed)) }
