@@ -5,6 +5,24 @@ package transform
 #include <stdlib.h>
 #include <vips/vips.h>
 
+// libvips 8.14's webpsave writes EXIF and XMP chunks even with strip set,
+// so every saver gets a copy with the metadata fields removed.
+static VipsImage *without_metadata(VipsImage *in) {
+	VipsImage *out;
+	if (vips_copy(in, &out, NULL))
+		return NULL;
+	gchar **fields = vips_image_get_fields(out);
+	static const char *prefixes[] = {"exif-", "xmp-", "iptc-", "icc-", "png-comment", "gif-comment", "orientation"};
+	for (int i = 0; fields[i]; i++)
+		for (size_t p = 0; p < sizeof(prefixes) / sizeof(prefixes[0]); p++)
+			if (g_str_has_prefix(fields[i], prefixes[p])) {
+				vips_image_remove(out, fields[i]);
+				break;
+			}
+	g_strfreev(fields);
+	return out;
+}
+
 // The generated savers drop options whose value is zero, so quality 0,
 // WebP effort 0 or PNG compression 0 would silently become libvips'
 // defaults. These call each saver with every option we set, explicitly.
@@ -47,7 +65,12 @@ func cImage(im *vips.Image) *C.VipsImage {
 // encode writes out with every metadata block (EXIF, XMP, IPTC, ICC) stripped.
 func (t *Transformer) encode(im *vips.Image, out Format) ([]byte, error) {
 	c := t.cfg
-	in := cImage(im)
+	in := C.without_metadata(cImage(im))
+	runtime.KeepAlive(im)
+	if in == nil {
+		return nil, vipsError()
+	}
+	defer C.g_object_unref(C.gpointer(in))
 	var buf unsafe.Pointer
 	var n C.size_t
 	var rc C.int
@@ -65,12 +88,15 @@ func (t *Transformer) encode(im *vips.Image, out Format) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("no encoder for %s", out)
 	}
-	runtime.KeepAlive(im)
 	if rc != 0 {
 		return nil, vipsError()
 	}
 	defer C.g_free(C.gpointer(buf))
-	return C.GoBytes(buf, C.int(n)), nil
+	data := C.GoBytes(buf, C.int(n))
+	if out == FormatWebP {
+		data = stripWebPMetadata(data)
+	}
+	return data, nil
 }
 
 // vipsError takes libvips' error buffer (for logs only; never for clients).
