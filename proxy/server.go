@@ -136,9 +136,11 @@ func (s *Server) health(c *fiber.Ctx) error {
 func (s *Server) serve(c *fiber.Ctx) error {
 	start := time.Now()
 	kind, status, err := s.image(c)
+	errText := ""
 	if err != nil {
 		s.writeError(c, err)
 		kind = metrics.KindError
+		errText = err.Error()
 	}
 	code := c.Response().StatusCode()
 	elapsed := time.Since(start)
@@ -147,7 +149,7 @@ func (s *Server) serve(c *fiber.Ctx) error {
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
 		s.log.Debug("request", "method", c.Method(), "path", c.Path(), "status", code,
 			"bytes", len(c.Response().Body()), "duration_ms", float64(elapsed.Microseconds())/1000,
-			"cache", status.String())
+			"cache", status.String(), "err", errText)
 	}
 	return nil
 }
@@ -209,8 +211,6 @@ func (s *Server) writeError(c *fiber.Ctx, err error) {
 		s.log.Error("request failed", "path", c.Path(), "status", status, "err", err)
 	case status == 422 || status == 415:
 		s.log.Warn("unusable image", "path", c.Path(), "status", status, "err", err)
-	default:
-		s.log.Debug("request refused", "path", c.Path(), "status", status, "err", err)
 	}
 }
 

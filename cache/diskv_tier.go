@@ -1,0 +1,261 @@
+package cache
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/peterbourgon/diskv/v3"
+
+	"image-proxy/metrics"
+)
+
+// An entry on disk is a header followed by the value:
+//
+//	magic "IPC1" | payload length (8 bytes, big endian) | xxhash64 of payload (8 bytes) | payload
+//
+// Writes go to a temp file in the same directory tree and are renamed into
+// place, so a crash leaves either the old state or a whole file; the length
+// and checksum catch everything else (bit rot, truncation, a zero-length
+// file left by a crash before the data reached the disk).
+const (
+	entryMagic  = "IPC1"
+	headerBytes = 4 + 8 + 8
+	tempDirName = "tmp"
+)
+
+type diskTier struct {
+	d        *diskv.Diskv
+	base     string
+	capacity int64
+	m        *metrics.Metrics
+	log      *slog.Logger
+
+	disabled atomic.Bool
+	warn     sync.Once
+	rebuilt  chan struct{}
+
+	mu    sync.Mutex
+	lru   *list.List // of *diskEntry; front = most recently used
+	index map[string]*list.Element
+	bytes int64
+}
+
+type diskEntry struct {
+	name string
+	size int64
+}
+
+// newDiskTier never fails: a directory it cannot use turns it into a tier
+// that always misses, with one warning.
+func newDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logger) *diskTier {
+	t := &diskTier{base: base, capacity: capacity, m: m, log: log, lru: list.New(),
+		index: map[string]*list.Element{}, rebuilt: make(chan struct{})}
+	tmp := filepath.Join(base, tempDirName)
+	t.d = diskv.New(diskv.Options{
+		BasePath:     base,
+		TempDir:      tmp,
+		CacheSizeMax: 0, // ristretto is the memory tier
+		PathPerm:     0o755,
+		FilePerm:     0o644,
+		AdvancedTransform: func(name string) *diskv.PathKey {
+			// Two levels of 256 shards: 10 million entries make ~150 files a directory.
+			return &diskv.PathKey{Path: []string{name[0:2], name[2:4]}, FileName: name}
+		},
+		InverseTransform: func(pk *diskv.PathKey) string { return pk.FileName },
+	})
+	// Temp files left by a crash are never valid entries.
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		t.fail(err)
+		close(t.rebuilt)
+		return t
+	}
+	if err := probeWrite(tmp); err != nil {
+		t.fail(err)
+		close(t.rebuilt)
+		return t
+	}
+	go t.rebuild()
+	return t
+}
+
+func probeWrite(dir string) error {
+	f, err := os.CreateTemp(dir, "probe")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// fail turns the tier off for the rest of the process, logging once.
+func (t *diskTier) fail(err error) {
+	t.disabled.Store(true)
+	t.warn.Do(func() {
+		t.log.Warn("disk cache unusable; serving from memory only", "path", t.base, "err", err)
+	})
+}
+
+func diskName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+func (t *diskTier) get(key string) ([]byte, bool) {
+	if t.disabled.Load() {
+		return nil, false
+	}
+	name := diskName(key)
+	raw, err := t.d.Read(name)
+	if err != nil {
+		t.forget(name)
+		t.m.CacheRequests.WithLabelValues(metrics.TierDisk, "miss").Inc()
+		return nil, false
+	}
+	payload, ok := verify(raw)
+	if !ok {
+		t.d.Erase(name)
+		t.forget(name)
+		t.m.CacheCorrupt.Inc()
+		t.log.Warn("damaged disk cache entry dropped", "entry", name, "bytes", len(raw))
+		t.m.CacheRequests.WithLabelValues(metrics.TierDisk, "miss").Inc()
+		return nil, false
+	}
+	t.touch(name, int64(len(raw)))
+	t.m.CacheRequests.WithLabelValues(metrics.TierDisk, "hit").Inc()
+	return payload, true
+}
+
+func verify(raw []byte) ([]byte, bool) {
+	if len(raw) < headerBytes || string(raw[:4]) != entryMagic {
+		return nil, false
+	}
+	n := binary.BigEndian.Uint64(raw[4:])
+	payload := raw[headerBytes:]
+	if uint64(len(payload)) != n || xxhash.Sum64(payload) != binary.BigEndian.Uint64(raw[12:]) {
+		return nil, false
+	}
+	return payload, true
+}
+
+func (t *diskTier) set(key string, v []byte) {
+	if t.disabled.Load() {
+		return
+	}
+	buf := make([]byte, headerBytes, headerBytes+len(v))
+	copy(buf, entryMagic)
+	binary.BigEndian.PutUint64(buf[4:], uint64(len(v)))
+	binary.BigEndian.PutUint64(buf[12:], xxhash.Sum64(v))
+	buf = append(buf, v...)
+	name := diskName(key)
+	if err := t.d.Write(name, buf); err != nil {
+		t.fail(err)
+		return
+	}
+	t.touch(name, int64(len(buf)))
+}
+
+// touch records a use of name (size bytes) and evicts past the capacity.
+func (t *diskTier) touch(name string, size int64) {
+	t.mu.Lock()
+	if el, ok := t.index[name]; ok {
+		e := el.Value.(*diskEntry)
+		t.bytes += size - e.size
+		e.size = size
+		t.lru.MoveToFront(el)
+	} else {
+		t.index[name] = t.lru.PushFront(&diskEntry{name: name, size: size})
+		t.bytes += size
+	}
+	victims := t.evictLocked()
+	t.mu.Unlock()
+	t.erase(victims)
+}
+
+// evictLocked unlinks least-recently-used entries until the tier fits.
+func (t *diskTier) evictLocked() []string {
+	var victims []string
+	for t.bytes > t.capacity && t.lru.Len() > 0 {
+		e := t.lru.Remove(t.lru.Back()).(*diskEntry)
+		delete(t.index, e.name)
+		t.bytes -= e.size
+		victims = append(victims, e.name)
+	}
+	t.m.CacheSizeBytes.WithLabelValues(metrics.TierDisk).Set(float64(t.bytes))
+	t.m.CacheItems.WithLabelValues(metrics.TierDisk).Set(float64(t.lru.Len()))
+	return victims
+}
+
+func (t *diskTier) erase(names []string) {
+	for _, n := range names {
+		t.d.Erase(n)
+		t.m.CacheEvictions.WithLabelValues(metrics.TierDisk).Inc()
+	}
+}
+
+func (t *diskTier) forget(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if el, ok := t.index[name]; ok {
+		t.bytes -= el.Value.(*diskEntry).size
+		t.lru.Remove(el)
+		delete(t.index, name)
+	}
+}
+
+// rebuild walks the directory after a restart so the capacity accounting
+// covers entries from earlier runs. It runs in the background: until it
+// is done, old entries are still served (and indexed when read).
+func (t *diskTier) rebuild() {
+	defer close(t.rebuilt)
+	type found struct {
+		name string
+		size int64
+		mod  int64
+	}
+	var all []found
+	tmp := filepath.Join(t.base, tempDirName)
+	filepath.WalkDir(t.base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if p == tmp {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if len(d.Name()) != 64 {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
+			all = append(all, found{d.Name(), fi.Size(), fi.ModTime().UnixNano()})
+		}
+		return nil
+	})
+	// Newest first, so PushBack leaves the oldest at the back to go first.
+	sort.Slice(all, func(i, j int) bool { return all[i].mod > all[j].mod })
+	t.mu.Lock()
+	for _, f := range all {
+		if _, ok := t.index[f.name]; !ok {
+			t.index[f.name] = t.lru.PushBack(&diskEntry{name: f.name, size: f.size})
+			t.bytes += f.size
+		}
+	}
+	victims := t.evictLocked()
+	t.mu.Unlock()
+	t.erase(victims)
+}
+
+func (t *diskTier) close() { <-t.rebuilt }
+
