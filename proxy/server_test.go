@@ -192,7 +192,7 @@ func TestTransformOutputs(t *testing.T) {
 		{"/rocket.jpg?format=png", "png", 640, 427, false, 1},
 		{"/rocket.jpg?size=9000", "", 0, 0, false, 0}, // over IMAGE_PROXY_MAX_SIZE: 400 below
 		{"/rocket.jpg?size=4000", "jpeg", 640, 427, false, 1},
-		{"/rocket.jpg?size=100&dpr=2", "jpeg", 200, 133, false, 1},
+		{"/rocket.jpg?size=100&dpr=2.5", "jpeg", 250, 167, false, 1},
 		{"/rocket.jpg?size=100&dpr=1.5", "jpeg", 150, 100, false, 1},
 		{"/rocket-exif-orientation-6.jpg?size=200", "jpeg", 133, 200, false, 1},
 		{"/rocket-cmyk.jpg?size=200&format=png", "png", 200, 133, false, 1},
