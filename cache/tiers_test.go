@@ -1,0 +1,386 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"image-proxy/metrics"
+)
+
+type env struct {
+	c     Cache
+	m     *metrics.Metrics
+	logs  *bytes.Buffer
+	calls atomic.Int64
+}
+
+func newEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	e := &env{m: metrics.New(prometheus.NewRegistry(), nil), logs: &bytes.Buffer{}}
+	c, err := New(cfg, e.m, slog.New(slog.NewTextHandler(e.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.c = c
+	t.Cleanup(func() { c.Close() })
+	return e
+}
+
+// renderer returns a RenderFunc producing val and counting calls.
+func (e *env) renderer(val []byte) RenderFunc {
+	return func(context.Context) ([]byte, error) {
+		e.calls.Add(1)
+		return val, nil
+	}
+}
+
+func (e *env) fetch(t *testing.T, key string, val []byte) Status {
+	t.Helper()
+	got, st, err := e.c.Fetch(context.Background(), key, e.renderer(val))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, val) {
+		t.Fatalf("%s: got %d bytes, want %d", key, len(got), len(val))
+	}
+	return st
+}
+
+func diskConfig(dir string) Config {
+	return Config{Enabled: true, MemorySize: 1 << 20, MaxItemSize: 64 << 10, DiskEnabled: true, DiskSize: 1 << 20, DiskPath: dir}
+}
+
+func value(n int, seed byte) []byte { return bytes.Repeat([]byte{seed}, n) }
+
+func TestTiers(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, diskConfig(dir))
+	small, big := value(1000, 1), value(100<<10, 2)
+	steps := []struct {
+		key  string
+		val  []byte
+		want Status
+	}{
+		{"a", small, StatusMiss},
+		{"a", small, StatusHitMemory},
+		{"big", big, StatusMiss},    // over MaxItemSize: disk only
+		{"big", big, StatusHitDisk}, // …so it comes from disk
+		{"big", big, StatusHitDisk}, // …every time
+		{"b", small, StatusMiss},
+	}
+	for i, s := range steps {
+		if got := e.fetch(t, s.key, s.val); got != s.want {
+			t.Errorf("step %d (%s): %s, want %s", i, s.key, got, s.want)
+		}
+	}
+	if n := e.calls.Load(); n != 3 {
+		t.Errorf("%d renders, want 3", n)
+	}
+	for _, c := range []struct {
+		tier, result string
+		want         float64
+	}{{"memory", "hit", 1}, {"memory", "miss", 5}, {"disk", "hit", 2}, {"disk", "miss", 3}} {
+		if got := testutil.ToFloat64(e.m.CacheRequests.WithLabelValues(c.tier, c.result)); got != c.want {
+			t.Errorf("cache_requests{%s,%s} = %v, want %v", c.tier, c.result, got, c.want)
+		}
+	}
+	if got := testutil.ToFloat64(e.m.CacheItems.WithLabelValues("disk")); got != 3 {
+		t.Errorf("disk items %v, want 3", got)
+	}
+}
+
+func TestDiskHitIsPromoted(t *testing.T) {
+	dir := t.TempDir()
+	first := newEnv(t, diskConfig(dir))
+	first.fetch(t, "k", value(500, 3))
+	first.c.Close()
+
+	// A new process over the same directory: the disk answers, then memory.
+	second := newEnv(t, diskConfig(dir))
+	for i, want := range []Status{StatusHitDisk, StatusHitMemory} {
+		if got := second.fetch(t, "k", value(500, 3)); got != want {
+			t.Errorf("request %d: %s, want %s", i, got, want)
+		}
+	}
+	if second.calls.Load() != 0 {
+		t.Error("rendered although the disk held the value")
+	}
+}
+
+func entryFiles(t *testing.T, dir string) []string {
+	var files []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && len(d.Name()) == 64 {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files
+}
+
+func TestDamagedEntriesAreNeverServed(t *testing.T) {
+	damage := map[string]func([]byte) []byte{
+		"flipped byte": func(b []byte) []byte { b[len(b)-10] ^= 0xFF; return b },
+		"truncated":    func(b []byte) []byte { return b[:len(b)/2] },
+		"zero length":  func([]byte) []byte { return nil },
+		"header only":  func(b []byte) []byte { return b[:headerBytes] },
+		"garbage":      func(b []byte) []byte { return bytes.Repeat([]byte("x"), len(b)) },
+		"longer":       func(b []byte) []byte { return append(b, 0) },
+		"wrong magic":  func(b []byte) []byte { b[0] = 'X'; return b },
+		"length lies":  func(b []byte) []byte { b[11]++; return b },
+	}
+	for name, f := range damage {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			val := value(2000, 7)
+			first := newEnv(t, diskConfig(dir))
+			first.fetch(t, "k", val)
+			first.c.Close()
+			files := entryFiles(t, dir)
+			if len(files) != 1 {
+				t.Fatalf("%d entry files", len(files))
+			}
+			raw, _ := os.ReadFile(files[0])
+			os.WriteFile(files[0], f(raw), 0o644)
+
+			second := newEnv(t, diskConfig(dir))
+			if got := second.fetch(t, "k", val); got != StatusMiss {
+				t.Errorf("damaged entry answered %s", got)
+			}
+			if second.calls.Load() != 1 {
+				t.Error("not re-rendered")
+			}
+			if got := testutil.ToFloat64(second.m.CacheCorrupt); got != 1 {
+				t.Errorf("corrupt counter %v", got)
+			}
+			// Re-rendered and rewritten: the disk serves it again after a restart.
+			second.c.Close()
+			third := newEnv(t, diskConfig(dir))
+			if got := third.fetch(t, "k", val); got != StatusHitDisk {
+				t.Errorf("after repair: %s", got)
+			}
+		})
+	}
+}
+
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func TestDiskCapacity(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskConfig(dir)
+	cfg.DiskSize = 200 << 10
+	e := newEnv(t, cfg)
+	for i := range 300 {
+		e.fetch(t, fmt.Sprintf("variant-%d", i), value(3000+i, byte(i)))
+		if n := dirBytes(dir); n > cfg.DiskSize*11/10 {
+			t.Fatalf("after %d writes the directory holds %d bytes, cap %d", i, n, cfg.DiskSize)
+		}
+	}
+	if got := testutil.ToFloat64(e.m.CacheEvictions.WithLabelValues("disk")); got < 200 {
+		t.Errorf("disk evictions %v, want most of 300 writes", got)
+	}
+	// The most recent variant survived; the first did not.
+	e.c.Close()
+	again := newEnv(t, cfg)
+	if got := again.fetch(t, "variant-299", value(3299, byte(299%256))); got != StatusHitDisk && got != StatusHitMemory {
+		t.Errorf("newest variant: %s", got)
+	}
+	if got := again.fetch(t, "variant-0", value(3000, 0)); got != StatusMiss {
+		t.Errorf("oldest variant: %s, want evicted", got)
+	}
+}
+
+func TestCapacityAccountingSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := diskConfig(dir)
+	cfg.DiskSize = 100 << 10
+	first := newEnv(t, cfg)
+	for i := range 20 {
+		first.fetch(t, fmt.Sprintf("old-%d", i), value(4000, 1))
+	}
+	first.c.Close()
+	// A smaller cap after the restart: the rebuilt index must enforce it.
+	cfg.DiskSize = 40 << 10
+	second := newEnv(t, cfg)
+	second.c.(*tiered).disk.close() // wait for the rebuild
+	second.fetch(t, "new", value(4000, 2))
+	if n := dirBytes(dir); n > cfg.DiskSize*11/10 {
+		t.Errorf("directory holds %d bytes after restart, cap %d", n, cfg.DiskSize)
+	}
+}
+
+func TestCoalescing(t *testing.T) {
+	e := newEnv(t, Config{Enabled: true, MemorySize: 1 << 20, MaxItemSize: 1 << 20})
+	release := make(chan struct{})
+	var calls atomic.Int64
+	render := func(ctx context.Context) ([]byte, error) {
+		calls.Add(1)
+		<-release
+		return []byte("img"), nil
+	}
+	var wg sync.WaitGroup
+	entered := make(chan struct{}, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			entered <- struct{}{}
+			v, _, err := e.c.Fetch(context.Background(), "same", render)
+			if err != nil || string(v) != "img" {
+				t.Errorf("%q %v", v, err)
+			}
+		}()
+	}
+	for range 20 {
+		<-entered
+	}
+	close(release)
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d renders for 20 identical requests", n)
+	}
+}
+
+func TestLeaderLeavingDoesNotCancelOthers(t *testing.T) {
+	e := newEnv(t, Config{Enabled: true, MemorySize: 1 << 20, MaxItemSize: 1 << 20})
+	started, release := make(chan struct{}), make(chan struct{})
+	render := func(ctx context.Context) ([]byte, error) {
+		close(started)
+		select {
+		case <-release:
+			return []byte("img"), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	leaderCtx, leave := context.WithCancel(context.Background())
+	leaderErr := make(chan error, 1)
+	go func() {
+		_, _, err := e.c.Fetch(leaderCtx, "k", render)
+		leaderErr <- err
+	}()
+	<-started
+	follower := make(chan []byte, 1)
+	go func() {
+		v, _, _ := e.c.Fetch(context.Background(), "k", func(context.Context) ([]byte, error) { return nil, errors.New("second render") })
+		follower <- v
+	}()
+	// Wait until the follower has joined the flight.
+	for {
+		f := e.c.(*tiered).flight.waiting("k")
+		if f == 2 {
+			break
+		}
+	}
+	leave()
+	if err := <-leaderErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("leader: %v", err)
+	}
+	close(release)
+	if v := <-follower; string(v) != "img" {
+		t.Fatalf("follower got %q", v)
+	}
+}
+
+func TestRenderCancelledWhenEveryoneLeaves(t *testing.T) {
+	e := newEnv(t, Config{Enabled: true, MemorySize: 1 << 20, MaxItemSize: 1 << 20})
+	cancelled := make(chan struct{})
+	started := make(chan struct{})
+	render := func(ctx context.Context) ([]byte, error) {
+		close(started)
+		<-ctx.Done()
+		close(cancelled)
+		return nil, ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go e.c.Fetch(ctx, "k", render)
+	<-started
+	cancel()
+	<-cancelled // the test would hang here if the render kept running
+}
+
+func TestErrorsAreNotCached(t *testing.T) {
+	e := newEnv(t, diskConfig(t.TempDir()))
+	boom := errors.New("boom")
+	if _, _, err := e.c.Fetch(context.Background(), "k", func(context.Context) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if got := e.fetch(t, "k", []byte("ok")); got != StatusMiss {
+		t.Errorf("after an error: %s, want MISS", got)
+	}
+}
+
+func TestDisabledBypasses(t *testing.T) {
+	e := newEnv(t, Config{Enabled: false})
+	for range 2 {
+		if got := e.fetch(t, "k", []byte("v")); got != StatusBypass {
+			t.Errorf("%s, want BYPASS", got)
+		}
+	}
+	if e.calls.Load() != 2 {
+		t.Error("disabled cache stored a value")
+	}
+}
+
+func TestUnusableDirectoryDegrades(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	cases := map[string]string{
+		"parent is a file": filepath.Join(file, "cache"),
+		"path is a file":   file,
+	}
+	for name, path := range cases {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, diskConfig(path))
+			for i, want := range []Status{StatusMiss, StatusHitMemory} {
+				if got := e.fetch(t, "k", []byte("v")); got != want {
+					t.Errorf("request %d: %s, want %s", i, got, want)
+				}
+			}
+			if n := strings.Count(e.logs.String(), "level=WARN"); n != 1 {
+				t.Errorf("%d warnings, want 1:\n%s", n, e.logs.String())
+			}
+		})
+	}
+}
+
+func TestDiskFailingLaterDegrades(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, diskConfig(dir))
+	e.fetch(t, "a", []byte("v"))
+	// The disk goes away under us (unmounted, replaced by a file).
+	os.RemoveAll(dir)
+	os.WriteFile(dir, []byte("not a directory"), 0o644)
+	for i := range 3 {
+		if got := e.fetch(t, fmt.Sprintf("b%d", i), []byte("w")); got != StatusMiss {
+			t.Errorf("%s", got)
+		}
+	}
+	if n := strings.Count(e.logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings, want 1", n)
+	}
+}
