@@ -53,7 +53,7 @@ func TestBinaryServesAndLogsJSON(t *testing.T) {
 // response must arrive whole and the process must exit 0.
 func TestGracefulShutdown(t *testing.T) {
 	root := t.TempDir()
-	writeNoisePNG(t, filepath.Join(root, "big.png"), 2400, 2400)
+	writeNoisePNG(t, filepath.Join(root, "big.png"), 1600, 1600)
 	base, cmd, logs := startBinary(t, t.TempDir(), "IMAGE_PROXY_ROOT_PATH="+root)
 
 	type result struct {
@@ -72,14 +72,7 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		done <- result{resp.StatusCode, b, err}
 	}()
-	// Wait until the transform is running.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(scrape(t, base), "image_proxy_transforms_in_flight 1") {
-		if time.Now().After(deadline) {
-			t.Fatal("transform never started")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitMetric(t, base, "image_proxy_transforms_in_flight 1")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -212,4 +205,40 @@ func TestFIFOInRoot(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestHangUpFreesQueueSlot: a client that gives up while waiting for a
+// transform slot stops occupying the queue.
+func TestHangUpFreesQueueSlot(t *testing.T) {
+	root := t.TempDir()
+	writeNoisePNG(t, filepath.Join(root, "big.png"), 1600, 1600)
+	base, _, _ := startBinary(t, t.TempDir(), "IMAGE_PROXY_ROOT_PATH="+root,
+		"IMAGE_PROXY_CONCURRENCY=1", "IMAGE_PROXY_QUEUE_DEPTH=4", "IMAGE_PROXY_QUEUE_TIMEOUT=60s")
+	addr := strings.TrimPrefix(base, "http://")
+
+	// Occupy the only slot with a slow transform.
+	go http.Get(base + "/big.png?format=avif&resize_algorithm=lanczos3")
+	waitMetric(t, base, "image_proxy_transforms_in_flight 1")
+
+	// A second client queues behind it, then hangs up.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /big.png?format=png&size=77 HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitMetric(t, base, "image_proxy_transform_queue_waiting 1")
+	c.Close()
+	waitMetric(t, base, "image_proxy_transform_queue_waiting 0")
+}
+
+// waitMetric polls /metrics until a line appears, for at most 10 s.
+func waitMetric(t *testing.T, base, line string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(scrape(t, base), line+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q never appeared in /metrics", line)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

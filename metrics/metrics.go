@@ -53,6 +53,7 @@ type Metrics struct {
 	TransformDuration  *prometheus.HistogramVec // format
 	TransformsInFlight prometheus.Gauge
 	QueueRejections    prometheus.Counter
+	QueueWaiting       prometheus.Gauge
 	FallbackRequests   *prometheus.CounterVec // result
 	LibvipsMemoryBytes prometheus.GaugeFunc
 	LibvipsOpenFiles   prometheus.GaugeFunc
@@ -89,6 +90,8 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Transforms running now."),
 		QueueRejections: f.counter("image_proxy_transform_queue_rejections_total",
 			"Requests refused with 503 because no transform slot freed up in time."),
+		QueueWaiting: f.gauge("image_proxy_transform_queue_waiting",
+			"Requests waiting for a transform slot now."),
 		FallbackRequests: f.counterVec("image_proxy_fallback_requests_total",
 			"Fetches from the fallback upstream, by result.", "result"),
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -16,12 +17,13 @@ type limiter struct {
 	waiting atomic.Int64
 	depth   int64
 	timeout time.Duration
+	gauge   prometheus.Gauge
 }
 
 var errOverloaded = fail(kindOverloaded, "", nil)
 
-func newLimiter(slots, depth int, timeout time.Duration) *limiter {
-	return &limiter{sem: semaphore.NewWeighted(int64(slots)), depth: int64(depth), timeout: timeout}
+func newLimiter(slots, depth int, timeout time.Duration, waiting prometheus.Gauge) *limiter {
+	return &limiter{sem: semaphore.NewWeighted(int64(slots)), depth: int64(depth), timeout: timeout, gauge: waiting}
 }
 
 // acquire waits for a slot; the returned release must be called once.
@@ -33,7 +35,11 @@ func (l *limiter) acquire(ctx context.Context) (func(), error) {
 		l.waiting.Add(-1)
 		return nil, errOverloaded
 	}
-	defer l.waiting.Add(-1)
+	l.gauge.Inc()
+	defer func() {
+		l.waiting.Add(-1)
+		l.gauge.Dec()
+	}()
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	if err := l.sem.Acquire(ctx, 1); err != nil {

@@ -61,7 +61,9 @@ func peerContext(parent context.Context, conn net.Conn) (ctx context.Context, st
 func peerGone(raw syscall.RawConn) bool {
 	gone := false
 	var buf [1]byte
-	err := raw.Read(func(fd uintptr) bool {
+	// Control, not Read: Read honours the read deadline fasthttp set for the
+	// request, and would stop checking once it passed.
+	err := raw.Control(func(fd uintptr) {
 		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case n == 0 && err == nil:
@@ -69,7 +71,6 @@ func peerGone(raw syscall.RawConn) bool {
 		case err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR):
 			gone = true // ECONNRESET and friends
 		}
-		return true // never wait for readiness
 	})
 	return gone || err != nil
 }

@@ -84,7 +84,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg:     cfg,
 		prefix:  stripPrefix(cfg.StripPath),
 		files:   localFiles{root: root},
-		limiter: newLimiter(cfg.Concurrency, cfg.QueueDepth, cfg.QueueTimeout),
+		limiter: newLimiter(cfg.Concurrency, cfg.QueueDepth, cfg.QueueTimeout, d.Metrics.QueueWaiting),
 		render:  d.Renderer,
 		cache:   d.Cache,
 		m:       d.Metrics,

@@ -686,3 +686,15 @@ func pngHeader(w, h uint32) []byte {
 	crc := crc32IEEE(b[12:])
 	return append(b, byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc))
 }
+
+func TestTransformHEAD(t *testing.T) {
+	ts := newTestServer(t, nil)
+	_, body := ts.get(t, "/rocket.jpg?size=120&format=png")
+	resp, headBody := ts.do(t, http.MethodHead, "/rocket.jpg?size=120&format=png")
+	if resp.StatusCode != 200 || len(headBody) != 0 || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("HEAD: %d, %d body bytes, Content-Length %d (GET had %d)", resp.StatusCode, len(headBody), resp.ContentLength, len(body))
+	}
+	if resp.Header.Get("Content-Type") != "image/png" || resp.Header.Get("X-Cache-Status") != "HIT-MEMORY" {
+		t.Errorf("headers %v", resp.Header)
+	}
+}
