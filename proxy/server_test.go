@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -696,5 +697,40 @@ func TestTransformHEAD(t *testing.T) {
 	}
 	if resp.Header.Get("Content-Type") != "image/png" || resp.Header.Get("X-Cache-Status") != "HIT-MEMORY" {
 		t.Errorf("headers %v", resp.Header)
+	}
+}
+
+// TestMetricLabelsAreBounded: thousands of distinct paths and queries must
+// not create a single new series.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	ts := newTestServer(t, nil)
+	series := func() int {
+		fams, err := ts.m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range fams {
+			if strings.HasPrefix(f.GetName(), "image_proxy_") {
+				n += len(f.GetMetric())
+			}
+		}
+		return n
+	}
+	warm := func(i int) {
+		ts.get(t, fmt.Sprintf("/missing-%d.jpg", i))
+		ts.get(t, fmt.Sprintf("/rocket.jpg?v=%d", i))
+		ts.get(t, fmt.Sprintf("/rocket.jpg?size=%d", i+1))
+		ts.get(t, fmt.Sprintf("/dir%d/x.png?size=abc%d", i, i))
+	}
+	for i := range 5 {
+		warm(i)
+	}
+	before := series()
+	for i := 5; i < 300; i++ {
+		warm(i)
+	}
+	if after := series(); after != before {
+		t.Errorf("series grew from %d to %d with distinct paths", before, after)
 	}
 }
