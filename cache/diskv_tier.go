@@ -258,4 +258,3 @@ func (t *diskTier) rebuild() {
 }
 
 func (t *diskTier) close() { <-t.rebuilt }
-
