@@ -1,0 +1,83 @@
+package transform
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+
+	"image-proxy/transform/internal/vips"
+)
+
+// Benchmarks use the large photographs of ../shared/corpus when present
+// (they may not be copied into the repository); without them they skip.
+// They are measurements, not tests.
+
+func corpus(b *testing.B, name string) []byte {
+	src, err := os.ReadFile("../../shared/corpus/" + name)
+	if err != nil {
+		b.Skip("corpus not available: ", err)
+	}
+	return src
+}
+
+// benchSource picks the photo from BENCH_SOURCE (default: the baseline
+// 5120×2880 JPEG).
+func benchSource(b *testing.B) []byte {
+	name := os.Getenv("BENCH_SOURCE")
+	if name == "" {
+		name = "volna-baseline-5120x2880.jpg"
+	}
+	if src, err := os.ReadFile(name); err == nil {
+		return src
+	}
+	return corpus(b, name)
+}
+
+// BenchmarkFloor is the yardstick: decode-shrink-resize-encode with the
+// bindings directly (jpegload shrink=8, lanczos3 resize, WebP q80), no
+// sniffing, checks or HTTP. Run it with the same parallelism as the server.
+func BenchmarkFloor(b *testing.B) {
+	src := benchSource(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			img, err := vips.NewJpegloadBuffer(src, &vips.JpegloadBufferOptions{Shrink: 8, Access: vips.AccessSequential})
+			if err != nil {
+				b.Fatal(err)
+			}
+			scale := 400 / float64(max(img.Width(), img.Height()))
+			if err := img.Resize(scale, &vips.ResizeOptions{Kernel: vips.KernelLanczos3}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := img.WebpsaveBuffer(&vips.WebpsaveBufferOptions{Q: 80, Effort: 4}); err != nil {
+				b.Fatal(err)
+			}
+			img.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "img/s")
+}
+
+// BenchmarkRender is the same work through Render: what the server pays
+// per cold transform, without HTTP.
+func BenchmarkRender(b *testing.B) {
+	src := benchSource(b)
+	for _, f := range []Format{FormatWebP, FormatJPEG, FormatAVIF} {
+		b.Run(f.String(), func(b *testing.B) {
+			cfg := DefaultConfig()
+			if s, err := strconv.Atoi(os.Getenv("BENCH_AVIF_SPEED")); err == nil {
+				cfg.AVIFSpeed = s
+			}
+			tr := New(cfg)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := tr.Render(context.Background(), src, Options{Box: 400, Format: f}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "img/s")
+		})
+	}
+}
