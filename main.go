@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -122,8 +123,16 @@ func serve(s settings, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "drain_timeout", s.ShutdownTimeout.String())
+	deadline := time.Now().Add(s.ShutdownTimeout)
 	if err := srv.App().ShutdownWithTimeout(s.ShutdownTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	// Renders nobody waits for any more may still be running; libvips must
+	// not be shut down under them.
+	dctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := srv.Drain(dctx); err != nil {
+		log.Warn("renders still running at the end of the drain time", "err", err)
 	}
 	return nil
 }

@@ -49,3 +49,13 @@ func (l *limiter) acquire(ctx context.Context) (func(), error) {
 }
 
 func (l *limiter) release() { l.sem.Release(1) }
+
+// drain waits until every slot is free: renders that outlived their
+// requests have finished, so libvips can be shut down under nobody.
+func (l *limiter) drain(ctx context.Context, slots int) error {
+	if err := l.sem.Acquire(ctx, int64(slots)); err != nil {
+		return err
+	}
+	l.sem.Release(int64(slots))
+	return nil
+}

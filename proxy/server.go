@@ -118,6 +118,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 // App is the Fiber application, for Listen and for app.Test in tests.
 func (s *Server) App() *fiber.App { return s.app }
 
+// Drain waits, up to ctx's deadline, until no render is running.
+func (s *Server) Drain(ctx context.Context) error { return s.limiter.drain(ctx, s.cfg.Concurrency) }
+
 // Close releases the root directory handle.
 func (s *Server) Close() error { return s.files.root.Close() }
 
