@@ -107,5 +107,8 @@ func vipsError() error {
 }
 
 // avifEffort maps the contract's speed (1-10, higher = faster) onto libvips'
-// heifsave effort (0-9, higher = slower): speed 6 is libvips' default effort 4.
-func avifEffort(speed int) int { return min(9, max(0, 10-speed)) }
+// heifsave effort (0-9, higher = slower). The default speed 6 becomes
+// effort 3: measured on a 5120×2880 source → 400 px, effort 4 (libvips'
+// default) costs 4.2× a WebP, effort 3 costs 1.7× (docs/benchmarks.md).
+// Speeds 9 and 10 are both effort 0, libvips' fastest.
+func avifEffort(speed int) int { return min(9, max(0, 9-speed)) }
