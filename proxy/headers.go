@@ -8,6 +8,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"image-proxy/cache"
 	"image-proxy/transform"
@@ -38,7 +39,8 @@ func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
 	}
 	rh.Set(fiber.HeaderETag, h.etag)
 	if !h.lastModified.IsZero() {
-		rh.Set(fiber.HeaderLastModified, h.lastModified.UTC().Format(http.TimeFormat))
+		var buf [32]byte
+		rh.SetBytesV(fiber.HeaderLastModified, fasthttp.AppendHTTPDate(buf[:0], h.lastModified))
 	}
 	switch {
 	case h.varyDPR && h.varyAccept:
@@ -61,12 +63,13 @@ func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
 
 // strongETag hashes a source identity or cache key into a quoted strong ETag.
 func strongETag(key string) string {
-	var b [8]byte
+	var b [18]byte
+	b[0], b[17] = '"', '"'
 	sum := xxhash.Sum64String(key)
-	for i := range b {
-		b[i] = byte(sum >> (56 - 8*i))
+	for i := 0; i < 8; i++ {
+		hex.Encode(b[1+2*i:3+2*i], []byte{byte(sum >> (56 - 8*i))})
 	}
-	return `"` + hex.EncodeToString(b[:]) + `"`
+	return string(b[:])
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).

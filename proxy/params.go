@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -214,4 +215,54 @@ func (a acceptClass) resolve(src transform.Format) transform.Format {
 		return src
 	}
 	return transform.FormatJPEG
+}
+
+// splitTarget splits a raw request target into its still-encoded path and
+// query. Working on the raw bytes keeps fasthttp's path normalisation (which
+// would resolve "..") out of the way, and skips parsing we do not need.
+func splitTarget(target string) (path, query string) {
+	if i := strings.Index(target, "://"); i >= 0 && !strings.Contains(target[:i], "/") {
+		// absolute-form: drop scheme and authority
+		rest := target[i+3:]
+		if j := strings.IndexAny(rest, "/?"); j >= 0 {
+			target = rest[j:]
+		} else {
+			target = "/"
+		}
+	}
+	target, _, _ = strings.Cut(target, "#")
+	path, query, _ = strings.Cut(target, "?")
+	return path, query
+}
+
+// rawQuery reads values from an encoded query string the way browsers and
+// CDNs encode them ("+" is a space); unlike url.ParseQuery it allocates only
+// for the keys asked for.
+func rawQuery(query string) queryValues {
+	return func(key string) []string {
+		var out []string
+		for rest := query; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, "&")
+			if part == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(part, "=")
+			if k != key {
+				if !strings.ContainsAny(k, "%+") {
+					continue
+				}
+				if dk, err := url.QueryUnescape(k); err != nil || dk != key {
+					continue
+				}
+			}
+			if strings.ContainsAny(v, "%+") {
+				if dv, err := url.QueryUnescape(v); err == nil {
+					v = dv
+				}
+			}
+			out = append(out, v)
+		}
+		return out
+	}
 }

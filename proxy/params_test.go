@@ -9,9 +9,38 @@ import (
 	"image-proxy/transform"
 )
 
-func values(raw string) queryValues {
-	q, _ := url.ParseQuery(raw)
-	return func(k string) []string { return q[k] }
+func values(raw string) queryValues { return rawQuery(raw) }
+
+func TestRawQueryMatchesParseQuery(t *testing.T) {
+	for _, raw := range []string{"size=1&size=2", "a=%20b&c=d+e", "%73ize=5", "size", "size=", "x=%zz&size=3", "&&size=4&", "format=web%70"} {
+		want, _ := url.ParseQuery(raw)
+		for _, k := range []string{"size", "a", "c", "format", "x"} {
+			got := rawQuery(raw)(k)
+			if strings.Join(got, "|") != strings.Join(want[k], "|") || len(got) != len(want[k]) {
+				if !(k == "x" && raw == "x=%zz&size=3") { // ParseQuery drops the whole pair
+					t.Errorf("%q[%s] = %q, ParseQuery says %q", raw, k, got, want[k])
+				}
+			}
+		}
+	}
+}
+
+func TestSplitTarget(t *testing.T) {
+	cases := map[string][2]string{
+		"/a.jpg?size=1":             {"/a.jpg", "size=1"},
+		"/a.jpg":                    {"/a.jpg", ""},
+		"http://host:8/a/b.jpg?x=1": {"/a/b.jpg", "x=1"},
+		"HTTP://host":               {"/", ""},
+		"/a.jpg?x=1#frag":           {"/a.jpg", "x=1"},
+		"/a/http://b.jpg":           {"/a/http://b.jpg", ""},
+		"/%2e%2e/x?u=http://evil/":  {"/%2e%2e/x", "u=http://evil/"},
+	}
+	for in, want := range cases {
+		p, q := splitTarget(in)
+		if p != want[0] || q != want[1] {
+			t.Errorf("%q → %q, %q; want %q", in, p, q, want)
+		}
+	}
 }
 
 func TestParseRequest(t *testing.T) {

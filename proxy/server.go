@@ -83,7 +83,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		prefix:  stripPrefix(cfg.StripPath),
-		files:   localFiles{root: root},
+		files:   localFiles{root: root, dir: cfg.RootPath},
 		limiter: newLimiter(cfg.Concurrency, cfg.QueueDepth, cfg.QueueTimeout, d.Metrics.QueueWaiting),
 		render:  d.Renderer,
 		cache:   d.Cache,
@@ -161,21 +161,14 @@ func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 	if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {
 		return metrics.KindError, cache.StatusBypass, fail(kindMethod, "", nil)
 	}
-	rel, err := resolvePath(string(c.Request().URI().PathOriginal()), s.prefix)
+	rawPath, rawQ := splitTarget(string(c.Request().Header.RequestURI()))
+	rel, err := resolvePath(rawPath, s.prefix)
 	if errors.Is(err, errBadEscape) {
 		return metrics.KindError, cache.StatusBypass, fail(kindBadRequest, "The path has malformed percent-encoding.", nil)
 	} else if err != nil {
 		return metrics.KindError, cache.StatusBypass, fail(kindNotFound, "", err)
 	}
-	args := c.Request().URI().QueryArgs()
-	req, err := parseRequest(func(key string) []string {
-		vs := args.PeekMulti(key)
-		out := make([]string, len(vs))
-		for i, v := range vs {
-			out[i] = string(v)
-		}
-		return out
-	}, c.Get("Sec-CH-DPR"), s.cfg.MaxSize)
+	req, err := parseRequest(rawQuery(rawQ), c.Get("Sec-CH-DPR"), s.cfg.MaxSize)
 	if err != nil {
 		return metrics.KindError, cache.StatusBypass, err
 	}
