@@ -54,11 +54,12 @@ hwm_mb() { awk '/^VmHWM/{printf "%.0f", $2/1024}' "/proc/$server_pid/status"; }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}'; }
 to_mb() { awk '{v=$1; if (v ~ /GB$/) {sub(/GB/,"",v); v*=1024} else if (v ~ /MB$/) {sub(/MB/,"",v)} else if (v ~ /KB$/) {sub(/KB/,"",v); v/=1024} else {sub(/B/,"",v); v/=1048576}; printf "%.1f", v}'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-wrk_runs() {
+wrk_runs() { # NAME CONNECTIONS URL [wrk args...]
 	local name=$1 conns=$2 url=$3 r out
+	shift 3
 	: >"$tmp/runs"
 	for r in $(seq "$RUNS"); do
-		out=$(wrk -t2 -c"$conns" -d"$DURATION" --latency "$url")
+		out=$(wrk -t2 -c"$conns" -d"$DURATION" --latency "$@" "$url")
 		echo "$(echo "$out" | awk '/^Requests\/sec/{print $2}') \
 $(echo "$out" | awk '$1=="50%"{print $2}' | to_ms) \
 $(echo "$out" | awk '$1=="99%"{print $2}' | to_ms) \
@@ -92,7 +93,7 @@ for w in "cold-webp baseline.jpg format=webp" "cold-webp-progressive progressive
 	set -- $w
 	stop_server
 	start_server IMAGE_PROXY_ENABLE_CACHE=false
-	wrk_runs "$1" $((CONC * 2)) "$base/$2?size=400&$3"
+	wrk_runs "$1" $((CONC * 2)) "$base/$2?$3" -s docs/bench/cold.lua
 	echo "$1-peak $(hwm_mb)" >>"$tmp/rss"
 done
 sleep 3
@@ -160,7 +161,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "- machine: $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM, shared and noisy: compare ratios within one run"
 	echo "- libvips $(pkg-config --modversion vips), $(go version | cut -d' ' -f3), wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
 	echo "- sources: $source_note"
-	echo "- server: IMAGE_PROXY_CONCURRENCY=$CONC; cold runs with the cache off, \`wrk -t2 -c$((CONC * 2)) -d$DURATION --latency\`; hits and passthrough \`wrk -t2 -c16\`"
+	echo "- server: IMAGE_PROXY_CONCURRENCY=$CONC; cold runs with the cache off and a different size (300-499 px) on every request (docs/bench/cold.lua, so nothing coalesces), \`wrk -t2 -c$((CONC * 2)) -d$DURATION --latency -s docs/bench/cold.lua\`; hits and passthrough \`wrk -t2 -c16\`"
 	echo "- every number is the median of $RUNS runs"
 	echo
 	echo "## Cold transforms against the floor"
