@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/png"
 	"io"
@@ -240,5 +241,92 @@ func waitMetric(t *testing.T, base, line string) {
 			t.Fatalf("%q never appeared in /metrics", line)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHostileRoot throws crafted files, escape paths and an overload burst at
+// the real binary: every answer is a clean status within a time bound, and
+// /health still answers afterwards.
+func TestHostileRoot(t *testing.T) {
+	root := t.TempDir()
+	png := func(w, h uint32) []byte {
+		b := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR")
+		b = append(b, byte(w>>24), byte(w>>16), byte(w>>8), byte(w), byte(h>>24), byte(h>>16), byte(h>>8), byte(h), 8, 2, 0, 0, 0)
+		c := crc32.ChecksumIEEE(b[12:])
+		return append(b, byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
+	}
+	rocket, _ := os.ReadFile("data/images/rocket.jpg")
+	files := map[string][]byte{
+		"bomb.png":   png(1000000, 1000000),
+		"tall.png":   png(1, 1<<30),
+		"doc.jpg":    []byte("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF"),
+		"matrix.png": []byte("3 3\n1 0 0\n0 1 0\n0 0 1\n"),
+		"pixels.gif": []byte("P5\n1 1\n255\n\x00"),
+		"page.svg":   []byte("<html><svg/></html>"),
+		"empty.webp": {},
+		"cut.jpg":    rocket[:2000],
+		"laughs.svg": []byte(`<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;"><!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">]><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>&f;</text></svg>`),
+		"ok.jpg":     rocket,
+	}
+	for name, b := range files {
+		os.WriteFile(filepath.Join(root, name), b, 0o644)
+	}
+	base, _, _ := startBinary(t, t.TempDir(), "IMAGE_PROXY_ROOT_PATH="+root,
+		"IMAGE_PROXY_CONCURRENCY=1", "IMAGE_PROXY_QUEUE_DEPTH=2", "IMAGE_PROXY_QUEUE_TIMEOUT=500ms")
+	client := http.Client{Timeout: 5 * time.Second}
+	get := func(p string) (int, http.Header) {
+		resp, err := client.Get(base + p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	cases := []struct {
+		path   string
+		status int
+	}{
+		{"/bomb.png?size=10", 422}, {"/tall.png?size=10", 422},
+		{"/doc.jpg", 415}, {"/doc.jpg?size=10", 415},
+		{"/matrix.png?format=png", 415}, {"/pixels.gif?size=5", 415},
+		{"/page.svg", 415}, {"/empty.webp?size=5", 415},
+		{"/cut.jpg?size=10", 422}, {"/laughs.svg?size=10", 200},
+		{"/..%2f..%2fetc%2fpasswd", 404}, {"/%2e%2e/%2e%2e/etc/passwd", 404}, {"/ok.jpg%00.png", 404},
+	}
+	for _, c := range cases {
+		start := time.Now()
+		status, _ := get(c.path)
+		if status != c.status && !(c.path == "/laughs.svg?size=10" && status == 422) {
+			t.Errorf("%s: %d, want %d", c.path, status, c.status)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s took %v", c.path, d)
+		}
+	}
+
+	// Overload: 30 distinct renders at once against one slot and a queue of 2.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, h := get(fmt.Sprintf("/ok.jpg?size=%d&format=avif", 100+i))
+			if status == 503 && (h.Get("Retry-After") == "" || h.Get("Cache-Control") != "no-store") {
+				t.Errorf("503 without Retry-After/no-store: %v", h)
+			}
+			mu.Lock()
+			counts[status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[200] == 0 || counts[503] == 0 || counts[200]+counts[503] != 30 {
+		t.Errorf("burst statuses %v, want only 200s and 503s, some of each", counts)
+	}
+	if status, _ := get("/health"); status != 200 {
+		t.Errorf("/health after the attacks: %d", status)
 	}
 }
