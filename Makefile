@@ -8,13 +8,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 GO_PACKAGES := $(shell go list ./... 2>/dev/null | grep -v /internal/vips)
 
-# What building and running needs: libvips and its headers, pkg-config, a C
-# compiler for cgo, and jemalloc (libvips' memory is given back with it; docs/soak.md).
-RUN_PACKAGES := libvips-dev pkg-config gcc libjemalloc2
+# What building and running needs: libvips and its headers, pkg-config, a C compiler for cgo.
+RUN_PACKAGES := libvips-dev pkg-config gcc
 # What the test suite adds: promtool and prometheus (deploy checks, e2e), curl (e2e).
 TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl
-# What benchmarks add: wrk for HTTP load.
-BENCH_PACKAGES := $(TEST_PACKAGES) wrk
+# What benchmarks add: wrk for HTTP load, jemalloc for the allocator comparison.
+BENCH_PACKAGES := $(TEST_PACKAGES) wrk libjemalloc2
 
 define ensure_packages
 	@missing=""; for p in $(1); do \
@@ -37,7 +36,7 @@ endef
 
 ## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
 run: build
-	LD_PRELOAD=$$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2 | head -1) $(BIN) serve
+	MALLOC_ARENA_MAX=2 $(BIN) serve
 
 build: deps
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .

@@ -5,16 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
+	"time"
 
 	"image-proxy/transform/internal/vips"
 )
 
 // Transformer renders with one set of encoder settings. It holds no libvips
 // state and is safe for concurrent use.
-type Transformer struct{ cfg Config }
+type Transformer struct {
+	cfg      Config
+	running  atomic.Int64
+	lastTrim atomic.Int64 // unix nanoseconds
+}
+
+// trimEvery bounds how often freed memory is handed back (malloc_trim walks
+// every arena).
+const trimEvery = 5 * time.Second
 
 // New returns a Transformer; cfg must be valid.
 func New(cfg Config) *Transformer { return &Transformer{cfg: cfg} }
+
+// idle is called when a render ends; the last one out trims memory.
+func (t *Transformer) idle() {
+	if t.running.Add(-1) != 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	if last := t.lastTrim.Load(); now-last > int64(trimEvery) && t.lastTrim.CompareAndSwap(last, now) {
+		go releaseMemory()
+	}
+}
 
 // Validate checks every setting against its range.
 func (c Config) Validate() error {
@@ -56,6 +77,8 @@ func internal(step string, err error) error {
 // sniff → header check → load with shrink-on-load → resize → orient →
 // sRGB → alpha → encode.
 func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Result, error) {
+	t.running.Add(1)
+	defer t.idle()
 	in := Sniff(src[:min(len(src), 4096)])
 	if in == FormatUnknown {
 		return Result{}, errUnsupported

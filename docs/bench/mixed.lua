@@ -1,17 +1,31 @@
 -- Mixed traffic for the soak: cold transforms of large photos (baseline and
--- progressive, changing sizes so most miss), memory hits, passthrough and 4xx.
-local n = 0
-request = function()
+-- progressive; box, format and algorithm cycle through ~70 000 combinations
+-- so they keep missing the cache for the whole run), memory hits,
+-- passthrough and 4xx.
+local threads = 0
+function setup(thread)
+	thread:set("id", threads)
+	threads = threads + 1
+end
+function init(args)
+	n = (id or 0) * 1000003
+end
+local formats = { "webp", "jpeg", "avif" }
+local algos = { "auto", "lanczos3", "thumbnail" }
+local function cold(photo)
+	local size = 100 + (n * 7919) % 3900
+	return "/" .. photo .. "?size=" .. size .. "&format=" .. formats[n % 3 + 1]
+		.. "&resize_algorithm=" .. algos[math.floor(n / 3) % 3 + 1]
+end
+function request()
 	n = n + 1
 	local k = n % 10
 	local path
 	if k == 0 then
-		path = "/progressive.jpg?format=webp&size=" .. (300 + n % 700)
-	elseif k == 1 or k == 2 then
-		path = "/baseline.jpg?format=webp&size=" .. (300 + n % 900)
-	elseif k == 3 then
-		path = "/baseline.jpg?format=avif&size=" .. (200 + n % 300)
-	elseif k == 4 or k == 5 or k == 6 then
+		path = cold("progressive.jpg")
+	elseif k <= 2 then
+		path = cold("baseline.jpg")
+	elseif k <= 6 then
 		path = "/baseline.jpg?size=400&format=webp"
 	elseif k == 7 then
 		path = "/small.jpg"

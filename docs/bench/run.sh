@@ -39,10 +39,9 @@ cp data/images/rocket.jpg "$tmp/root/small.jpg"
 port=$((20000 + RANDOM % 20000))
 base="http://127.0.0.1:$port"
 
-# The server runs as deployed: jemalloc preloaded (docs/soak.md).
-jemalloc=$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2 | head -1)
+# The server runs as deployed: two malloc arenas (docs/soak.md).
 start_server() { # env assignments...
-	env LD_PRELOAD="$jemalloc" IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
+	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
 		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY="$CONC" IMAGE_PROXY_QUEUE_DEPTH=1024 \
 		IMAGE_PROXY_CACHE_DISK_PATH="$tmp/cache" "$@" "$tmp/image-proxy" >>"$tmp/server.log" 2>&1 &
 	server_pid=$!
@@ -164,7 +163,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "- libvips $(pkg-config --modversion vips), $(go version | cut -d' ' -f3), wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
 	echo "- sources: $source_note"
 	echo "- server: IMAGE_PROXY_CONCURRENCY=$CONC; cold runs with the cache off and a different size (300-499 px) on every request (docs/bench/cold.lua, so nothing coalesces), \`wrk -t2 -c$((CONC * 2)) -d$DURATION --latency -s docs/bench/cold.lua\`; hits and passthrough \`wrk -t2 -c16\`"
-	echo "- the server runs as deployed, with jemalloc preloaded"
+	echo "- the server runs as deployed, with MALLOC_ARENA_MAX=2; the floor runs with glibc's defaults"
 	echo "- every number is the median of $RUNS runs"
 	echo
 	echo "## Cold transforms against the floor"
