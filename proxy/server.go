@@ -151,7 +151,8 @@ func (s *Server) serve(c *fiber.Ctx) error {
 	s.m.HTTPDuration.WithLabelValues(kind).Observe(elapsed.Seconds())
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
 		s.log.Debug("request", "method", c.Method(), "path", c.Path(), "status", code,
-			"bytes", len(c.Response().Body()), "duration_ms", float64(elapsed.Microseconds())/1000,
+			// The header, not Body(): Body() would drain a streamed file into memory.
+			"bytes", c.Response().Header.ContentLength(), "duration_ms", float64(elapsed.Microseconds())/1000,
 			"cache", status.String(), "err", errText)
 	}
 	return nil
