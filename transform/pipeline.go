@@ -14,27 +14,31 @@ import (
 // Transformer renders with one set of encoder settings. It holds no libvips
 // state and is safe for concurrent use.
 type Transformer struct {
-	cfg      Config
-	running  atomic.Int64
-	lastTrim atomic.Int64 // unix nanoseconds
+	cfg         Config
+	running     atomic.Int64
+	trimPending atomic.Bool
 }
 
-// trimEvery bounds how often freed memory is handed back (malloc_trim walks
-// every arena).
-const trimEvery = 5 * time.Second
+// trimAfter is how long renders must have stopped before freed memory is
+// handed back: long enough never to fire under steady load (the next render
+// would only fault the pages back in), short enough that RSS falls soon
+// after a burst.
+const trimAfter = 2 * time.Second
 
 // New returns a Transformer; cfg must be valid.
 func New(cfg Config) *Transformer { return &Transformer{cfg: cfg} }
 
-// idle is called when a render ends; the last one out trims memory.
+// idle is called when a render ends; the last one out schedules a trim.
 func (t *Transformer) idle() {
-	if t.running.Add(-1) != 0 {
+	if t.running.Add(-1) != 0 || !t.trimPending.CompareAndSwap(false, true) {
 		return
 	}
-	now := time.Now().UnixNano()
-	if last := t.lastTrim.Load(); now-last > int64(trimEvery) && t.lastTrim.CompareAndSwap(last, now) {
-		go releaseMemory()
-	}
+	time.AfterFunc(trimAfter, func() {
+		t.trimPending.Store(false)
+		if t.running.Load() == 0 {
+			releaseMemory()
+		}
+	})
 }
 
 // Validate checks every setting against its range.
