@@ -1,4 +1,6 @@
 # syntax=docker/dockerfile:1
+# image-proxy: build with `docker build --build-arg VERSION=$(git describe --tags --always) .`
+#
 # Both stages are Debian 12 (bookworm): the committed libvips bindings were
 # generated for bookworm's libvips 8.14, so build and runtime must match it.
 
@@ -8,41 +10,56 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
-RUN go mod download
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
-# cgo is required (libvips), so the binary links libvips dynamically; -trimpath
-# and -s -w keep it small and reproducible.
-RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/image-proxy .
+# cgo is required (libvips), so the binary cannot be fully static: it links
+# libvips and glibc dynamically and needs the same Debian release at run
+# time. -trimpath and -s -w keep it small and reproducible.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=1 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/image-proxy .
 
 FROM debian:bookworm-slim
-# libvips42 is the runtime library only (no headers, no compiler). Debian
+# libvips42: the runtime library only (no headers, no compiler). Debian
 # builds it with many optional loaders (PDF, ImageMagick...); image-proxy
-# blocks all of them at start-up and only ever calls its own allow-list.
+# blocks the untrusted ones at start-up. libjemalloc2 (~0.3 MB) is here so
+# the allocator can be switched with an environment variable, no rebuild.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libvips42 ca-certificates \
+ && apt-get install -y --no-install-recommends libvips42 libjemalloc2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin imageproxy \
+ && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin imageproxy \
  && mkdir -p /app/data /app/cache \
- && chown imageproxy /app/cache
+ && chown imageproxy:imageproxy /app/cache
 COPY --from=build /out/image-proxy /usr/local/bin/image-proxy
+COPY --chmod=0755 deploy/healthcheck.sh /usr/local/bin/healthcheck
 
-# Allocator: libvips allocates and frees large pixel buffers from many
-# threads; with glibc's default per-thread arenas RSS keeps climbing under
-# load (1.2 GB after 150 s of progressive JPEGs). Two arenas keep it at the
-# working set, and image-proxy trims freed memory when renders go idle.
-# jemalloc kept RSS lower still but made cold transforms 28 % slower
-# (docs/soak.md has the measurements).
-ENV MALLOC_ARENA_MAX=2 \
-    IMAGE_PROXY_BIND_ADDRESS=0.0.0.0:8000 \
+# ---- ALLOCATOR (the one line to flip) -------------------------------------
+# libvips allocates and frees large pixel buffers from many threads; with
+# glibc's default per-thread arenas RSS keeps climbing under load (1.2 GB
+# after 150 s of progressive JPEGs). Measured (docs/bench/soak-notes.md):
+#   MALLOC_ARENA_MAX=2 holds RSS at the working set at full speed, and
+#   image-proxy calls malloc_trim when renders go idle;
+#   jemalloc returns even more memory but cost 28 % of cold-render throughput.
+# Chosen: MALLOC_ARENA_MAX=2. To use jemalloc instead, replace the line below
+# with (path for amd64; arm64 is /usr/lib/aarch64-linux-gnu/...):
+#   ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+ENV MALLOC_ARENA_MAX=2
+# ---------------------------------------------------------------------------
+
+ENV IMAGE_PROXY_BIND_ADDRESS=0.0.0.0:8000 \
     IMAGE_PROXY_ROOT_PATH=/app/data \
     IMAGE_PROXY_CACHE_DISK_PATH=/app/cache
 
-USER imageproxy
+USER imageproxy:imageproxy
 WORKDIR /app
 EXPOSE 8000
-# bash's /dev/tcp keeps curl out of the image.
-HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8000 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '\"status\":\"ok\"' <&3"]
+# No curl/wget in the slim image and no healthcheck subcommand in the binary:
+# deploy/healthcheck.sh speaks HTTP over bash's /dev/tcp (bash is part of
+# every Debian image), reading the port from IMAGE_PROXY_BIND_ADDRESS.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/healthcheck"]
+# SIGTERM drains for IMAGE_PROXY_SHUTDOWN_TIMEOUT (30 s): give `docker stop`
+# a longer grace period (compose.yaml sets stop_grace_period).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/image-proxy"]
 CMD ["serve"]
