@@ -22,8 +22,9 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM debian:bookworm-slim
 # libvips42: the runtime library only (no headers, no compiler). Debian
 # builds it with many optional loaders (PDF, ImageMagick...); image-proxy
-# blocks the untrusted ones at start-up. libjemalloc2 (~0.3 MB) is here so
-# the allocator can be switched with an environment variable, no rebuild.
+# blocks every loader and saver outside its allow-list at start-up.
+# libjemalloc2 (0.9 MB) is here so the allocator can be switched with an
+# environment variable, no rebuild.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libvips42 libjemalloc2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

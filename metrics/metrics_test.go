@@ -2,15 +2,19 @@ package metrics
 
 import (
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
 
-// The contract's metric table: name → type and label names.
+// The contract's metric table (shared/docs/CONTRACT.md) plus our own
+// additions: name → type and label names.
 var contract = map[string]struct {
 	typ    dto.MetricType
 	labels string
@@ -28,10 +32,22 @@ var contract = map[string]struct {
 	"image_proxy_fallback_requests_total":          {dto.MetricType_COUNTER, "result"},
 }
 
-func TestContractMetrics(t *testing.T) {
+var ours = map[string]struct {
+	typ    dto.MetricType
+	labels string
+}{
+	"image_proxy_cache_corrupt_entries_total": {dto.MetricType_COUNTER, ""},
+	"image_proxy_transform_queue_waiting":     {dto.MetricType_GAUGE, ""},
+	"image_proxy_libvips_memory_bytes":        {dto.MetricType_GAUGE, ""},
+	"image_proxy_libvips_open_files":          {dto.MetricType_GAUGE, ""},
+}
+
+// touched builds the collectors and gives every vector one child, since
+// vectors only appear in the output once they have one.
+func touched(t *testing.T, vips VipsStats) (*Metrics, map[string]*dto.MetricFamily) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	m := New(reg, func() (int64, int64) { return 123, 4 })
-	// Vectors only appear once they have a child.
+	m := New(reg, vips)
 	m.HTTPRequests.WithLabelValues("200", KindTransform).Inc()
 	m.HTTPDuration.WithLabelValues(KindTransform).Observe(0.1)
 	m.CacheRequests.WithLabelValues(TierMemory, "hit").Inc()
@@ -41,8 +57,12 @@ func TestContractMetrics(t *testing.T) {
 	m.Transforms.WithLabelValues("webp", "ok").Inc()
 	m.TransformDuration.WithLabelValues("webp").Observe(0.2)
 	m.FallbackRequests.WithLabelValues(FallbackOK).Inc()
+	return m, gather(t, reg)
+}
 
-	families, err := reg.Gather()
+func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {
+	t.Helper()
+	families, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,31 +70,127 @@ func TestContractMetrics(t *testing.T) {
 	for _, f := range families {
 		got[f.GetName()] = f
 	}
-	for name, want := range contract {
-		f, ok := got[name]
-		if !ok {
-			t.Errorf("%s is not exported", name)
-			continue
-		}
-		if f.GetType() != want.typ {
-			t.Errorf("%s is a %v, want %v", name, f.GetType(), want.typ)
-		}
-		var labels []string
-		for _, l := range f.GetMetric()[0].GetLabel() {
-			labels = append(labels, l.GetName())
-		}
-		sort.Strings(labels)
-		if strings.Join(labels, ",") != want.labels {
-			t.Errorf("%s labels %v, want %s", name, labels, want.labels)
+	return got
+}
+
+func TestContractMetrics(t *testing.T) {
+	_, got := touched(t, func() (int64, int64) { return 123, 4 })
+	check := func(table map[string]struct {
+		typ    dto.MetricType
+		labels string
+	}) {
+		for name, want := range table {
+			f, ok := got[name]
+			if !ok {
+				t.Errorf("%s is not exported", name)
+				continue
+			}
+			if f.GetType() != want.typ {
+				t.Errorf("%s is a %v, want %v", name, f.GetType(), want.typ)
+			}
+			var labels []string
+			for _, l := range f.GetMetric()[0].GetLabel() {
+				labels = append(labels, l.GetName())
+			}
+			sort.Strings(labels)
+			if strings.Join(labels, ",") != want.labels {
+				t.Errorf("%s labels %v, want %s", name, labels, want.labels)
+			}
 		}
 	}
-	for _, std := range []string{"go_goroutines", "process_resident_memory_bytes", "image_proxy_libvips_memory_bytes", "image_proxy_libvips_open_files"} {
+	check(contract)
+	check(ours)
+	// "plus the standard Go and process collectors"
+	for _, std := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes", "process_open_fds"} {
 		if _, ok := got[std]; !ok {
 			t.Errorf("%s missing", std)
 		}
 	}
-	if v := got["image_proxy_libvips_memory_bytes"].GetMetric()[0].GetGauge().GetValue(); v != 123 {
-		t.Errorf("libvips memory gauge %v", v)
+	// Nothing else under our prefix: a new metric belongs in the tables above
+	// and in docs/operations.md.
+	for name := range got {
+		if _, c := contract[name]; strings.HasPrefix(name, "image_proxy_") && !c {
+			if _, o := ours[name]; !o {
+				t.Errorf("%s is exported but not listed in this test (and so probably not documented)", name)
+			}
+		}
+	}
+}
+
+func TestLibvipsGaugesReadAtScrapeTime(t *testing.T) {
+	var mem atomic.Int64
+	mem.Store(123)
+	reg := prometheus.NewRegistry()
+	New(reg, func() (int64, int64) { return mem.Load(), 4 })
+	if v := gather(t, reg)["image_proxy_libvips_memory_bytes"].GetMetric()[0].GetGauge().GetValue(); v != 123 {
+		t.Errorf("libvips memory %v, want 123", v)
+	}
+	mem.Store(456)
+	got := gather(t, reg)
+	if v := got["image_proxy_libvips_memory_bytes"].GetMetric()[0].GetGauge().GetValue(); v != 456 {
+		t.Errorf("libvips memory %v after a change, want 456: the gauge must read libvips on each scrape", v)
+	}
+	if v := got["image_proxy_libvips_open_files"].GetMetric()[0].GetGauge().GetValue(); v != 4 {
+		t.Errorf("libvips open files %v, want 4", v)
+	}
+}
+
+func TestNilVipsOmitsLibvipsGauges(t *testing.T) {
+	_, got := touched(t, nil)
+	for _, name := range []string{"image_proxy_libvips_memory_bytes", "image_proxy_libvips_open_files"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("%s exported without a libvips stats function", name)
+		}
+	}
+	if _, ok := got["image_proxy_http_requests_total"]; !ok {
+		t.Error("the other collectors must still be there")
+	}
+}
+
+// No global state: nothing lands on the default registry, and two instances
+// on two registries do not collide.
+func TestNoDefaultRegistry(t *testing.T) {
+	New(prometheus.NewRegistry(), nil)
+	New(prometheus.NewRegistry(), func() (int64, int64) { return 0, 0 })
+	for name := range gather(t, prometheus.DefaultGatherer) {
+		if strings.HasPrefix(name, "image_proxy_") {
+			t.Errorf("%s registered on the default registry", name)
+		}
+	}
+}
+
+func TestLintClean(t *testing.T) {
+	m, _ := touched(t, func() (int64, int64) { return 1, 1 })
+	problems, err := testutil.GatherAndLint(m.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "image_proxy_") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+	for name, f := range gather(t, m.Registry) {
+		if strings.HasPrefix(name, "image_proxy_") && len(f.GetHelp()) < 10 {
+			t.Errorf("%s: help text %q says too little for an operator", name, f.GetHelp())
+		}
+	}
+}
+
+// Label values come from the documented fixed sets.
+func TestLabelValueConstants(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"kind", []string{KindPassthrough, KindTransform, KindError}, []string{"passthrough", "transform", "error"}},
+		{"tier", []string{TierMemory, TierDisk}, []string{"memory", "disk"}},
+		{"fallback result", []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout},
+			[]string{"ok", "not_found", "error", "too_large", "timeout"}},
+	} {
+		if !slices.Equal(c.got, c.want) {
+			t.Errorf("%s values %v, the contract says %v", c.name, c.got, c.want)
+		}
 	}
 }
 
@@ -83,13 +199,38 @@ func TestHandlerServesTextFormat(t *testing.T) {
 	m.QueueRejections.Inc()
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), "image_proxy_transform_queue_rejections_total 1") {
-		t.Fatalf("%s", rec.Body.String())
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q, want the Prometheus text format", ct)
+	}
+	body := rec.Body.String()
+	for _, want := range []string{
+		"# TYPE image_proxy_transform_queue_rejections_total counter",
+		"image_proxy_transform_queue_rejections_total 1",
+		"image_proxy_transforms_in_flight 0",
+		"process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 
 func TestHistogramBucketsSpanImageWork(t *testing.T) {
+	if !slices.IsSorted(durationBuckets) {
+		t.Errorf("buckets %v are not ascending", durationBuckets)
+	}
 	if durationBuckets[0] > 0.001 || durationBuckets[len(durationBuckets)-1] < 30 {
 		t.Errorf("buckets %v do not span 1 ms to tens of seconds", durationBuckets)
+	}
+	// Both histograms use them (a 5 s p99 alert needs a bound at 5 s).
+	_, got := touched(t, nil)
+	for _, name := range []string{"image_proxy_http_request_duration_seconds", "image_proxy_transform_duration_seconds"} {
+		var bounds []float64
+		for _, b := range got[name].GetMetric()[0].GetHistogram().GetBucket() {
+			bounds = append(bounds, b.GetUpperBound())
+		}
+		if !slices.Equal(bounds, durationBuckets) || !slices.Contains(bounds, 5) {
+			t.Errorf("%s buckets %v, want %v", name, bounds, durationBuckets)
+		}
 	}
 }
