@@ -40,9 +40,12 @@ func (l *limiter) acquire(ctx context.Context) (func(), error) {
 		l.waiting.Add(-1)
 		l.gauge.Dec()
 	}()
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	wctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	if err := l.sem.Acquire(ctx, 1); err != nil {
+	if err := l.sem.Acquire(wctx, 1); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // the client left: not an overload
+		}
 		return nil, errOverloaded
 	}
 	return l.release, nil

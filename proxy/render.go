@@ -83,7 +83,9 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 func (s *Server) renderSource(ctx context.Context, src source, opts transform.Options, auto bool, accept acceptClass) ([]byte, error) {
 	release, err := s.limiter.acquire(ctx)
 	if err != nil {
-		s.m.QueueRejections.Inc()
+		if errors.Is(err, errOverloaded) {
+			s.m.QueueRejections.Inc()
+		}
 		return nil, err
 	}
 	defer release()
