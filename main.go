@@ -81,6 +81,9 @@ func serve(s settings, log *slog.Logger) error {
 		AVIFQuality: s.AVIFQuality, AVIFSpeed: s.AVIFSpeed, PNGCompression: s.PNGCompression,
 		MaxSourcePixels: s.MaxSourcePixels,
 	}
+	if err := tcfg.Validate(); err != nil {
+		return err
+	}
 	c, err := cache.New(cache.Config{
 		Enabled: s.EnableCache, MemorySize: s.CacheMemorySize, MaxItemSize: s.CacheMaxItemSize,
 		DiskEnabled: s.EnableDiskCache, DiskSize: s.CacheDiskSize, DiskPath: s.CacheDiskPath,
