@@ -1,5 +1,10 @@
-# syntax=docker/dockerfile:1
 # image-proxy: build with `docker build --build-arg VERSION=$(git describe --tags --always) .`
+#
+# Plain Dockerfile syntax, so the legacy builder works too (Debian 12's
+# Docker 20.10 uses it unless DOCKER_BUILDKIT=1): no RUN --mount, no
+# COPY --chmod, no heredocs. And no "# syntax=" line, which makes BuildKit
+# fetch a frontend image from a registry even when every base image is local
+# (air-gapped builds fail); the built-in frontend does all this file needs.
 #
 # Both stages are Debian 12 (bookworm): the committed libvips bindings were
 # generated for bookworm's libvips 8.14, so build and runtime must match it.
@@ -9,15 +14,17 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libvips-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Modules in their own layer, before the sources: without cache mounts this
+# is what spares a re-download when only code changed. (The compile itself,
+# libvips bindings included, starts from scratch on every source change.)
 COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
+RUN go mod download
 COPY . .
 ARG VERSION=dev
 # cgo is required (libvips), so the binary cannot be fully static: it links
 # libvips and glibc dynamically and needs the same Debian release at run
 # time. -trimpath and -s -w keep it small and reproducible.
-RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=1 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/image-proxy .
+RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/image-proxy .
 
 FROM debian:bookworm-slim
 # libvips42: the runtime library only (no headers, no compiler). Debian
@@ -32,7 +39,10 @@ RUN apt-get update \
  && mkdir -p /app/data /app/cache \
  && chown imageproxy:imageproxy /app/cache
 COPY --from=build /out/image-proxy /usr/local/bin/image-proxy
-COPY --chmod=0755 deploy/healthcheck.sh /usr/local/bin/healthcheck
+COPY deploy/healthcheck.sh /usr/local/bin/healthcheck
+# The checkout's file mode is not to be trusted (archives, Windows), and
+# COPY --chmod needs BuildKit.
+RUN chmod 0755 /usr/local/bin/healthcheck
 
 # ---- ALLOCATOR (the one line to flip) -------------------------------------
 # libvips allocates and frees large pixel buffers from many threads; with

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -107,9 +107,56 @@ func TestVersionCommand(t *testing.T) {
 	}
 }
 
+// hangGuard bounds every wait for an event that only a regression can
+// prevent (a server that never starts, answers or exits): the test fails
+// instead of hanging. It is no statement about speed: the slowest wait it
+// guards, a 1600×1600 AVIF render, takes seconds even on a loaded machine.
+const hangGuard = 2 * time.Minute
+
+// logSink collects a child's stdout and stderr. os/exec copies both into
+// it on goroutines of its own, hence the lock; cmd.Wait returns only once
+// those copies are done, so after the exit every line is here.
+type logSink struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// binaryProcess is a running image-proxy.
+type binaryProcess struct {
+	base   string // http://host:port
+	cmd    *exec.Cmd
+	logs   *logSink
+	exited chan struct{} // closed once the process has exited and all its output is in logs
+	err    error         // cmd.Wait's result, set before exited is closed
+}
+
+// wait waits for the process to exit and returns cmd.Wait's result.
+func (p *binaryProcess) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(hangGuard):
+		t.Fatalf("the server did not exit within %v:\n%s", hangGuard, p.logs.String())
+		return nil
+	}
+}
+
 // startBinary runs the real server on a free loopback port and waits until
-// /health answers.
-func startBinary(t *testing.T, dir string, env ...string) (string, *exec.Cmd, *strings.Builder) {
+// it accepts connections.
+func startBinary(t *testing.T, dir string, env ...string) *binaryProcess {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -118,44 +165,39 @@ func startBinary(t *testing.T, dir string, env ...string) (string, *exec.Cmd, *s
 	addr := l.Addr().String()
 	l.Close()
 	root, _ := filepath.Abs("data/images")
-	cmd := command(dir, append([]string{"IMAGE_PROXY_ROOT_PATH=" + root, "IMAGE_PROXY_BIND_ADDRESS=" + addr}, env...))
-	logs := &strings.Builder{}
-	stderr, _ := cmd.StderrPipe()
-	cmd.Stdout = logs
-	if err := cmd.Start(); err != nil {
+	p := &binaryProcess{base: "http://" + addr, logs: &logSink{}, exited: make(chan struct{})}
+	p.cmd = command(dir, append([]string{"IMAGE_PROXY_ROOT_PATH=" + root, "IMAGE_PROXY_BIND_ADDRESS=" + addr}, env...))
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1024)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
+		p.err = p.cmd.Wait()
+		close(p.exited)
 	}()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		select {
+		case <-p.exited:
+		case <-time.After(hangGuard):
+			t.Errorf("the server survived SIGKILL for %v", hangGuard)
+		}
+	})
+	deadline := time.Now().Add(hangGuard)
+	for {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			go func() {
-				for l := range lines {
-					logs.WriteString(l + "\n")
-				}
-			}()
-			return "http://" + addr, cmd, logs
+			return p
 		}
 		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("server exited: %s", logs.String())
-			}
-			logs.WriteString(l + "\n")
-		case <-time.After(20 * time.Millisecond):
+		case <-p.exited:
+			t.Fatalf("server exited (%v): %s", p.err, p.logs.String())
+		case <-time.After(20 * time.Millisecond): // the next dial attempt
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start within %v: %s", hangGuard, p.logs.String())
 		}
 	}
-	t.Fatalf("server did not start: %s", logs.String())
-	return "", nil, nil
 }
 
 func TestDotEnvIsReadAndEnvironmentWins(t *testing.T) {
@@ -178,7 +220,8 @@ func TestSettingsDocumented(t *testing.T) {
 		if name == "RUST_LOG" {
 			continue
 		}
-		if !regexp.MustCompile(`(?m)^` + name + `=`).Match(tmpl) {
+		// Shown commented out at its default: a copied .env changes nothing.
+		if !regexp.MustCompile(`(?m)^# ` + name + `=`).Match(tmpl) {
 			t.Errorf(".env.template lacks %s", name)
 		}
 		if !strings.Contains(string(readme), "| `"+name+"` |") {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -226,10 +227,47 @@ func TestCapacityAccountingSurvivesRestart(t *testing.T) {
 	// A smaller cap after the restart: the rebuilt index must enforce it.
 	cfg.DiskSize = 40 << 10
 	second := newEnv(t, cfg)
-	second.c.(*tiered).disk.close() // wait for the rebuild
+	rebuilt := make(chan struct{})
+	go func() {
+		second.c.(*tiered).disk.close() // returns once the index is rebuilt
+		close(rebuilt)
+	}()
+	receive(t, "the disk index rebuild", rebuilt)
 	second.fetch(t, "new", value(4000, 2))
 	if n := dirBytes(dir); n > cfg.DiskSize*11/10 {
 		t.Errorf("directory holds %d bytes after restart, cap %d", n, cfg.DiskSize)
+	}
+}
+
+// hangGuard bounds every wait for an event only a regression can prevent
+// (a render never cancelled, a waiter never joining): the test fails
+// instead of hanging. It says nothing about speed.
+const hangGuard = 30 * time.Second
+
+// receive waits for one value from ch, failing the test after hangGuard.
+func receive[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(hangGuard):
+		t.Fatalf("%s: not after %v", what, hangGuard)
+		var zero T
+		return zero
+	}
+}
+
+// waitWaiters waits until n callers wait on key's flight, failing the
+// test after hangGuard. The poll reads the state; nothing depends on its
+// interval.
+func waitWaiters(t *testing.T, e *env, key string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for e.c.(*tiered).flight.waiting(key) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers waiting for %q, want %d", e.c.(*tiered).flight.waiting(key), key, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -242,26 +280,31 @@ func TestCoalescing(t *testing.T) {
 		<-release
 		return []byte("img"), nil
 	}
-	var wg sync.WaitGroup
-	entered := make(chan struct{}, 20)
-	for range 20 {
-		wg.Add(1)
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open) // a failed wait must not leave the render blocked
+	const n = 20
+	errs := make(chan error, n)
+	for range n {
 		go func() {
-			defer wg.Done()
-			entered <- struct{}{}
 			v, _, err := e.c.Fetch(context.Background(), "same", render)
-			if err != nil || string(v) != "img" {
-				t.Errorf("%q %v", v, err)
+			if err == nil && string(v) != "img" {
+				err = fmt.Errorf("got %q", v)
 			}
+			errs <- err
 		}()
 	}
-	for range 20 {
-		<-entered
+	// All of them join the one flight before it may finish: a caller
+	// arriving later would be served by the memory tier, which proves nothing.
+	waitWaiters(t, e, "same", n)
+	open()
+	for range n {
+		if err := receive(t, "a Fetch to return", errs); err != nil {
+			t.Error(err)
+		}
 	}
-	close(release)
-	wg.Wait()
-	if n := calls.Load(); n != 1 {
-		t.Errorf("%d renders for 20 identical requests", n)
+	if got := calls.Load(); got != 1 {
+		t.Errorf("%d renders for %d identical requests", got, n)
 	}
 }
 
@@ -283,25 +326,19 @@ func TestLeaderLeavingDoesNotCancelOthers(t *testing.T) {
 		_, _, err := e.c.Fetch(leaderCtx, "k", render)
 		leaderErr <- err
 	}()
-	<-started
+	receive(t, "the render to start", started)
 	follower := make(chan []byte, 1)
 	go func() {
 		v, _, _ := e.c.Fetch(context.Background(), "k", func(context.Context) ([]byte, error) { return nil, errors.New("second render") })
 		follower <- v
 	}()
-	// Wait until the follower has joined the flight.
-	for {
-		f := e.c.(*tiered).flight.waiting("k")
-		if f == 2 {
-			break
-		}
-	}
+	waitWaiters(t, e, "k", 2)
 	leave()
-	if err := <-leaderErr; !errors.Is(err, context.Canceled) {
+	if err := receive(t, "the leader to return", leaderErr); !errors.Is(err, context.Canceled) {
 		t.Fatalf("leader: %v", err)
 	}
 	close(release)
-	if v := <-follower; string(v) != "img" {
+	if v := receive(t, "the follower to return", follower); string(v) != "img" {
 		t.Fatalf("follower got %q", v)
 	}
 }
@@ -318,9 +355,9 @@ func TestRenderCancelledWhenEveryoneLeaves(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go e.c.Fetch(ctx, "k", render)
-	<-started
+	receive(t, "the render to start", started)
 	cancel()
-	<-cancelled // the test would hang here if the render kept running
+	receive(t, "the render to be cancelled", cancelled)
 }
 
 func TestErrorsAreNotCached(t *testing.T) {

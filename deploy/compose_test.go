@@ -1,10 +1,13 @@
 package deploy
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +328,106 @@ func anyStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// Debian 12's docker-compose 1.29 rejects the whole file over env_file's
+// long form ({path, required}, Compose 2.24+), and `env_file: .env` fails
+// when .env is missing; so settings reach the container by interpolation,
+// in forms every Compose version knows, and the README says so.
+func TestComposeWorksWithOldCompose(t *testing.T) {
+	c := loadCompose(t)
+	for name, s := range c.services {
+		if ef, ok := s.raw["env_file"]; ok {
+			t.Errorf("%s: env_file %v: the long form needs Compose 2.24+, the short one fails without .env", name, ef)
+		}
+	}
+	// ${VAR}, ${VAR-x}, ${VAR:-x}, ${VAR?x}, ${VAR:?x}: all docker-compose
+	// 1.x knows (no nesting, no ${VAR:+x}).
+	ok := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?])[^${}]*)?$`)
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			for _, m := range regexp.MustCompile(`\$\{([^}]*)\}`).FindAllStringSubmatch(x, -1) {
+				if !ok.MatchString(m[1]) {
+					t.Errorf("interpolation ${%s} is not a form docker-compose 1.29 reads", m[1])
+				}
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(c.top)
+
+	readme := string(read(t, filepath.Join(repo, "README.md")))
+	for _, want := range []string{"docker-compose 1.29", "env_file", "`${VAR-default}`", "`environment:`"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README does not explain how compose passes .env (%q missing)", want)
+		}
+	}
+}
+
+// Every setting reaches the container from .env or the shell, at the
+// template's default when neither sets it, except those this deployment
+// fixes: a .env written for `make run` (root ./data/images) must not break
+// the container.
+func TestComposePassesSettings(t *testing.T) {
+	ip := loadCompose(t).service(t, "image-proxy")
+	df := parseDockerfile(t)
+	fixed := map[string]string{
+		"IMAGE_PROXY_STRIP_PATH":        "Traefik strips the prefix",
+		"IMAGE_PROXY_ENABLE_DISK_CACHE": "the cache volume is the point",
+		"IMAGE_PROXY_CACHE_DISK_PATH":   "where the volume is mounted",
+		"IMAGE_PROXY_LOG_FORMAT":        "json for log shippers",
+	}
+	// Empty, not the template's "info": IMAGE_PROXY_LOG_LEVEL set at all
+	// would hide RUST_LOG.
+	defaults := map[string]string{"IMAGE_PROXY_LOG_LEVEL": "", "RUST_LOG": ""}
+	settings := append(templateSettings(t), setting{"RUST_LOG", ""})
+	for _, s := range settings {
+		v, passed := ip.environment[s.name]
+		_, inImage := df.env[s.name]
+		_, isFixed := fixed[s.name]
+		switch {
+		case inImage || isFixed:
+			if strings.Contains(v, "${") {
+				t.Errorf("%s=%q comes from .env, but the container fixes it (%s)", s.name, v, cmp.Or(fixed[s.name], "the image's ENV"))
+			}
+		case !passed:
+			t.Errorf("%s is not passed to the container: add %s: \"${%s-%s}\"", s.name, s.name, s.name, s.value)
+		default:
+			def, ok := defaults[s.name]
+			if !ok {
+				def = s.value
+			}
+			// "-", not ":-": an empty Cache-Control setting means no header.
+			if want := "${" + s.name + "-" + def + "}"; v != want {
+				t.Errorf("%s: %q, want %q", s.name, v, want)
+			}
+		}
+	}
+	for name, v := range ip.environment {
+		if !slices.ContainsFunc(settings, func(s setting) bool { return s.name == name }) {
+			t.Errorf("compose sets %s=%q, which is not a setting of .env.template", name, v)
+		}
+	}
+}
+
+// The router labels are tested on Traefik v3.6; an older v3 pin gives up
+// fixes for nothing.
+func TestComposeTraefikVersion(t *testing.T) {
+	img := str(loadCompose(t).service(t, "traefik").raw["image"])
+	m := regexp.MustCompile(`^traefik:v3\.(\d+)(?:\.\d+)?$`).FindStringSubmatch(img)
+	if m == nil {
+		t.Fatalf("traefik image %q: want a pinned v3 release, traefik:v3.N", img)
+	}
+	if minor, _ := strconv.Atoi(m[1]); minor < 6 {
+		t.Errorf("traefik image %q: want v3.6 or later, the release the router labels are tested on", img)
+	}
 }

@@ -129,10 +129,12 @@ show() {
 	echo "e2e: $1 => $(curl -fsS --get "$prom/api/v1/query" --data-urlencode "query=$1" |
 		grep -o '"value":\[[^]]*\]' | head -n 1)"
 }
+# "> 0": these series exist at 0 from the first scrape, so their mere
+# presence would not show that the requests above were counted.
 for expr in \
-	'image_proxy_http_requests_total{kind="passthrough",code="200"}' \
-	'image_proxy_http_requests_total{kind="transform",code="200"}' \
-	'image_proxy_http_requests_total{kind="error",code="404"}' \
+	'image_proxy_http_requests_total{kind="passthrough",code="200"} > 0' \
+	'image_proxy_http_requests_total{kind="transform",code="200"} > 0' \
+	'image_proxy_http_requests_total{kind="error",code="404"} > 0' \
 	'sum(image_proxy_cache_requests_total{tier="memory",result="hit"}) / sum(image_proxy_cache_requests_total{tier="memory"}) > 0'; do
 	until_ok 30 "Prometheus to return a value for $expr" has_value "$expr"
 	show "$expr"

@@ -32,6 +32,43 @@ const (
 	FallbackTimeout  = "timeout"
 )
 
+// Cache look-up results, the only values of the "result" label of
+// CacheRequests.
+const (
+	CacheHit  = "hit"
+	CacheMiss = "miss"
+)
+
+// Transform results, the only values of the "result" label of Transforms.
+const (
+	TransformOK    = "ok"
+	TransformError = "error"
+)
+
+// The bounded label sets New creates every series of, so that each exists
+// at 0 from the first scrape: a series that appears only when first counted
+// leaves dashboards on "no data" and makes rate() and ratios in alerts
+// evaluate to nothing instead of 0.
+var (
+	Kinds            = []string{KindPassthrough, KindTransform, KindError}
+	Tiers            = []string{TierMemory, TierDisk}
+	CacheResults     = []string{CacheHit, CacheMiss}
+	TransformResults = []string{TransformOK, TransformError}
+	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
+	// OutputFormats are the encodable formats (transform.Format names);
+	// a failed render of an unresolved format is labelled "source" and is
+	// left to appear when it happens.
+	OutputFormats = []string{"jpeg", "png", "webp", "gif", "avif"}
+	// HTTPCodes are the statuses the image handler answers, by kind. Codes
+	// are only bounded per kind, and a code that cannot occur for a kind
+	// (a 404 counted as a transform) would be a misleading series.
+	HTTPCodes = map[string][]string{
+		KindPassthrough: {"200", "206", "304", "416"},
+		KindTransform:   {"200", "304"},
+		KindError:       {"400", "404", "405", "415", "422", "500", "502", "503", "504"},
+	}
+)
+
 // Image work spans a few milliseconds (memory hits) to tens of seconds
 // (progressive 50 MP sources under load).
 var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
@@ -95,6 +132,7 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 		FallbackRequests: f.counterVec("image_proxy_fallback_requests_total",
 			"Fetches from the fallback upstream, by result.", "result"),
 	}
+	m.initSeries()
 	if vips != nil {
 		m.LibvipsMemoryBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "image_proxy_libvips_memory_bytes",
@@ -108,6 +146,32 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+func (m *Metrics) initSeries() {
+	for _, kind := range Kinds {
+		for _, code := range HTTPCodes[kind] {
+			m.HTTPRequests.WithLabelValues(code, kind)
+		}
+		m.HTTPDuration.WithLabelValues(kind)
+	}
+	for _, tier := range Tiers {
+		for _, r := range CacheResults {
+			m.CacheRequests.WithLabelValues(tier, r)
+		}
+		m.CacheSizeBytes.WithLabelValues(tier)
+		m.CacheItems.WithLabelValues(tier)
+		m.CacheEvictions.WithLabelValues(tier)
+	}
+	for _, f := range OutputFormats {
+		for _, r := range TransformResults {
+			m.Transforms.WithLabelValues(f, r)
+		}
+		m.TransformDuration.WithLabelValues(f)
+	}
+	for _, r := range FallbackResults {
+		m.FallbackRequests.WithLabelValues(r)
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.

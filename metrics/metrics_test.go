@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"maps"
 	"net/http/httptest"
 	"slices"
 	"sort"
@@ -185,11 +186,106 @@ func TestLabelValueConstants(t *testing.T) {
 	}{
 		{"kind", []string{KindPassthrough, KindTransform, KindError}, []string{"passthrough", "transform", "error"}},
 		{"tier", []string{TierMemory, TierDisk}, []string{"memory", "disk"}},
+		{"cache result", []string{CacheHit, CacheMiss}, []string{"hit", "miss"}},
+		{"transform result", []string{TransformOK, TransformError}, []string{"ok", "error"}},
 		{"fallback result", []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout},
 			[]string{"ok", "not_found", "error", "too_large", "timeout"}},
 	} {
 		if !slices.Equal(c.got, c.want) {
 			t.Errorf("%s values %v, the contract says %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// labelSets spells the series of a vector as sorted "name=value" lists, one
+// per combination of the values given for each label.
+func labelSets(labels map[string][]string) []string {
+	sets := [][]string{nil}
+	for _, name := range slices.Sorted(maps.Keys(labels)) {
+		var next [][]string
+		for _, set := range sets {
+			for _, v := range labels[name] {
+				next = append(next, append(slices.Clone(set), name+"="+v))
+			}
+		}
+		sets = next
+	}
+	out := make([]string, len(sets))
+	for i, set := range sets {
+		out[i] = strings.Join(set, ",")
+	}
+	return out
+}
+
+func seriesOf(f *dto.MetricFamily) []string {
+	var out []string
+	for _, m := range f.GetMetric() {
+		var pairs []string
+		for _, l := range m.GetLabel() {
+			pairs = append(pairs, l.GetName()+"="+l.GetValue())
+		}
+		sort.Strings(pairs)
+		out = append(out, strings.Join(pairs, ","))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Every series of a bounded label set exists at 0 before anything is
+// counted, so rate(), ratios in alerts and dashboards see 0 instead of
+// nothing. Written out here rather than taken from the package's lists, so
+// that dropping a value there fails.
+func TestSeriesExistAtStart(t *testing.T) {
+	kinds := []string{"passthrough", "transform", "error"}
+	tiers := []string{"memory", "disk"}
+	formats := []string{"jpeg", "png", "webp", "gif", "avif"}
+	var codes []string
+	for kind, cs := range map[string][]string{
+		"passthrough": {"200", "206", "304", "416"},
+		"transform":   {"200", "304"},
+		"error":       {"400", "404", "405", "415", "422", "500", "502", "503", "504"},
+	} {
+		codes = append(codes, labelSets(map[string][]string{"code": cs, "kind": {kind}})...)
+	}
+	want := map[string][]string{
+		"image_proxy_http_requests_total":              codes,
+		"image_proxy_http_request_duration_seconds":    labelSets(map[string][]string{"kind": kinds}),
+		"image_proxy_cache_requests_total":             labelSets(map[string][]string{"tier": tiers, "result": {"hit", "miss"}}),
+		"image_proxy_cache_size_bytes":                 labelSets(map[string][]string{"tier": tiers}),
+		"image_proxy_cache_items":                      labelSets(map[string][]string{"tier": tiers}),
+		"image_proxy_cache_evictions_total":            labelSets(map[string][]string{"tier": tiers}),
+		"image_proxy_cache_corrupt_entries_total":      {""},
+		"image_proxy_transforms_total":                 labelSets(map[string][]string{"format": formats, "result": {"ok", "error"}}),
+		"image_proxy_transform_duration_seconds":       labelSets(map[string][]string{"format": formats}),
+		"image_proxy_transforms_in_flight":             {""},
+		"image_proxy_transform_queue_rejections_total": {""},
+		"image_proxy_transform_queue_waiting":          {""},
+		"image_proxy_fallback_requests_total":          labelSets(map[string][]string{"result": {"ok", "not_found", "error", "too_large", "timeout"}}),
+		"image_proxy_libvips_memory_bytes":             {""},
+		"image_proxy_libvips_open_files":               {""},
+	}
+	reg := prometheus.NewRegistry()
+	New(reg, func() (int64, int64) { return 0, 0 })
+	got := gather(t, reg)
+	for name, series := range want {
+		f, ok := got[name]
+		if !ok {
+			t.Errorf("%s is absent until first counted", name)
+			continue
+		}
+		sort.Strings(series)
+		if have := seriesOf(f); !slices.Equal(have, series) {
+			t.Errorf("%s at start has series\n  %v\nwant\n  %v", name, have, series)
+		}
+		for _, m := range f.GetMetric() {
+			if v := m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount()); v != 0 {
+				t.Errorf("%s{%v} starts at %v, want 0", name, m.GetLabel(), v)
+			}
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; strings.HasPrefix(name, "image_proxy_") && !ok {
+			t.Errorf("%s is exported but not in this test's table", name)
 		}
 	}
 }

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -204,18 +207,27 @@ func TestFallbackNotFoundIsRemembered(t *testing.T) {
 	}
 }
 
+// TestFallbackDeadline: an upstream that never answers, or answers too
+// slowly, is abandoned at the configured deadline. The proof is the code's
+// own: a 504 (only a deadline gives one), the timeout counted, and the
+// upstream seeing its request cancelled. Without the deadline the request
+// would wait for the hanging upstream until hangGuard failed the test.
 func TestFallbackDeadline(t *testing.T) {
 	rocket, _ := os.ReadFile("../data/images/rocket.jpg")
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
-	cases := map[string]http.HandlerFunc{
-		"hanging": func(w http.ResponseWriter, r *http.Request) {
+	cases := []struct {
+		name    string
+		handler func(w http.ResponseWriter, r *http.Request, release <-chan struct{})
+	}{
+		{"hanging", func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
 			select {
 			case <-release:
 			case <-r.Context().Done():
 			}
-		},
-		"slow drip": func(w http.ResponseWriter, r *http.Request) {
+		}},
+		// Headers at once, then a byte every 10 ms (over 18 minutes for the
+		// whole file): only a deadline on the whole fetch, body included,
+		// stops it, not one on the headers or on an idle read.
+		{"slow drip", func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
 			w.Header().Set("Content-Length", fmt.Sprint(len(rocket)))
 			for i := range rocket {
 				w.Write(rocket[i : i+1])
@@ -228,26 +240,76 @@ func TestFallbackDeadline(t *testing.T) {
 					return
 				}
 			}
-		},
+		}},
 	}
-	for name, h := range cases {
-		t.Run(name, func(t *testing.T) {
-			up := newUpstream(t, h)
-			ts := newTestServer(t, withFallback(up.URL, func(f *FallbackConfig) { f.Timeout = 500 * time.Millisecond }))
-			start := time.Now()
-			resp, _ := ts.get(t, "/slow.jpg")
-			took := time.Since(start)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			release := make(chan struct{})
+			ended := make(chan error, 1)
+			up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				c.handler(w, r, release)
+				select {
+				case ended <- r.Context().Err():
+				default: // a second request would be a failure of its own
+				}
+			})
+			// Registered after newUpstream, so it runs before up.Close,
+			// which would otherwise wait for a handler a regression left hanging.
+			t.Cleanup(func() { close(release) })
+			const timeout = 500 * time.Millisecond
+			ts := newTestServer(t, withFallback(up.URL, func(f *FallbackConfig) { f.Timeout = timeout }))
+			rec := &deadlineRecorder{next: ts.fallback.client.Transport}
+			ts.fallback.client.Transport = rec
+			resp, body := ts.get(t, "/slow.jpg")
 			if resp.StatusCode != 504 {
-				t.Fatalf("status %d, want 504", resp.StatusCode)
+				t.Fatalf("status %d, want 504: %s", resp.StatusCode, body)
 			}
-			if took > 1500*time.Millisecond {
-				t.Errorf("took %v with a 500ms deadline", took)
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q on a 504", resp.Header.Get("Cache-Control"))
 			}
+			errorMessage(t, body)
 			if got := testutil.ToFloat64(ts.m.FallbackRequests.WithLabelValues("timeout")); got != 1 {
 				t.Errorf("fallback{timeout} = %v", got)
 			}
+			if err := receive(t, "the upstream handler's end", ended); !errors.Is(err, context.Canceled) {
+				t.Errorf("the upstream request was not cancelled (context error %v)", err)
+			}
+			// The deadline that fired is the configured one: the request went
+			// out with at most that much time left. (Delays before the round
+			// trip only shorten what is left, so a loaded machine cannot
+			// break this; a deadline of the wrong length, or none, does.)
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.left) != 1 {
+				t.Fatalf("%d upstream round trips, want 1", len(rec.left))
+			}
+			if left := rec.left[0]; left == noDeadline || left > timeout {
+				t.Errorf("the upstream request had %v left before its deadline, want at most the configured %v", left, timeout)
+			}
 		})
 	}
+}
+
+// noDeadline marks a round trip whose context had no deadline.
+const noDeadline = time.Duration(math.MaxInt64)
+
+// deadlineRecorder notes how long each upstream request had left before
+// its context's deadline when it went out.
+type deadlineRecorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	left []time.Duration
+}
+
+func (d *deadlineRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	left := noDeadline
+	if dl, ok := r.Context().Deadline(); ok {
+		left = time.Until(dl)
+	}
+	d.mu.Lock()
+	d.left = append(d.left, left)
+	d.mu.Unlock()
+	return d.next.RoundTrip(r)
 }
 
 func TestFallbackRedirects(t *testing.T) {
@@ -292,34 +354,45 @@ func TestFallbackRedirects(t *testing.T) {
 func TestFallbackCoalescesConcurrentRequests(t *testing.T) {
 	rocket, _ := os.ReadFile("../data/images/rocket.jpg")
 	gate := make(chan struct{})
+	arrived := make(chan struct{}, 16)
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		<-gate
-		w.Write(rocket)
+		arrived <- struct{}{}
+		select {
+		case <-gate:
+			w.Write(rocket)
+		case <-r.Context().Done():
+		}
 	})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open) // before up.Close, which waits for the handler
 	ts := newTestServer(t, withFallback(up.URL, nil))
-	var wg sync.WaitGroup
-	statuses := make([]int, 10)
-	for i := range statuses {
-		wg.Add(1)
+
+	const n = 10
+	errs := make(chan error, n)
+	for range n {
 		go func() {
-			defer wg.Done()
-			resp, _ := ts.get(t, "/same.jpg")
-			statuses[i] = resp.StatusCode
+			resp, _, err := ts.try(http.MethodGet, "/same.jpg")
+			if err == nil && resp.StatusCode != 200 {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			errs <- err
 		}()
 	}
-	// Let the first fetch reach the upstream, then release it.
-	for up.hits.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	close(gate)
-	wg.Wait()
-	for i, s := range statuses {
-		if s != 200 {
-			t.Errorf("request %d: %d", i, s)
+	receive(t, "the first fetch reaching the upstream", arrived)
+	// Every request has missed the memory tier while the one fetch is held
+	// at the gate: each can only join that fetch, none can find a result.
+	eventually(t, fmt.Sprintf("%d memory misses", n), func() bool {
+		return testutil.ToFloat64(ts.m.CacheRequests.WithLabelValues("memory", "miss")) >= n
+	})
+	open()
+	for range n {
+		if err := receive(t, "a response", errs); err != nil {
+			t.Error(err)
 		}
 	}
-	if n := up.hits.Load(); n != 1 {
-		t.Errorf("%d upstream fetches for 10 concurrent requests, want 1", n)
+	if hits := up.hits.Load(); hits != 1 {
+		t.Errorf("%d upstream fetches for %d concurrent requests, want 1", hits, n)
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,6 +110,16 @@ func copyTree(t testing.TB, from, to string) {
 // with its body read.
 func (ts *testServer) do(t testing.TB, method, target string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
+	resp, body, err := ts.try(method, target, headers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// try is do for goroutines other than the test's own, which must report
+// failures instead of calling t.Fatal.
+func (ts *testServer) try(method, target string, headers ...string) (*http.Response, []byte, error) {
 	req := httptest.NewRequest(method, "http://localhost/", nil)
 	// httptest.NewRequest cleans the path; keep the raw one exactly.
 	req.RequestURI = ""
@@ -119,19 +131,64 @@ func (ts *testServer) do(t testing.TB, method, target string, headers ...string)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := ts.App().Test(req, 30_000)
+	// The app's timeout is a hang guard: every answer the tests wait for
+	// comes from a deadline of the code's own or from no waiting at all.
+	resp, err := ts.App().Test(req, int(hangGuard/time.Millisecond))
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", method, target, err)
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, fmt.Errorf("%s %s: body: %w", method, target, err)
 	}
-	return resp, body
+	return resp, body, nil
 }
 
 func (ts *testServer) get(t testing.TB, target string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
 	return ts.do(t, http.MethodGet, target, headers...)
+}
+
+// hangGuard bounds every wait of these tests for an event that only a
+// regression can prevent: it turns a hang into a failure, and says nothing
+// about speed (nothing here comes near it, even on a loaded machine).
+const hangGuard = 30 * time.Second
+
+// eventually polls cond until it holds, failing the test after hangGuard.
+// Polling observes state the code publishes (metrics, counters); no
+// ordering depends on the interval.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v", what, hangGuard)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// receive waits for one value from ch, failing the test after hangGuard.
+func receive[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(hangGuard):
+		t.Fatalf("%s: not after %v", what, hangGuard)
+		var zero T
+		return zero
+	}
+}
+
+// processCPU is the user+system CPU time of the whole test process (the
+// server and libvips run in it): unlike wall time, it does not grow when
+// the machine is shared.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err) // only EFAULT or EINVAL, neither possible here
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

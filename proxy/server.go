@@ -107,6 +107,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ReadBufferSize:        cfg.MaxHeader,
 		BodyLimit:             4 << 10, // we take no bodies
 		ErrorHandler:          s.errorHandler,
+		JSONEncoder:           marshalLine,
 	})
 	// Operational endpoints answer at the root, before the strip prefix.
 	s.app.Get("/health", s.health)
@@ -150,9 +151,16 @@ func (s *Server) serve(c *fiber.Ctx) error {
 	s.m.HTTPRequests.WithLabelValues(strconv.Itoa(code), kind).Inc()
 	s.m.HTTPDuration.WithLabelValues(kind).Observe(elapsed.Seconds())
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
+		resp := c.Response()
+		// A streamed file's length is only in the header (Body() would drain
+		// it into memory), as is a HEAD's; a body set as bytes gets its
+		// Content-Length only when fasthttp writes it, after this line.
+		n := resp.Header.ContentLength()
+		if !resp.IsBodyStream() && !resp.SkipBody {
+			n = len(resp.Body())
+		}
 		s.log.Debug("request", "method", c.Method(), "path", c.Path(), "status", code,
-			// The header, not Body(): Body() would drain a streamed file into memory.
-			"bytes", c.Response().Header.ContentLength(), "duration_ms", float64(elapsed.Microseconds())/1000,
+			"bytes", n, "duration_ms", float64(elapsed.Microseconds())/1000,
 			"cache", status.String(), "err", errText)
 	}
 	return nil

@@ -1,12 +1,34 @@
 package transform
 
+/*
+#cgo pkg-config: vips
+#include <vips/vips.h>
+
+// upright holds in's pixels in memory and turns them there. A rotation
+// reads its input out of order, which a sequentially loaded pipeline
+// cannot serve; by now in is at its output size, so the copy is small.
+static VipsImage *upright(VipsImage *in) {
+	VipsImage *mem = vips_image_copy_memory(in);
+	if (!mem)
+		return NULL;
+	VipsImage *out = NULL;
+	int rc = vips_autorot(mem, &out, NULL);
+	g_object_unref(mem);
+	return rc ? NULL : out;
+}
+*/
+import "C"
+
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
+	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"image-proxy/transform/internal/vips"
 )
@@ -78,8 +100,8 @@ func internal(step string, err error) error {
 }
 
 // Render decodes src, fits it in opts.Box, and encodes it. The steps:
-// sniff → header check → load with shrink-on-load → resize → orient →
-// sRGB → alpha → encode.
+// sniff → header check → load with shrink-on-load → resize → sRGB → alpha
+// → orient → encode.
 func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Result, error) {
 	t.running.Add(1)
 	defer t.idle()
@@ -104,7 +126,8 @@ func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Res
 	if out == FormatUnknown {
 		out = defaultOutput(in, hasAlpha)
 	}
-	animated := pages > 1 && (in == FormatGIF || in == FormatWebP) && (out == FormatGIF || out == FormatWebP)
+	animation := pages > 1 && (in == FormatGIF || in == FormatWebP)
+	animated := animation && (out == FormatGIF || out == FormatWebP)
 
 	// Target size of one frame; never enlarged.
 	scale := 1.0
@@ -117,16 +140,17 @@ func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Res
 	if ctx.Err() != nil {
 		return Result{}, errCanceled
 	}
-	lp := loadParams{pages: 1, shrink: shrinkOnLoad(in, scale, opts.Algorithm)}
+	shortest := min(width, pageHeight)
+	lp := loadParams{pages: 1, shrink: shrinkOnLoad(in, scale, opts.Algorithm, shortest)}
 	if animated {
 		lp.pages = -1
 	}
 	if in == FormatWebP || in == FormatSVG {
-		lp.scale = loadScale(in, scale, opts.Algorithm)
+		lp.scale = loadScale(in, scale, opts.Algorithm, shortest)
 	}
 	img, err := load(src, in, lp)
 	if err != nil {
-		return Result{}, invalid(err)
+		return Result{}, broken(src, in, lp, "load", err)
 	}
 	defer img.Close()
 
@@ -135,16 +159,25 @@ func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Res
 		run  func(*vips.Image) error
 	}{
 		{"resize", func(im *vips.Image) error { return resize(im, targetW, targetH, opts.Algorithm) }},
-		{"orient", orient},
 		{"colour", toSRGB},
 		{"alpha", func(im *vips.Image) error { return alpha(im, out) }},
+		// Last, so the copy it makes is of the smallest pixels: output
+		// size, 8-bit, flattened.
+		{"orient", func(im *vips.Image) error {
+			if animation {
+				// Not rotated, whichever frames are kept: the same
+				// source comes out the same way up as GIF, WebP or a still.
+				return nil
+			}
+			return orient(im)
+		}},
 	}
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			return Result{}, errCanceled
 		}
 		if err := s.run(img); err != nil {
-			return Result{}, invalid(fmt.Errorf("%s: %w", s.name, err))
+			return Result{}, broken(src, in, lp, s.name, err)
 		}
 	}
 	if ctx.Err() != nil {
@@ -152,11 +185,36 @@ func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Res
 	}
 	data, err := t.encode(img, out)
 	if err != nil {
-		// Lazy decoding means a truncated source often fails only here.
-		return Result{}, invalid(err)
+		// Decoding is lazy: a truncated source often fails only here.
+		return Result{}, broken(src, in, lp, "encode", err)
 	}
 	frames := pagesOf(img)
 	return Result{Data: data, Format: out, Width: img.Width(), Height: pageHeightOf(img), Frames: frames}, nil
+}
+
+// broken classifies a failure after the header loaded. Only a source that
+// does not decode is the client's problem (422); when it decodes, the
+// failure is ours (500) and err, libvips' text, goes to the log. The extra
+// decode runs on this error path only.
+func broken(src []byte, in Format, lp loadParams, step string, err error) error {
+	if derr := decodes(src, in, lp); derr != nil {
+		return invalid(fmt.Errorf("%s: %w (decoding the source: %v)", step, err, derr))
+	}
+	return internal(step, err)
+}
+
+// decodes runs the render's own load (same loader, shrink and fail-on
+// setting) over every pixel, and nothing else: what fails here is the file.
+// The pixels stream in order into a sum, so nothing can read out of order
+// and memory stays as small as a render's.
+func decodes(src []byte, in Format, lp loadParams) error {
+	im, err := load(src, in, lp)
+	if err != nil {
+		return err
+	}
+	defer im.Close()
+	_, err = im.Avg()
+	return err
 }
 
 // defaultOutput keeps web formats; the rest become PNG with alpha, else JPEG.
@@ -191,7 +249,7 @@ func pageHeightOf(im *vips.Image) int {
 // shrinkOnLoad picks libjpeg's DCT-domain shrink (1, 2, 4 or 8), the biggest
 // single lever on JPEG cost. auto and thumbnail shrink as far as the target
 // allows; lanczos3 keeps a 2× margin for the final filter, as vips_thumbnail does.
-func shrinkOnLoad(in Format, scale float64, a Algorithm) int {
+func shrinkOnLoad(in Format, scale float64, a Algorithm, shortest int) int {
 	if in != FormatJPEG || scale >= 1 {
 		return 1
 	}
@@ -200,7 +258,9 @@ func shrinkOnLoad(in Format, scale float64, a Algorithm) int {
 		factor /= 2
 	}
 	for _, s := range []int{8, 4, 2} {
-		if factor >= float64(s) {
+		// libvips 8.14's jpegload aborts the process (a "bad dimensions"
+		// assertion) when the shrink leaves a side of no pixels.
+		if factor >= float64(s) && shortest >= s {
 			return s
 		}
 	}
@@ -208,14 +268,14 @@ func shrinkOnLoad(in Format, scale float64, a Algorithm) int {
 }
 
 // loadScale is the scale WebP and SVG loaders render at directly.
-func loadScale(in Format, scale float64, a Algorithm) float64 {
-	if in == FormatSVG {
-		return scale // vector: render at the final size
+func loadScale(in Format, scale float64, a Algorithm, shortest int) float64 {
+	s := scale // SVG is vector: render at the final size
+	if in == FormatWebP && a == AlgorithmLanczos3 {
+		s = min(1, 2*scale)
 	}
-	if a == AlgorithmLanczos3 {
-		return min(1, 2*scale)
-	}
-	return scale
+	// A side scaled under a pixel is refused (webpload: "bad image
+	// dimensions") or empty; two pixels leave the resize something to do.
+	return max(s, min(1, 2/float64(shortest)))
 }
 
 type loadParams struct {
@@ -284,14 +344,39 @@ func resize(im *vips.Image, w, h int, a Algorithm) error {
 }
 
 // orient applies the EXIF orientation so the output is upright without it.
+// libheif applies HEIF's irot and imir itself, and heifload then drops the
+// tag, so HEIF sources come here already upright and untagged.
 func orient(im *vips.Image) error {
 	if im.Orientation() <= 1 {
 		return nil
 	}
-	if err := im.Autorot(nil); err != nil {
-		return err
+	out := C.upright(cImage(im))
+	runtime.KeepAlive(im)
+	if out == nil {
+		return vipsError()
 	}
+	adopt(im, out)
 	return im.RemoveOrientation()
+}
+
+// adopt makes im hold out, releasing what it held: the bindings' own
+// setImage, which they do not export (they have no copy_memory either).
+// cImage reads the same field.
+func adopt(im *vips.Image, out *C.VipsImage) {
+	v := reflect.ValueOf(im).Elem()
+	field := func(name string, kind reflect.Kind) unsafe.Pointer {
+		f := v.FieldByName(name)
+		if f.Kind() != kind {
+			panic("vips.Image has no " + kind.String() + " field " + name)
+		}
+		return unsafe.Pointer(f.UnsafeAddr())
+	}
+	p := (**C.VipsImage)(field("image", reflect.Pointer))
+	old := *p
+	*p = out
+	// The cached page height belongs to the old image.
+	*(*int)(field("pageHeight", reflect.Int)) = 0
+	C.g_object_unref(C.gpointer(old))
 }
 
 // toSRGB converts every source to 8-bit sRGB: through the embedded ICC
