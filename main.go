@@ -93,6 +93,20 @@ func serve(s settings, log *slog.Logger) error {
 	}
 	defer c.Close()
 
+	local, err := proxy.OpenLocal(s.RootPath)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	sources := proxy.Chain{local}
+	if s.FallbackURL != "" {
+		fb, err := proxy.NewFallback(proxy.FallbackConfig{URL: s.FallbackURL, MaxBytes: s.FallbackMaxSize, Timeout: s.FallbackTimeout}, version, c, m)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, fb)
+	}
+
 	algo, _ := transform.ParseAlgorithm(s.ResizeAlgorithm)
 	srv, err := proxy.New(proxy.Config{
 		RootPath: s.RootPath, StripPath: s.StripPath,
@@ -100,15 +114,13 @@ func serve(s settings, log *slog.Logger) error {
 		MaxSize: s.MaxSize, MaxSourceBytes: s.MaxSourceBytes,
 		Algorithm: algo, EncoderSettings: tcfg.Fingerprint(),
 		Concurrency: s.Concurrency, QueueDepth: s.QueueDepth, QueueTimeout: s.QueueTimeout,
-		Fallback:    proxy.FallbackConfig{URL: s.FallbackURL, MaxSize: s.FallbackMaxSize, Timeout: s.FallbackTimeout},
 		ReadTimeout: s.ReadTimeout, WriteTimeout: s.WriteTimeout, IdleTimeout: s.IdleTimeout,
 		MaxConns: s.MaxConnections, MaxHeader: s.MaxHeaderBytes,
 		Version: version, LibvipsVersion: transform.Version(),
-	}, proxy.Deps{Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
+	}, proxy.Deps{Sources: sources, Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
 
 	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
 		"bind", s.BindAddress, "root", s.RootPath, "strip_path", s.StripPath,

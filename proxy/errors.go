@@ -20,6 +20,8 @@ const (
 	kindOverloaded
 	kindBadGateway
 	kindGatewayTimeout
+	kindSourceTooBig
+	kindUpstreamTooBig
 )
 
 // outcome is the one table from error kind to status and default message.
@@ -36,6 +38,8 @@ var outcome = [...]struct {
 	kindOverloaded:     {503, "The server is busy; retry shortly."},
 	kindBadGateway:     {502, "The fallback upstream did not return a usable image."},
 	kindGatewayTimeout: {504, "The fallback upstream did not answer in time."},
+	kindSourceTooBig:   {422, "The source image is larger than this server transforms."},
+	kindUpstreamTooBig: {502, "The fallback upstream's image is larger than this server accepts."},
 }
 
 // problem is an error with a kind. msg, when set, replaces the default public

@@ -83,11 +83,12 @@ func newLoggedServer(t *testing.T, r Renderer, out io.Writer) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, Deps{Renderer: r, Cache: c, Metrics: m, Log: log})
+	sources, _ := testSources(t, cfg, c, m)
+	s, err := New(cfg, Deps{Sources: sources, Renderer: r, Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close(); c.Close() })
+	t.Cleanup(func() { c.Close() })
 	return &testServer{Server: s, root: root, m: m}
 }
 

@@ -33,8 +33,9 @@ func TestMain(m *testing.M) {
 // libvips, a real cache and a fresh metrics registry.
 type testServer struct {
 	*Server
-	root string
-	m    *metrics.Metrics
+	root     string
+	m        *metrics.Metrics
+	fallback *Fallback // nil unless configured
 }
 
 func defaultTestConfig(root string) Config {
@@ -76,12 +77,31 @@ func newTestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, Deps{Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
+	sources, fb := testSources(t, cfg, c, m)
+	s, err := New(cfg, Deps{Sources: sources, Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close(); c.Close() })
-	return &testServer{Server: s, root: root, m: m}
+	t.Cleanup(func() { c.Close() })
+	return &testServer{Server: s, root: root, m: m, fallback: fb}
+}
+
+// testSources is main's chain: the root, then the fallback when configured.
+func testSources(t testing.TB, cfg Config, c cache.Cache, m *metrics.Metrics) (Chain, *Fallback) {
+	t.Helper()
+	local, err := OpenLocal(cfg.RootPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { local.Close() })
+	if cfg.Fallback.URL == "" {
+		return Chain{local}, nil
+	}
+	fb, err := NewFallback(cfg.Fallback, "test", c, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Chain{local, fb}, fb
 }
 
 func copyTree(t testing.TB, from, to string) {

@@ -1,12 +1,11 @@
 package proxy
 
 import (
-	"bytes"
-	"errors"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -18,100 +17,101 @@ import (
 // with an optional prolog, needs the most.
 const sniffBytes = 4096
 
-// passthrough sends a source's bytes untouched: no decode, type from the
-// bytes, conditional requests and single ranges honoured.
+// passthrough sends an original's bytes untouched: no decode, type from
+// the bytes, conditional requests and single ranges honoured.
 func (s *Server) passthrough(c *fiber.Ctx, rel string) error {
-	f, fi, err := s.files.open(rel)
-	if errors.Is(err, errMissing) {
-		src, ferr := s.fetchFallback(c, rel)
-		if ferr != nil {
-			return ferr
-		}
-		return s.sendOriginal(c, src, nil)
-	}
+	o, body, err := s.sources.Open(c.UserContext(), rel)
 	if err != nil {
 		return err
 	}
-	src := source{rel: rel, size: fi.Size(), modTime: fi.ModTime(), identity: identity(rel, fi)}
-	return s.sendOriginal(c, src, f)
-}
-
-// sendOriginal answers with src's bytes, read from f when it is a local file
-// (f is closed here) or from src.data.
-func (s *Server) sendOriginal(c *fiber.Ctx, src source, f *os.File) error {
-	var r io.ReaderAt
-	if f != nil {
-		r = f
-	} else {
-		r = bytes.NewReader(src.data)
-	}
 	streaming := false
 	defer func() {
-		if f != nil && !streaming {
-			f.Close()
+		if !streaming {
+			body.Close()
 		}
 	}()
-
-	head := make([]byte, min(sniffBytes, src.size))
-	if _, err := r.ReadAt(head, 0); err != nil && err != io.EOF {
+	head := make([]byte, min(sniffBytes, o.Size))
+	if _, err := body.ReadAt(head, 0); err != nil && err != io.EOF {
 		return fail(kindNotFound, "", err)
 	}
 	format := transform.Sniff(head)
 	if format == transform.FormatUnknown {
 		return fail(kindUnsupported, "", nil)
 	}
-	etag := strongETag("pass|" + src.identity)
-	s.setImageHeaders(c, imageHeaders{format: format, etag: etag, lastModified: src.modTime,
+	etag := strongETag("pass|" + o.Identity)
+	s.setImageHeaders(c, imageHeaders{format: format, etag: etag, lastModified: o.ModTime,
 		cacheStatus: cache.StatusBypass, passthrough: true})
-
-	inm := c.Get(fiber.HeaderIfNoneMatch)
-	if etagMatches(inm, etag) || (inm == "" && notModifiedSince(c.Get(fiber.HeaderIfModifiedSince), src.modTime)) {
+	if s.notModified(c, etag, o.ModTime) {
 		c.Status(fiber.StatusNotModified)
 		return nil
 	}
-
-	start, length := int64(0), src.size
-	if rng := c.Get(fiber.HeaderRange); rng != "" && c.Method() == fiber.MethodGet && s.ifRange(c, etag, src) {
-		first, last, ok := parseRange(rng, src.size)
-		switch {
-		case !ok:
-			// Unparsable or multi-range: RFC 9110 lets us send the whole.
-		case first < 0:
-			c.Status(fiber.StatusRequestedRangeNotSatisfiable)
-			c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(src.size, 10))
-			return nil
-		default:
-			start, length = first, last-first+1
-			c.Status(fiber.StatusPartialContent)
-			c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(first, 10)+"-"+
-				strconv.FormatInt(last, 10)+"/"+strconv.FormatInt(src.size, 10))
-		}
+	start, length, ok := s.byteRange(c, etag, o)
+	if !ok {
+		return nil // 416, answered
 	}
-
 	if c.Method() == fiber.MethodHead {
 		c.Response().Header.SetContentLength(int(length))
 		c.Response().SkipBody = true
 		return nil
 	}
-	switch {
-	case f == nil:
-		c.Response().SetBodyRaw(src.data[start : start+length])
-	case start == 0 && length == src.size:
-		// fasthttp streams the file (sendfile on Linux) and closes it.
-		streaming = true
-		c.Response().SetBodyStream(f, int(length))
-	default:
-		buf := make([]byte, length)
-		if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-			return fail(kindInternal, "", err)
-		}
-		c.Response().SetBodyRaw(buf)
+	streaming, err = sendBody(c, body, start, length, o.Size)
+	return err
+}
+
+// notModified answers If-None-Match, or If-Modified-Since when there is no
+// If-None-Match (RFC 9110 13.2.2).
+func (s *Server) notModified(c *fiber.Ctx, etag string, modTime time.Time) bool {
+	inm := c.Get(fiber.HeaderIfNoneMatch)
+	return etagMatches(inm, etag) || (inm == "" && notModifiedSince(c.Get(fiber.HeaderIfModifiedSince), modTime))
+}
+
+// byteRange is the part of o to send: the whole, or one satisfiable range
+// (206 set here). ok=false means the answer (416) is complete.
+func (s *Server) byteRange(c *fiber.Ctx, etag string, o Original) (start, length int64, ok bool) {
+	rng := c.Get(fiber.HeaderRange)
+	if rng == "" || c.Method() != fiber.MethodGet || !s.ifRange(c, etag, o.ModTime) {
+		return 0, o.Size, true
 	}
-	return nil
+	first, last, parsed := parseRange(rng, o.Size)
+	switch {
+	case !parsed:
+		// Unparsable or multi-range: RFC 9110 lets us send the whole.
+		return 0, o.Size, true
+	case first < 0:
+		c.Status(fiber.StatusRequestedRangeNotSatisfiable)
+		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(o.Size, 10))
+		return 0, 0, false
+	}
+	c.Status(fiber.StatusPartialContent)
+	c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(first, 10)+"-"+
+		strconv.FormatInt(last, 10)+"/"+strconv.FormatInt(o.Size, 10))
+	return first, last - first + 1, true
+}
+
+// sendBody sets the response body to length bytes of body from start.
+// streaming reports that fasthttp took the body and will close it.
+func sendBody(c *fiber.Ctx, body Body, start, length, size int64) (streaming bool, err error) {
+	switch b := body.(type) {
+	case memoryBody:
+		c.Response().SetBodyRaw(b.Bytes()[start : start+length])
+		return false, nil
+	case *os.File:
+		if start == 0 && length == size {
+			// fasthttp streams the file (sendfile on Linux) and closes it.
+			c.Response().SetBodyStream(b, int(length))
+			return true, nil
+		}
+	}
+	buf := make([]byte, length)
+	if _, err := body.ReadAt(buf, start); err != nil && err != io.EOF {
+		return false, fail(kindInternal, "", err)
+	}
+	c.Response().SetBodyRaw(buf)
+	return false, nil
 }
 
 // ifRange reports whether a Range header applies given If-Range.
-func (s *Server) ifRange(c *fiber.Ctx, etag string, src source) bool {
+func (s *Server) ifRange(c *fiber.Ctx, etag string, modTime time.Time) bool {
 	v := c.Get(fiber.HeaderIfRange)
 	if v == "" {
 		return true
@@ -119,7 +119,7 @@ func (s *Server) ifRange(c *fiber.Ctx, etag string, src source) bool {
 	if strings.HasPrefix(v, `"`) {
 		return v == etag
 	}
-	return notModifiedSince(v, src.modTime)
+	return notModifiedSince(v, modTime)
 }
 
 // parseRange understands one "bytes=" range. ok=false means "ignore the

@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,34 +14,16 @@ import (
 // transform answers a request with size or format: from the cache when it
 // can, else by rendering once for all identical concurrent requests.
 func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status, error) {
-	src, err := s.files.stat(rel)
-	if errors.Is(err, errMissing) {
-		src, err = s.fetchFallback(c, rel)
-	}
+	ctx := c.UserContext()
+	o, src, err := s.sources.Stat(ctx, rel)
 	if err != nil {
 		return cache.StatusBypass, err
 	}
-
-	box := req.box(s.cfg.MaxSize)
-	algo := s.cfg.Algorithm
-	if req.algoSet {
-		algo = req.algorithm
-	}
-	var accept acceptClass
-	formatKey := "source"
-	switch {
-	case req.format.auto:
-		accept = classifyAccept(c.Get(fiber.HeaderAccept))
-		formatKey = accept.String()
-	case req.format.format != transform.FormatUnknown:
-		formatKey = req.format.format.String()
-	}
-	key := strings.Join([]string{"v1", src.identity, strconv.Itoa(box), formatKey, algo.String(), s.cfg.EncoderSettings}, "|")
-	etag := strongETag(key)
-	hdr := imageHeaders{etag: etag, lastModified: src.modTime, varyDPR: req.size > 0 && !req.dprQuery, varyAccept: req.format.auto}
+	v := s.variantOf(o, req, c.Get(fiber.HeaderAccept))
+	hdr := imageHeaders{etag: v.ETag(), lastModified: o.ModTime, varyDPR: req.size > 0 && !req.dprQuery, varyAccept: req.format.auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
-	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
+	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {
 		hdr.cacheStatus = cache.StatusBypass
 		hdr.format = req.format.format
 		s.setImageHeaders(c, hdr)
@@ -51,15 +31,14 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 		c.Status(fiber.StatusNotModified)
 		return hdr.cacheStatus, nil
 	}
-	if src.data == nil && src.size > s.cfg.MaxSourceBytes {
+	if o.Size > s.cfg.MaxSourceBytes {
 		return cache.StatusBypass, errSourceTooBig
 	}
 
-	opts := transform.Options{Box: box, Format: req.format.format, Algorithm: algo}
-	ctx, stop := peerContext(c.UserContext(), c.Context().Conn())
+	ctx, stop := peerContext(ctx, c.Context().Conn())
 	defer stop()
-	val, status, err := s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
-		return s.renderSource(ctx, src, opts, req.format.auto, accept)
+	val, status, err := s.cache.Fetch(ctx, v.Key(), func(ctx context.Context) ([]byte, error) {
+		return s.renderSource(ctx, src, rel, v)
 	})
 	if err != nil {
 		return status, err
@@ -77,10 +56,10 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 	return status, nil
 }
 
-// renderSource waits for a transform slot, reads the source and renders it.
-// The value it returns is the output format's byte followed by the image,
-// so a cache hit knows its Content-Type without sniffing.
-func (s *Server) renderSource(ctx context.Context, src source, opts transform.Options, auto bool, accept acceptClass) ([]byte, error) {
+// renderSource waits for a transform slot, reads the original and renders
+// it. The value it returns is the output format's byte followed by the
+// image, so a cache hit knows its Content-Type without sniffing.
+func (s *Server) renderSource(ctx context.Context, src Source, rel string, v Variant) ([]byte, error) {
 	release, err := s.limiter.acquire(ctx)
 	if err != nil {
 		if errors.Is(err, errOverloaded) {
@@ -90,15 +69,11 @@ func (s *Server) renderSource(ctx context.Context, src source, opts transform.Op
 	}
 	defer release()
 
-	data := src.data
-	if data == nil {
-		if data, err = s.files.read(src.rel, s.cfg.MaxSourceBytes); err != nil {
-			return nil, err
-		}
+	data, err := readAll(ctx, src, rel, s.cfg.MaxSourceBytes)
+	if err != nil {
+		return nil, err
 	}
-	if auto {
-		opts.Format = accept.resolve(transform.Sniff(data[:min(len(data), sniffBytes)]))
-	}
+	opts := v.Options(transform.Sniff(data[:min(len(data), sniffBytes)]))
 	label := opts.Format.String()
 	if opts.Format == transform.FormatUnknown {
 		label = "source"

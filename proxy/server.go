@@ -7,9 +7,7 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"time"
 
@@ -39,7 +37,7 @@ type Config struct {
 	Concurrency       int
 	QueueDepth        int
 	QueueTimeout      time.Duration
-	Fallback          FallbackConfig
+	Fallback          FallbackConfig // read by main to build the chain
 
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
@@ -53,6 +51,7 @@ type Config struct {
 
 // Deps are the collaborators built by main.
 type Deps struct {
+	Sources  Chain // asked in order for every original
 	Renderer Renderer
 	Cache    cache.Cache
 	Metrics  *metrics.Metrics
@@ -63,8 +62,7 @@ type Deps struct {
 type Server struct {
 	cfg      Config
 	prefix   string
-	files    localFiles
-	fallback *fallback // nil when not configured
+	sources  Chain
 	limiter  *limiter
 	render   Renderer
 	cache    cache.Cache
@@ -74,28 +72,18 @@ type Server struct {
 	app      *fiber.App
 }
 
-// New opens the root and builds the Fiber app.
+// New builds the Fiber app.
 func New(cfg Config, d Deps) (*Server, error) {
-	root, err := os.OpenRoot(cfg.RootPath)
-	if err != nil {
-		return nil, fmt.Errorf("open root: %w", err)
-	}
 	s := &Server{
 		cfg:     cfg,
 		prefix:  stripPrefix(cfg.StripPath),
-		files:   localFiles{root: root, dir: cfg.RootPath},
+		sources: d.Sources,
 		limiter: newLimiter(cfg.Concurrency, cfg.QueueDepth, cfg.QueueTimeout, d.Metrics.QueueWaiting),
 		render:  d.Renderer,
 		cache:   d.Cache,
 		m:       d.Metrics,
 		log:     d.Log,
 		started: time.Now(),
-	}
-	if cfg.Fallback.URL != "" {
-		s.fallback, err = newFallback(cfg.Fallback, cfg.Version, d.Cache, d.Metrics)
-		if err != nil {
-			return nil, err
-		}
 	}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -112,7 +100,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	// Operational endpoints answer at the root, before the strip prefix.
 	s.app.Get("/health", s.health)
 	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
-	s.app.All("/*", s.serve)
+	s.app.All("/*", s.handleImage)
 	return s, nil
 }
 
@@ -121,9 +109,6 @@ func (s *Server) App() *fiber.App { return s.app }
 
 // Drain waits, up to ctx's deadline, until no render is running.
 func (s *Server) Drain(ctx context.Context) error { return s.limiter.drain(ctx, s.cfg.Concurrency) }
-
-// Close releases the root directory handle.
-func (s *Server) Close() error { return s.files.root.Close() }
 
 func (s *Server) health(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -135,9 +120,9 @@ func (s *Server) health(c *fiber.Ctx) error {
 	})
 }
 
-// serve handles every image request and records exactly one metric sample
+// handleImage handles every image request and records exactly one metric sample
 // and one debug log line for it.
-func (s *Server) serve(c *fiber.Ctx) error {
+func (s *Server) handleImage(c *fiber.Ctx) error {
 	start := time.Now()
 	kind, status, err := s.image(c)
 	errText := ""

@@ -21,9 +21,9 @@ type Variant struct {
 
 // variantOf builds the variant a request asks for from src; accept is the
 // raw Accept header, reduced to its class only when format=auto.
-func (s *Server) variantOf(src source, req request, accept string) Variant {
+func (s *Server) variantOf(o Original, req request, accept string) Variant {
 	v := Variant{
-		Source:    src.identity,
+		Source:    o.Identity,
 		Box:       req.box(s.cfg.MaxSize),
 		Output:    req.format,
 		Algorithm: s.cfg.Algorithm,

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-
 	"image-proxy/cache"
 	"image-proxy/metrics"
 	"image-proxy/transform"
@@ -22,9 +20,9 @@ import (
 
 // FallbackConfig describes the upstream asked for files missing locally.
 type FallbackConfig struct {
-	URL     string // empty: no fallback
-	MaxSize int64
-	Timeout time.Duration
+	URL      string // empty: no fallback
+	MaxBytes int64  // larger upstream bodies are refused
+	Timeout  time.Duration
 }
 
 const (
@@ -35,10 +33,11 @@ const (
 	notFoundCapacity = 10000
 )
 
-// fallback fetches originals from the upstream. Fetches go through the
-// cache under a key of their own, so concurrent requests for one missing
-// path make one upstream request and later variants reuse the original.
-type fallback struct {
+// Fallback fetches originals from an upstream, the last source of the
+// chain. Fetches go through the result cache under a key of their own, so
+// concurrent requests for one missing path make one upstream request and
+// later variants reuse the original.
+type Fallback struct {
 	base      *url.URL
 	client    *http.Client
 	maxSize   int64
@@ -53,7 +52,8 @@ type fallback struct {
 
 var errCrossOriginRedirect = errors.New("redirect to another origin refused")
 
-func newFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.Metrics) (*fallback, error) {
+// NewFallback builds the upstream client; version goes into its User-Agent.
+func NewFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.Metrics) (*Fallback, error) {
 	base, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("fallback url: %w", err)
@@ -71,8 +71,8 @@ func newFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.M
 		DisableCompression: true,
 		ForceAttemptHTTP2:  true,
 	}
-	f := &fallback{
-		base: base, maxSize: cfg.MaxSize, timeout: cfg.Timeout,
+	f := &Fallback{
+		base: base, maxSize: cfg.MaxBytes, timeout: cfg.Timeout,
 		userAgent: "image-proxy/" + version, cache: c, m: m,
 		notFound: map[string]time.Time{},
 	}
@@ -93,7 +93,7 @@ func newFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.M
 // upstreamURL escapes each segment of rel onto the base path. rel has
 // already passed resolvePath, so it has no empty, dot or dot-dot segment and
 // cannot change the host or climb above the base.
-func (f *fallback) upstreamURL(rel string) string {
+func (f *Fallback) upstreamURL(rel string) string {
 	u := *f.base
 	segs := strings.Split(rel, "/")
 	escaped := make([]string, len(segs))
@@ -105,29 +105,36 @@ func (f *fallback) upstreamURL(rel string) string {
 	return u.String()
 }
 
-// fetchFallback returns the upstream's copy of rel, or a 404 problem when no
-// fallback is configured.
-func (s *Server) fetchFallback(c *fiber.Ctx, rel string) (source, error) {
-	if s.fallback == nil {
-		return source{}, fail(kindNotFound, "", nil)
-	}
-	return s.fallback.get(c.UserContext(), rel)
+// Stat fetches the original: the upstream tells nothing cheaper.
+func (f *Fallback) Stat(ctx context.Context, rel string) (Original, error) {
+	o, _, err := f.get(ctx, rel)
+	return o, err
 }
 
-func (f *fallback) get(ctx context.Context, rel string) (source, error) {
+// Open fetches the original; the body is the cached bytes.
+func (f *Fallback) Open(ctx context.Context, rel string) (Original, Body, error) {
+	o, data, err := f.get(ctx, rel)
+	if err != nil {
+		return Original{}, nil, err
+	}
+	return o, newMemoryBody(data), nil
+}
+
+func (f *Fallback) get(ctx context.Context, rel string) (Original, []byte, error) {
 	if f.recentlyMissing(rel) {
-		return source{}, fail(kindNotFound, "", nil)
+		return Original{}, nil, fail(kindNotFound, "", nil)
 	}
 	val, _, err := f.cache.Fetch(ctx, "orig|v1|"+rel, func(ctx context.Context) ([]byte, error) {
 		return f.fetch(ctx, rel)
 	})
 	if err != nil {
-		return source{}, err
+		return Original{}, nil, err
 	}
-	return decodeOriginal(rel, val), nil
+	o, data := decodeOriginal(rel, val)
+	return o, data, nil
 }
 
-func (f *fallback) recentlyMissing(rel string) bool {
+func (f *Fallback) recentlyMissing(rel string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	exp, ok := f.notFound[rel]
@@ -138,7 +145,7 @@ func (f *fallback) recentlyMissing(rel string) bool {
 	return false
 }
 
-func (f *fallback) rememberMissing(rel string) {
+func (f *Fallback) rememberMissing(rel string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.notFound) >= notFoundCapacity {
@@ -149,7 +156,7 @@ func (f *fallback) rememberMissing(rel string) {
 
 // fetch makes one upstream request under the whole-fetch deadline and
 // returns the original in the cache's value format.
-func (f *fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
+func (f *Fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	result, val, err := f.fetchOnce(ctx, rel)
@@ -160,7 +167,7 @@ func (f *fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
 	return val, err
 }
 
-func (f *fallback) fetchOnce(ctx context.Context, rel string) (string, []byte, error) {
+func (f *Fallback) fetchOnce(ctx context.Context, rel string) (string, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.upstreamURL(rel), nil)
 	if err != nil {
 		return metrics.FallbackError, nil, fail(kindBadGateway, "", err)
@@ -178,7 +185,7 @@ func (f *fallback) fetchOnce(ctx context.Context, rel string) (string, []byte, e
 	case resp.StatusCode != http.StatusOK:
 		return metrics.FallbackError, nil, fail(kindBadGateway, "", fmt.Errorf("upstream status %d", resp.StatusCode))
 	case resp.ContentLength > f.maxSize:
-		return metrics.FallbackTooLarge, nil, fail(kindBadGateway, "The fallback upstream's image is larger than this server accepts.", nil)
+		return metrics.FallbackTooLarge, nil, errUpstreamTooBig
 	}
 	// Read at most cap+1 bytes: one byte past the cap proves the body too large.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxSize+1))
@@ -186,7 +193,7 @@ func (f *fallback) fetchOnce(ctx context.Context, rel string) (string, []byte, e
 		return f.transportFailure(ctx, err)
 	}
 	if int64(len(body)) > f.maxSize {
-		return metrics.FallbackTooLarge, nil, fail(kindBadGateway, "The fallback upstream's image is larger than this server accepts.", nil)
+		return metrics.FallbackTooLarge, nil, errUpstreamTooBig
 	}
 	if transform.Sniff(body[:min(len(body), sniffBytes)]) == transform.FormatUnknown {
 		return metrics.FallbackError, nil, fail(kindBadGateway, "", errors.New("upstream body is not an image"))
@@ -195,7 +202,7 @@ func (f *fallback) fetchOnce(ctx context.Context, rel string) (string, []byte, e
 	return metrics.FallbackOK, encodeOriginal(modTime, resp.Header.Get("ETag"), body), nil
 }
 
-func (f *fallback) transportFailure(ctx context.Context, err error) (string, []byte, error) {
+func (f *Fallback) transportFailure(ctx context.Context, err error) (string, []byte, error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errCrossOriginRedirect):
@@ -223,7 +230,7 @@ func encodeOriginal(modTime time.Time, etag string, body []byte) []byte {
 	return append(out, body...)
 }
 
-func decodeOriginal(rel string, val []byte) source {
+func decodeOriginal(rel string, val []byte) (Original, []byte) {
 	secs := int64(binary.BigEndian.Uint64(val))
 	n := int(binary.BigEndian.Uint16(val[8:]))
 	etag, data := string(val[10:10+n]), val[10+n:]
@@ -231,8 +238,10 @@ func decodeOriginal(rel string, val []byte) source {
 	if secs != 0 {
 		mod = time.Unix(secs, 0)
 	}
-	return source{
-		rel: rel, size: int64(len(data)), modTime: mod, data: data,
-		identity: fmt.Sprintf("fallback:%s|%d|%d|%s", rel, len(data), secs, etag),
-	}
+	return Original{
+		Rel: rel, Size: int64(len(data)), ModTime: mod,
+		Identity: fmt.Sprintf("fallback:%s|%d|%d|%s", rel, len(data), secs, etag),
+	}, data
 }
+
+var errUpstreamTooBig = fail(kindUpstreamTooBig, "", nil)

@@ -54,7 +54,7 @@ func (u *upstream) lastPath() string {
 
 func withFallback(url string, edit func(*FallbackConfig)) func(*Config, *cache.Config, *transform.Config) {
 	return func(c *Config, _ *cache.Config, _ *transform.Config) {
-		c.Fallback = FallbackConfig{URL: url, MaxSize: 1 << 20, Timeout: 2 * time.Second}
+		c.Fallback = FallbackConfig{URL: url, MaxBytes: 1 << 20, Timeout: 2 * time.Second}
 		if edit != nil {
 			edit(&c.Fallback)
 		}
