@@ -81,7 +81,7 @@ func NewDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logg
 	t.d = diskv.New(diskv.Options{
 		BasePath:     base,
 		TempDir:      tmp,
-		CacheSizeMax: 0, // ristretto is the memory tier
+		CacheSizeMax: 0, // memory caching is the job of the tiers in front
 		PathPerm:     0o755,
 		FilePerm:     0o644,
 		AdvancedTransform: func(name string) *diskv.PathKey {
@@ -90,14 +90,7 @@ func NewDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logg
 		},
 		InverseTransform: func(pk *diskv.PathKey) string { return pk.FileName },
 	})
-	// Temp files left by a crash are never valid entries.
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		t.fail(err)
-		close(t.rebuilt)
-		return t
-	}
-	if err := probeWrite(tmp); err != nil {
+	if err := resetTemp(tmp); err != nil {
 		t.fail(err)
 		close(t.rebuilt)
 		return t
@@ -106,7 +99,13 @@ func NewDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logg
 	return t
 }
 
-func probeWrite(dir string) error {
+// resetTemp empties dir, since temp files left by a crash are never valid
+// entries, and proves it writable now rather than on the first render.
+func resetTemp(dir string) error {
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, "probe")
 	if err != nil {
 		return err

@@ -85,9 +85,9 @@ func TestTiers(t *testing.T) {
 	}{
 		{"a", small, StatusMiss},
 		{"a", small, hitMemory},
-		{"big", big, StatusMiss},    // over MaxItemSize: disk only
-		{"big", big, hitDisk}, // …so it comes from disk
-		{"big", big, hitDisk}, // …every time
+		{"big", big, StatusMiss}, // over MaxItemSize: disk only
+		{"big", big, hitDisk},    // …so it comes from disk
+		{"big", big, hitDisk},    // …every time
 		{"b", small, StatusMiss},
 	}
 	for i, s := range steps {
