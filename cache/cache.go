@@ -1,31 +1,26 @@
-// Package cache keeps encoded transform results in a memory tier
-// (ristretto) in front of an optional disk tier (diskv), and makes
-// identical concurrent misses render once. It knows nothing of HTTP or
-// libvips: values are opaque bytes.
+// Package cache keeps encoded transform results in an ordered list of
+// tiers (memory, disk, …) and makes identical concurrent misses render
+// once. It knows nothing of HTTP or libvips: values are opaque bytes.
 package cache
 
 import (
 	"context"
+	"strings"
 )
 
-// Status says where a value came from; its String is the X-Cache-Status header.
-type Status uint8
+// Status says where a value came from; it is the X-Cache-Status header.
+type Status string
 
 const (
-	StatusMiss Status = iota
-	StatusHitMemory
-	StatusHitDisk
-	StatusBypass
+	StatusMiss   Status = "MISS"
+	StatusBypass Status = "BYPASS"
 )
 
-var statusNames = [...]string{"MISS", "HIT-MEMORY", "HIT-DISK", "BYPASS"}
+// HitStatus is the status of a value served by the tier called name, so a
+// new tier gets its own header value without a new constant.
+func HitStatus(name string) Status { return Status("HIT-" + strings.ToUpper(name)) }
 
-func (s Status) String() string {
-	if int(s) < len(statusNames) {
-		return statusNames[s]
-	}
-	return "MISS"
-}
+func (s Status) String() string { return string(s) }
 
 // RenderFunc produces the value for a missing key. Its context is cancelled
 // only when every caller waiting for that key has gone away.
@@ -42,12 +37,15 @@ type Cache interface {
 	Close() error
 }
 
-// Config is the cache part of the settings.
-type Config struct {
-	Enabled     bool   // false: every Fetch renders (coalesced) and reports StatusBypass
-	MemorySize  int64  // bytes
-	MaxItemSize int64  // larger values skip the memory tier
-	DiskEnabled bool   // needs Enabled
-	DiskSize    int64  // bytes
-	DiskPath    string // created if missing
+// Tier is one level of the result cache.
+type Tier interface {
+	// Name is the metrics tier label ("memory", "disk", "s3"); the hit
+	// status is HitStatus(Name()).
+	Name() string
+	// Get never returns a damaged entry: it drops it and reports a miss.
+	Get(ctx context.Context, key string) ([]byte, bool)
+	// Set may decline to keep v (too large, tier unusable); the cache does
+	// not depend on it being kept.
+	Set(ctx context.Context, key string, v []byte)
+	Close() error
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"container/list"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/peterbourgon/diskv/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"image-proxy/metrics"
 )
@@ -37,8 +39,12 @@ type diskTier struct {
 	d        *diskv.Diskv
 	base     string
 	capacity int64
-	m        *metrics.Metrics
 	log      *slog.Logger
+
+	corrupt   prometheus.Counter
+	evictions prometheus.Counter
+	size      prometheus.Gauge
+	items     prometheus.Gauge
 
 	disabled atomic.Bool
 	warn     sync.Once
@@ -55,16 +61,27 @@ type diskEntry struct {
 	size int64
 }
 
-// newDiskTier never fails: a directory it cannot use turns it into a tier
-// that always misses, with one warning.
-func newDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logger) *diskTier {
-	t := &diskTier{base: base, capacity: capacity, m: m, log: log, lru: list.New(),
-		index: map[string]*list.Element{}, rebuilt: make(chan struct{})}
+// NewDiskTier keeps up to capacity bytes under base, evicting the least
+// recently used entries. It never fails: a directory it cannot use turns
+// it into a tier that always misses, with one warning, because a cache
+// must not keep the service from starting. m and log may be nil.
+func NewDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logger) Tier {
+	m = orDiscard(m)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &diskTier{base: base, capacity: capacity, log: log, lru: list.New(),
+		index: map[string]*list.Element{}, rebuilt: make(chan struct{}),
+		corrupt:   m.CacheCorrupt,
+		evictions: m.CacheEvictions.WithLabelValues(metrics.TierDisk),
+		size:      m.CacheSizeBytes.WithLabelValues(metrics.TierDisk),
+		items:     m.CacheItems.WithLabelValues(metrics.TierDisk),
+	}
 	tmp := filepath.Join(base, tempDirName)
 	t.d = diskv.New(diskv.Options{
 		BasePath:     base,
 		TempDir:      tmp,
-		CacheSizeMax: 0, // ristretto is the memory tier
+		CacheSizeMax: 0, // memory caching is the job of the tiers in front
 		PathPerm:     0o755,
 		FilePerm:     0o644,
 		AdvancedTransform: func(name string) *diskv.PathKey {
@@ -73,14 +90,7 @@ func newDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logg
 		},
 		InverseTransform: func(pk *diskv.PathKey) string { return pk.FileName },
 	})
-	// Temp files left by a crash are never valid entries.
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		t.fail(err)
-		close(t.rebuilt)
-		return t
-	}
-	if err := probeWrite(tmp); err != nil {
+	if err := resetTemp(tmp); err != nil {
 		t.fail(err)
 		close(t.rebuilt)
 		return t
@@ -89,7 +99,13 @@ func newDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logg
 	return t
 }
 
-func probeWrite(dir string) error {
+// resetTemp empties dir, since temp files left by a crash are never valid
+// entries, and proves it writable now rather than on the first render.
+func resetTemp(dir string) error {
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, "probe")
 	if err != nil {
 		return err
@@ -111,7 +127,9 @@ func diskName(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (t *diskTier) get(key string) ([]byte, bool) {
+func (t *diskTier) Name() string { return metrics.TierDisk }
+
+func (t *diskTier) Get(_ context.Context, key string) ([]byte, bool) {
 	if t.disabled.Load() {
 		return nil, false
 	}
@@ -119,20 +137,17 @@ func (t *diskTier) get(key string) ([]byte, bool) {
 	raw, err := t.d.Read(name)
 	if err != nil {
 		t.forget(name)
-		t.m.CacheRequests.WithLabelValues(metrics.TierDisk, "miss").Inc()
 		return nil, false
 	}
 	payload, ok := verify(raw)
 	if !ok {
 		t.d.Erase(name)
 		t.forget(name)
-		t.m.CacheCorrupt.Inc()
+		t.corrupt.Inc()
 		t.log.Warn("damaged disk cache entry dropped", "entry", name, "bytes", len(raw))
-		t.m.CacheRequests.WithLabelValues(metrics.TierDisk, "miss").Inc()
 		return nil, false
 	}
 	t.touch(name, int64(len(raw)))
-	t.m.CacheRequests.WithLabelValues(metrics.TierDisk, "hit").Inc()
 	return payload, true
 }
 
@@ -148,7 +163,7 @@ func verify(raw []byte) ([]byte, bool) {
 	return payload, true
 }
 
-func (t *diskTier) set(key string, v []byte) {
+func (t *diskTier) Set(_ context.Context, key string, v []byte) {
 	if t.disabled.Load() {
 		return
 	}
@@ -191,15 +206,15 @@ func (t *diskTier) evictLocked() []string {
 		t.bytes -= e.size
 		victims = append(victims, e.name)
 	}
-	t.m.CacheSizeBytes.WithLabelValues(metrics.TierDisk).Set(float64(t.bytes))
-	t.m.CacheItems.WithLabelValues(metrics.TierDisk).Set(float64(t.lru.Len()))
+	t.size.Set(float64(t.bytes))
+	t.items.Set(float64(t.lru.Len()))
 	return victims
 }
 
 func (t *diskTier) erase(names []string) {
 	for _, n := range names {
 		t.d.Erase(n)
-		t.m.CacheEvictions.WithLabelValues(metrics.TierDisk).Inc()
+		t.evictions.Inc()
 	}
 }
 
@@ -257,4 +272,9 @@ func (t *diskTier) rebuild() {
 	t.erase(victims)
 }
 
-func (t *diskTier) close() { <-t.rebuilt }
+// Close waits for the background rebuild, so that no goroutine outlives
+// the tier or walks a directory that is about to be removed or reused.
+func (t *diskTier) Close() error {
+	<-t.rebuilt
+	return nil
+}

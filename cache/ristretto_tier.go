@@ -1,7 +1,10 @@
 package cache
 
 import (
+	"context"
+
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"image-proxy/metrics"
 )
@@ -10,20 +13,28 @@ import (
 type memoryTier struct {
 	c       *ristretto.Cache[string, []byte]
 	maxItem int64
-	m       *metrics.Metrics
+	size    prometheus.Gauge
+	items   prometheus.Gauge
 }
 
-func newMemoryTier(size, maxItem int64, m *metrics.Metrics) (*memoryTier, error) {
-	t := &memoryTier{maxItem: maxItem, m: m}
+// NewMemoryTier keeps up to size bytes in process memory; values larger
+// than maxItem are not kept, so one huge result cannot flush many small
+// ones. m may be nil.
+func NewMemoryTier(size, maxItem int64, m *metrics.Metrics) (Tier, error) {
+	m = orDiscard(m)
+	t := &memoryTier{
+		maxItem: maxItem,
+		size:    m.CacheSizeBytes.WithLabelValues(metrics.TierMemory),
+		items:   m.CacheItems.WithLabelValues(metrics.TierMemory),
+	}
+	evictions := m.CacheEvictions.WithLabelValues(metrics.TierMemory)
 	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
 		// Ten counters per expected item; results average tens of KB.
 		NumCounters: max(10_000, size/2048),
 		MaxCost:     size,
 		BufferItems: 64,
 		Metrics:     true, // cost and key counters feed our gauges
-		OnEvict: func(*ristretto.Item[[]byte]) {
-			m.CacheEvictions.WithLabelValues(metrics.TierMemory).Inc()
-		},
+		OnEvict:     func(*ristretto.Item[[]byte]) { evictions.Inc() },
 	})
 	if err != nil {
 		return nil, err
@@ -32,15 +43,15 @@ func newMemoryTier(size, maxItem int64, m *metrics.Metrics) (*memoryTier, error)
 	return t, nil
 }
 
-func (t *memoryTier) get(key string) ([]byte, bool) {
-	v, ok := t.c.Get(key)
-	t.m.CacheRequests.WithLabelValues(metrics.TierMemory, hitOrMiss(ok)).Inc()
-	return v, ok
+func (t *memoryTier) Name() string { return metrics.TierMemory }
+
+func (t *memoryTier) Get(_ context.Context, key string) ([]byte, bool) {
+	return t.c.Get(key)
 }
 
-// set stores v when it is small enough, and waits until a following get
-// sees it (ristretto admits asynchronously).
-func (t *memoryTier) set(key string, v []byte) {
+// Set waits until a following Get sees v: ristretto admits asynchronously,
+// and a request right after a render must not miss.
+func (t *memoryTier) Set(_ context.Context, key string, v []byte) {
 	if int64(len(v)) > t.maxItem {
 		return
 	}
@@ -48,15 +59,11 @@ func (t *memoryTier) set(key string, v []byte) {
 		t.c.Wait()
 	}
 	mt := t.c.Metrics
-	t.m.CacheSizeBytes.WithLabelValues(metrics.TierMemory).Set(float64(mt.CostAdded() - mt.CostEvicted()))
-	t.m.CacheItems.WithLabelValues(metrics.TierMemory).Set(float64(mt.KeysAdded() - mt.KeysEvicted()))
+	t.size.Set(float64(mt.CostAdded() - mt.CostEvicted()))
+	t.items.Set(float64(mt.KeysAdded() - mt.KeysEvicted()))
 }
 
-func (t *memoryTier) close() { t.c.Close() }
-
-func hitOrMiss(ok bool) string {
-	if ok {
-		return "hit"
-	}
-	return "miss"
+func (t *memoryTier) Close() error {
+	t.c.Close()
+	return nil
 }

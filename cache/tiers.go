@@ -3,96 +3,107 @@ package cache
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"image-proxy/metrics"
 )
 
-// Validate checks the sizes; only meaningful parts are checked when a tier is off.
-func (c Config) Validate() error {
-	switch {
-	case !c.Enabled:
-		return nil
-	case c.MemorySize < 1 || c.MaxItemSize < 1:
-		return errors.New("cache sizes must be positive")
-	case c.DiskEnabled && (c.DiskSize < 1 || c.DiskPath == ""):
-		return errors.New("the disk cache needs a positive size and a path")
-	}
-	return nil
+// level is a tier with what its hit path needs resolved once, so a hit
+// costs no label lookups or string building.
+type level struct {
+	Tier
+	status    Status
+	hit, miss prometheus.Counter
 }
 
-// tiered is memory → disk → render, with identical misses coalesced.
+// lookup is Get, counted.
+func (l *level) lookup(ctx context.Context, key string) ([]byte, bool) {
+	v, ok := l.Get(ctx, key)
+	if ok {
+		l.hit.Inc()
+	} else {
+		l.miss.Inc()
+	}
+	return v, ok
+}
+
+// tiered looks in each tier in order, then renders, with identical misses
+// coalesced.
 type tiered struct {
-	cfg    Config
-	mem    *memoryTier // nil when the cache is disabled
-	disk   *diskTier   // nil when the disk tier is off
+	levels []level
 	flight flights
 }
 
-// New builds the tiers of cfg. m may be nil (its collectors then go nowhere).
-func New(cfg Config, m *metrics.Metrics, log *slog.Logger) (Cache, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+// New serves from tiers, fastest first; with none, every Fetch renders
+// (coalesced) and reports StatusBypass. The cache owns the tiers: its
+// Close closes them. m may be nil (its collectors then go nowhere).
+func New(tiers []Tier, m *metrics.Metrics) Cache {
+	m = orDiscard(m)
+	t := &tiered{levels: make([]level, len(tiers))}
+	for i, tier := range tiers {
+		name := tier.Name()
+		t.levels[i] = level{
+			Tier:   tier,
+			status: HitStatus(name),
+			hit:    m.CacheRequests.WithLabelValues(name, metrics.CacheHit),
+			miss:   m.CacheRequests.WithLabelValues(name, metrics.CacheMiss),
+		}
 	}
-	if m == nil {
-		m = metrics.New(prometheus.NewRegistry(), nil)
-	}
-	t := &tiered{cfg: cfg}
-	if !cfg.Enabled {
-		return t, nil
-	}
-	mem, err := newMemoryTier(cfg.MemorySize, cfg.MaxItemSize, m)
-	if err != nil {
-		return nil, err
-	}
-	t.mem = mem
-	if cfg.DiskEnabled {
-		t.disk = newDiskTier(cfg.DiskPath, cfg.DiskSize, m, log)
-	}
-	return t, nil
+	return t
 }
 
 func (t *tiered) Fetch(ctx context.Context, key string, render RenderFunc) ([]byte, Status, error) {
-	if t.mem == nil {
+	if len(t.levels) == 0 {
 		return t.flight.do(ctx, key, func(ctx context.Context) ([]byte, Status, error) {
 			v, err := render(ctx)
 			return v, StatusBypass, err
 		})
 	}
-	if v, ok := t.mem.get(key); ok {
-		return v, StatusHitMemory, nil
+	// The fastest tier answers most requests without the flight's lock.
+	if v, ok := t.levels[0].lookup(ctx, key); ok {
+		return v, t.levels[0].status, nil
 	}
 	return t.flight.do(ctx, key, func(ctx context.Context) ([]byte, Status, error) {
-		// A flight for this key may have finished between our miss and now.
-		if v, ok := t.mem.c.Get(key); ok {
-			return v, StatusHitMemory, nil
-		}
-		if t.disk != nil {
-			if v, ok := t.disk.get(key); ok {
-				t.mem.set(key, v)
-				return v, StatusHitDisk, nil
-			}
-		}
-		v, err := render(ctx)
-		if err != nil {
-			return nil, StatusMiss, err
-		}
-		t.mem.set(key, v)
-		if t.disk != nil {
-			t.disk.set(key, v)
-		}
-		return v, StatusMiss, nil
+		return t.fill(ctx, key, render)
 	})
 }
 
+// fill runs once per key for all concurrent callers.
+func (t *tiered) fill(ctx context.Context, key string, render RenderFunc) ([]byte, Status, error) {
+	// A flight for this key may have finished between our miss and now;
+	// that miss is already counted, so this look is not.
+	if v, ok := t.levels[0].Get(ctx, key); ok {
+		return v, t.levels[0].status, nil
+	}
+	for i := 1; i < len(t.levels); i++ {
+		if v, ok := t.levels[i].lookup(ctx, key); ok {
+			store(ctx, t.levels[:i], key, v)
+			return v, t.levels[i].status, nil
+		}
+	}
+	v, err := render(ctx)
+	if err != nil {
+		return nil, StatusMiss, err
+	}
+	store(ctx, t.levels, key, v)
+	return v, StatusMiss, nil
+}
+
+func store(ctx context.Context, levels []level, key string, v []byte) {
+	// The value is paid for: keep it even if every caller has just left.
+	ctx = context.WithoutCancel(ctx)
+	for i := range levels {
+		levels[i].Set(ctx, key, v)
+	}
+}
+
+// Close releases every tier even when one fails, slowest first as the
+// two-tier cache always did.
 func (t *tiered) Close() error {
-	if t.disk != nil {
-		t.disk.close()
+	var errs []error
+	for i := len(t.levels) - 1; i >= 0; i-- {
+		errs = append(errs, t.levels[i].Close())
 	}
-	if t.mem != nil {
-		t.mem.close()
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -21,8 +21,16 @@ import (
 	"image-proxy/metrics"
 )
 
+// The header values are a contract with clients and dashboards: spelled
+// out here, not derived, so a change to HitStatus cannot pass unnoticed.
+const (
+	hitMemory Status = "HIT-MEMORY"
+	hitDisk   Status = "HIT-DISK"
+)
+
 type env struct {
 	c     Cache
+	tiers []Tier
 	m     *metrics.Metrics
 	logs  *bytes.Buffer
 	calls atomic.Int64
@@ -31,12 +39,12 @@ type env struct {
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
 	e := &env{m: metrics.New(prometheus.NewRegistry(), nil), logs: &bytes.Buffer{}}
-	c, err := New(cfg, e.m, slog.New(slog.NewTextHandler(e.logs, nil)))
+	tiers, err := LocalTiers(cfg, e.m, slog.New(slog.NewTextHandler(e.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.c = c
-	t.Cleanup(func() { c.Close() })
+	e.tiers, e.c = tiers, New(tiers, e.m)
+	t.Cleanup(func() { e.c.Close() })
 	return e
 }
 
@@ -76,10 +84,10 @@ func TestTiers(t *testing.T) {
 		want Status
 	}{
 		{"a", small, StatusMiss},
-		{"a", small, StatusHitMemory},
-		{"big", big, StatusMiss},    // over MaxItemSize: disk only
-		{"big", big, StatusHitDisk}, // …so it comes from disk
-		{"big", big, StatusHitDisk}, // …every time
+		{"a", small, hitMemory},
+		{"big", big, StatusMiss}, // over MaxItemSize: disk only
+		{"big", big, hitDisk},    // …so it comes from disk
+		{"big", big, hitDisk},    // …every time
 		{"b", small, StatusMiss},
 	}
 	for i, s := range steps {
@@ -111,7 +119,7 @@ func TestDiskHitIsPromoted(t *testing.T) {
 
 	// A new process over the same directory: the disk answers, then memory.
 	second := newEnv(t, diskConfig(dir))
-	for i, want := range []Status{StatusHitDisk, StatusHitMemory} {
+	for i, want := range []Status{hitDisk, hitMemory} {
 		if got := second.fetch(t, "k", value(500, 3)); got != want {
 			t.Errorf("request %d: %s, want %s", i, got, want)
 		}
@@ -170,7 +178,7 @@ func TestDamagedEntriesAreNeverServed(t *testing.T) {
 			// Re-rendered and rewritten: the disk serves it again after a restart.
 			second.c.Close()
 			third := newEnv(t, diskConfig(dir))
-			if got := third.fetch(t, "k", val); got != StatusHitDisk {
+			if got := third.fetch(t, "k", val); got != hitDisk {
 				t.Errorf("after repair: %s", got)
 			}
 		})
@@ -207,7 +215,7 @@ func TestDiskCapacity(t *testing.T) {
 	// The most recent variant survived; the first did not.
 	e.c.Close()
 	again := newEnv(t, cfg)
-	if got := again.fetch(t, "variant-299", value(3299, byte(299%256))); got != StatusHitDisk && got != StatusHitMemory {
+	if got := again.fetch(t, "variant-299", value(3299, byte(299%256))); got != hitDisk && got != hitMemory {
 		t.Errorf("newest variant: %s", got)
 	}
 	if got := again.fetch(t, "variant-0", value(3000, 0)); got != StatusMiss {
@@ -227,12 +235,7 @@ func TestCapacityAccountingSurvivesRestart(t *testing.T) {
 	// A smaller cap after the restart: the rebuilt index must enforce it.
 	cfg.DiskSize = 40 << 10
 	second := newEnv(t, cfg)
-	rebuilt := make(chan struct{})
-	go func() {
-		second.c.(*tiered).disk.close() // returns once the index is rebuilt
-		close(rebuilt)
-	}()
-	receive(t, "the disk index rebuild", rebuilt)
+	receive(t, "the disk index rebuild", second.tiers[1].(*diskTier).rebuilt)
 	second.fetch(t, "new", value(4000, 2))
 	if n := dirBytes(dir); n > cfg.DiskSize*11/10 {
 		t.Errorf("directory holds %d bytes after restart, cap %d", n, cfg.DiskSize)
@@ -393,7 +396,7 @@ func TestUnusableDirectoryDegrades(t *testing.T) {
 	for name, path := range cases {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, diskConfig(path))
-			for i, want := range []Status{StatusMiss, StatusHitMemory} {
+			for i, want := range []Status{StatusMiss, hitMemory} {
 				if got := e.fetch(t, "k", []byte("v")); got != want {
 					t.Errorf("request %d: %s, want %s", i, got, want)
 				}
