@@ -84,13 +84,14 @@ func serve(s settings, log *slog.Logger) error {
 	if err := tcfg.Validate(); err != nil {
 		return err
 	}
-	c, err := cache.New(cache.Config{
+	tiers, err := cache.LocalTiers(cache.Config{
 		Enabled: s.EnableCache, MemorySize: s.CacheMemorySize, MaxItemSize: s.CacheMaxItemSize,
 		DiskEnabled: s.EnableDiskCache, DiskSize: s.CacheDiskSize, DiskPath: s.CacheDiskPath,
 	}, m, log)
 	if err != nil {
 		return err
 	}
+	c := cache.New(tiers, m)
 	defer c.Close()
 
 	local, err := proxy.OpenLocal(s.RootPath)

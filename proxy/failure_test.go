@@ -79,10 +79,11 @@ func newLoggedServer(t *testing.T, r Renderer, out io.Writer) *testServer {
 	cfg := defaultTestConfig(root)
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := cache.New(cache.Config{Enabled: true, MemorySize: 64 << 20, MaxItemSize: 1 << 20}, m, log)
+	tiers, err := cache.LocalTiers(cache.Config{Enabled: true, MemorySize: 64 << 20, MaxItemSize: 1 << 20}, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := cache.New(tiers, m)
 	sources, _ := testSources(t, cfg, c, m)
 	s, err := New(cfg, Deps{Sources: sources, Renderer: r, Cache: c, Metrics: m, Log: log})
 	if err != nil {

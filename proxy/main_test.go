@@ -73,10 +73,11 @@ func newTestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.Co
 	cfg.EncoderSettings = tcfg.Fingerprint()
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	log := slog.New(slog.DiscardHandler)
-	c, err := cache.New(ccfg, m, log)
+	tiers, err := cache.LocalTiers(ccfg, m, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := cache.New(tiers, m)
 	sources, fb := testSources(t, cfg, c, m)
 	s, err := New(cfg, Deps{Sources: sources, Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
 	if err != nil {
