@@ -3,6 +3,9 @@ package main
 import (
 	"log/slog"
 	"testing"
+	"time"
+
+	"image-proxy/transform"
 )
 
 func TestLoadSettingsDefaults(t *testing.T) {
@@ -11,8 +14,9 @@ func TestLoadSettingsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.BindAddress != "0.0.0.0:8000" || s.JPEGQuality != 75 || s.CacheControl != "public, max-age=31536000, no-transform" ||
-		s.MaxSize != 4000 || s.Concurrency < 1 || s.FallbackMaxSize != 5242880 || s.EnableDiskCache || !s.EnableCache {
+	if s.Proxy.BindAddress != "0.0.0.0:8000" || s.Transform.JPEGQuality != 75 || s.Proxy.CacheControl != "public, max-age=31536000, no-transform" ||
+		s.Proxy.MaxBox != 4000 || s.Proxy.Slots() < 1 || s.Proxy.Fallback.MaxBytes != 5242880 || s.Cache.DiskEnabled || !s.Cache.Enabled ||
+		s.Proxy.Algorithm != transform.AlgorithmAuto || s.ShutdownTimeout != 30*time.Second {
 		t.Errorf("defaults: %+v", s)
 	}
 }
@@ -20,8 +24,8 @@ func TestLoadSettingsDefaults(t *testing.T) {
 func TestEmptyCacheControlMeansNoHeader(t *testing.T) {
 	env := map[string]string{"IMAGE_PROXY_ROOT_PATH": "data/images", "IMAGE_PROXY_CACHE_CONTROL_HEADER": "", "IMAGE_PROXY_ERROR_CACHE_CONTROL_HEADER": ""}
 	s, err := loadSettings(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, "")
-	if err != nil || s.CacheControl != "" || s.ErrorCacheControl != "" {
-		t.Fatalf("%v %q %q", err, s.CacheControl, s.ErrorCacheControl)
+	if err != nil || s.Proxy.CacheControl != "" || s.Proxy.ErrorCacheControl != "" {
+		t.Fatalf("%v %q %q", err, s.Proxy.CacheControl, s.Proxy.ErrorCacheControl)
 	}
 }
 
@@ -39,8 +43,8 @@ func TestLogLevel(t *testing.T) {
 		{"WARN", "", slog.LevelWarn},
 	}
 	for _, c := range cases {
-		s := settings{LogLevel: c.level, RustLog: c.rust}
-		if got, err := s.logLevel(); err != nil || got != c.want {
+		l := logSettings{Level: c.level, RustLog: c.rust}
+		if got, err := l.level(); err != nil || got != c.want {
 			t.Errorf("%q/%q: %v %v", c.level, c.rust, got, err)
 		}
 	}

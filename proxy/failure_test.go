@@ -72,7 +72,7 @@ func (l *capturedLog) at(t *testing.T, level string) []map[string]any {
 
 // newLoggedServer is newTestServer with a renderer of the test's choosing
 // and every log line, debug included, kept.
-func newLoggedServer(t *testing.T, r Renderer, out io.Writer) *testServer {
+func newLoggedServer(t *testing.T, r Engine, out io.Writer) *testServer {
 	t.Helper()
 	root := t.TempDir()
 	copyTree(t, "../data/images", root)
@@ -85,7 +85,7 @@ func newLoggedServer(t *testing.T, r Renderer, out io.Writer) *testServer {
 	}
 	c := cache.New(tiers, m)
 	sources, _ := testSources(t, cfg, c, m)
-	s, err := New(cfg, Deps{Sources: sources, Renderer: r, Cache: c, Metrics: m, Log: log})
+	s, err := New(cfg, Deps{Sources: sources, Engine: r, Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func defaultTestConfig(root string) Config {
 		RootPath:          root,
 		CacheControl:      "public, max-age=31536000, no-transform",
 		ErrorCacheControl: "public, max-age=60",
-		MaxSize:           4000,
+		MaxBox:            4000,
 		MaxSourceBytes:    50 << 20,
 		EncoderSettings:   tc.Fingerprint(),
 		Concurrency:       2,
@@ -54,7 +54,7 @@ func defaultTestConfig(root string) Config {
 		WriteTimeout:      5 * time.Second,
 		IdleTimeout:       5 * time.Second,
 		MaxConns:          1000,
-		MaxHeader:         8192,
+		MaxHeaderBytes:    8192,
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
 	}
@@ -79,7 +79,7 @@ func newTestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.Co
 	}
 	c := cache.New(tiers, m)
 	sources, fb := testSources(t, cfg, c, m)
-	s, err := New(cfg, Deps{Sources: sources, Renderer: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
+	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

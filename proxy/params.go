@@ -48,7 +48,7 @@ var formatsByName = map[string]outputFormat{
 
 // parseRequest validates the known parameters; unknown ones are ignored so
 // CDN cache-busters (?v=3) keep working. secCHDPR is the raw header value.
-func parseRequest(q queryValues, secCHDPR string, maxSize int) (request, error) {
+func parseRequest(q queryValues, secCHDPR string, maxBox int) (request, error) {
 	var r request
 	r.dpr = 1
 
@@ -56,8 +56,8 @@ func parseRequest(q queryValues, secCHDPR string, maxSize int) (request, error) 
 		return r, err
 	} else if ok {
 		n, good := parseDigits(v)
-		if !good || n < 1 || n > maxSize {
-			return r, &paramError{"size must be a whole number from 1 to " + strconv.Itoa(maxSize) + "."}
+		if !good || n < 1 || n > maxBox {
+			return r, &paramError{"size must be a whole number from 1 to " + strconv.Itoa(maxBox) + "."}
 		}
 		r.size = n
 		r.transform = true
@@ -101,13 +101,13 @@ func parseRequest(q queryValues, secCHDPR string, maxSize int) (request, error) 
 	return r, nil
 }
 
-// box is the effective bounding box: size × dpr, rounded, capped at maxSize.
+// box is the effective bounding box: size × dpr, rounded, capped at maxBox.
 // 0 means "no resize" (a format-only transform).
-func (r request) box(maxSize int) int {
+func (r request) box(maxBox int) int {
 	if r.size == 0 {
 		return 0
 	}
-	return min(int(math.Round(float64(r.size)*r.dpr)), maxSize)
+	return min(int(math.Round(float64(r.size)*r.dpr)), maxBox)
 }
 
 // single returns the one value of key; a repeated or empty value is an error.

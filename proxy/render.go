@@ -81,7 +81,7 @@ func (s *Server) renderSource(ctx context.Context, src Source, rel string, v Var
 
 	s.m.TransformsInFlight.Inc()
 	start := time.Now()
-	res, err := s.render.Render(ctx, data, opts)
+	res, err := s.engine.Render(ctx, data, opts)
 	s.m.TransformsInFlight.Dec()
 	if err != nil {
 		s.m.Transforms.WithLabelValues(label, "error").Inc()

@@ -19,57 +19,32 @@ import (
 	"image-proxy/transform"
 )
 
-// Renderer is the transform engine (transform.Transformer in production).
-type Renderer interface {
+// Engine renders variants (transform.Engine in production).
+type Engine interface {
 	Render(ctx context.Context, src []byte, opts transform.Options) (transform.Result, error)
-}
-
-// Config is the HTTP part of the settings, validated by the caller.
-type Config struct {
-	RootPath          string
-	StripPath         string
-	CacheControl      string // empty: no Cache-Control on images
-	ErrorCacheControl string // empty: no Cache-Control on 4xx
-	MaxSize           int
-	MaxSourceBytes    int64
-	Algorithm         transform.Algorithm // default resize_algorithm
-	EncoderSettings   string              // transform.Config.Fingerprint(), part of every key
-	Concurrency       int
-	QueueDepth        int
-	QueueTimeout      time.Duration
-	Fallback          FallbackConfig // read by main to build the chain
-
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration
-	MaxConns     int
-	MaxHeader    int // bytes; larger request headers get 431
-
-	Version        string
-	LibvipsVersion string
 }
 
 // Deps are the collaborators built by main.
 type Deps struct {
-	Sources  Chain // asked in order for every original
-	Renderer Renderer
-	Cache    cache.Cache
-	Metrics  *metrics.Metrics
-	Log      *slog.Logger
+	Sources Chain // asked in order for every original
+	Engine  Engine
+	Cache   cache.Cache
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // Server answers image requests.
 type Server struct {
-	cfg      Config
-	prefix   string
-	sources  Chain
-	limiter  *limiter
-	render   Renderer
-	cache    cache.Cache
-	m        *metrics.Metrics
-	log      *slog.Logger
-	started  time.Time
-	app      *fiber.App
+	cfg     Config
+	prefix  string
+	sources Chain
+	limiter *limiter
+	engine  Engine
+	cache   cache.Cache
+	m       *metrics.Metrics
+	log     *slog.Logger
+	started time.Time
+	app     *fiber.App
 }
 
 // New builds the Fiber app.
@@ -78,8 +53,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg:     cfg,
 		prefix:  stripPrefix(cfg.StripPath),
 		sources: d.Sources,
-		limiter: newLimiter(cfg.Concurrency, cfg.QueueDepth, cfg.QueueTimeout, d.Metrics.QueueWaiting),
-		render:  d.Renderer,
+		limiter: newLimiter(cfg.Slots(), cfg.QueueDepth, cfg.QueueTimeout, d.Metrics.QueueWaiting),
+		engine:  d.Engine,
 		cache:   d.Cache,
 		m:       d.Metrics,
 		log:     d.Log,
@@ -92,7 +67,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
 		Concurrency:           cfg.MaxConns,
-		ReadBufferSize:        cfg.MaxHeader,
+		ReadBufferSize:        cfg.MaxHeaderBytes,
 		BodyLimit:             4 << 10, // we take no bodies
 		ErrorHandler:          s.errorHandler,
 		JSONEncoder:           marshalLine,
@@ -108,7 +83,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Drain waits, up to ctx's deadline, until no render is running.
-func (s *Server) Drain(ctx context.Context) error { return s.limiter.drain(ctx, s.cfg.Concurrency) }
+func (s *Server) Drain(ctx context.Context) error { return s.limiter.drain(ctx, s.cfg.Slots()) }
 
 func (s *Server) health(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -162,7 +137,7 @@ func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 	} else if err != nil {
 		return metrics.KindError, cache.StatusBypass, fail(kindNotFound, "", err)
 	}
-	req, err := parseRequest(rawQuery(rawQ), c.Get("Sec-CH-DPR"), s.cfg.MaxSize)
+	req, err := parseRequest(rawQuery(rawQ), c.Get("Sec-CH-DPR"), s.cfg.MaxBox)
 	if err != nil {
 		return metrics.KindError, cache.StatusBypass, err
 	}

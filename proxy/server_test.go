@@ -294,7 +294,7 @@ func TestTransformHeaders(t *testing.T) {
 }
 
 func TestDPRFromClientHint(t *testing.T) {
-	ts := newTestServer(t, func(c *Config, _ *cache.Config, _ *transform.Config) { c.MaxSize = 500 })
+	ts := newTestServer(t, func(c *Config, _ *cache.Config, _ *transform.Config) { c.MaxBox = 500 })
 	cases := []struct {
 		name, target, hint string
 		status, width      int

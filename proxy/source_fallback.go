@@ -18,13 +18,6 @@ import (
 	"image-proxy/transform"
 )
 
-// FallbackConfig describes the upstream asked for files missing locally.
-type FallbackConfig struct {
-	URL      string // empty: no fallback
-	MaxBytes int64  // larger upstream bodies are refused
-	Timeout  time.Duration
-}
-
 const (
 	maxRedirects = 3
 	// notFoundTTL keeps scans for missing files from reaching the upstream
@@ -40,7 +33,7 @@ const (
 type Fallback struct {
 	base      *url.URL
 	client    *http.Client
-	maxSize   int64
+	maxBytes  int64
 	timeout   time.Duration
 	userAgent string
 	cache     cache.Cache
@@ -72,7 +65,7 @@ func NewFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.M
 		ForceAttemptHTTP2:  true,
 	}
 	f := &Fallback{
-		base: base, maxSize: cfg.MaxBytes, timeout: cfg.Timeout,
+		base: base, maxBytes: cfg.MaxBytes, timeout: cfg.Timeout,
 		userAgent: "image-proxy/" + version, cache: c, m: m,
 		notFound: map[string]time.Time{},
 	}
@@ -159,7 +152,8 @@ func (f *Fallback) rememberMissing(rel string) {
 func (f *Fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	result, val, err := f.fetchOnce(ctx, rel)
+	val, err := f.fetchOnce(ctx, rel)
+	result := fallbackResult(err)
 	f.m.FallbackRequests.WithLabelValues(result).Inc()
 	if result == metrics.FallbackNotFound {
 		f.rememberMissing(rel)
@@ -167,52 +161,53 @@ func (f *Fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
 	return val, err
 }
 
-func (f *Fallback) fetchOnce(ctx context.Context, rel string) (string, []byte, error) {
+func (f *Fallback) fetchOnce(ctx context.Context, rel string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.upstreamURL(rel), nil)
 	if err != nil {
-		return metrics.FallbackError, nil, fail(kindBadGateway, "", err)
+		return nil, fail(kindBadGateway, "", err)
 	}
 	req.Header.Set("User-Agent", f.userAgent)
 	req.Header.Set("Accept", "image/*")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return f.transportFailure(ctx, err)
+		return nil, transportFailure(ctx, err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return metrics.FallbackNotFound, nil, fail(kindNotFound, "", nil)
+		return nil, fail(kindNotFound, "", nil)
 	case resp.StatusCode != http.StatusOK:
-		return metrics.FallbackError, nil, fail(kindBadGateway, "", fmt.Errorf("upstream status %d", resp.StatusCode))
-	case resp.ContentLength > f.maxSize:
-		return metrics.FallbackTooLarge, nil, errUpstreamTooBig
+		return nil, fail(kindBadGateway, "", fmt.Errorf("upstream status %d", resp.StatusCode))
+	case resp.ContentLength > f.maxBytes:
+		return nil, errUpstreamTooBig
 	}
 	// Read at most cap+1 bytes: one byte past the cap proves the body too large.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxSize+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.maxBytes+1))
 	if err != nil {
-		return f.transportFailure(ctx, err)
+		return nil, transportFailure(ctx, err)
 	}
-	if int64(len(body)) > f.maxSize {
-		return metrics.FallbackTooLarge, nil, errUpstreamTooBig
+	if int64(len(body)) > f.maxBytes {
+		return nil, errUpstreamTooBig
 	}
 	if transform.Sniff(body[:min(len(body), sniffBytes)]) == transform.FormatUnknown {
-		return metrics.FallbackError, nil, fail(kindBadGateway, "", errors.New("upstream body is not an image"))
+		return nil, fail(kindBadGateway, "", errors.New("upstream body is not an image"))
 	}
 	modTime, _ := http.ParseTime(resp.Header.Get("Last-Modified"))
-	return metrics.FallbackOK, encodeOriginal(modTime, resp.Header.Get("ETag"), body), nil
+	return encodeOriginal(modTime, resp.Header.Get("ETag"), body), nil
 }
 
-func (f *Fallback) transportFailure(ctx context.Context, err error) (string, []byte, error) {
+// transportFailure tells a timeout (504) from any other failure (502).
+func transportFailure(ctx context.Context, err error) error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errCrossOriginRedirect):
-		return metrics.FallbackError, nil, fail(kindBadGateway, "", err)
+		return fail(kindBadGateway, "", err)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return metrics.FallbackTimeout, nil, fail(kindGatewayTimeout, "", err)
+		return fail(kindGatewayTimeout, "", err)
 	case ctx.Err() != nil:
-		return metrics.FallbackError, nil, ctx.Err()
+		return ctx.Err()
 	}
-	return metrics.FallbackError, nil, fail(kindBadGateway, "", err)
+	return fail(kindBadGateway, "", err)
 }
 
 // An original in the cache: 8 bytes of modification time (Unix seconds, 0

@@ -24,7 +24,7 @@ type Variant struct {
 func (s *Server) variantOf(o Original, req request, accept string) Variant {
 	v := Variant{
 		Source:    o.Identity,
-		Box:       req.box(s.cfg.MaxSize),
+		Box:       req.box(s.cfg.MaxBox),
 		Output:    req.format,
 		Algorithm: s.cfg.Algorithm,
 		Encoder:   s.cfg.EncoderSettings,

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"image-proxy/cache"
+	"image-proxy/metrics"
+	"image-proxy/proxy"
+	"image-proxy/transform"
+)
+
+// runServer is the composition root: every part is built here, in order,
+// and nowhere else.
+func runServer(s settings, log *slog.Logger) error {
+	if err := transform.Startup(log); err != nil {
+		return err
+	}
+	defer transform.Shutdown()
+	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
+
+	tiers, err := cache.LocalTiers(s.Cache, m, log)
+	if err != nil {
+		return err
+	}
+	c := cache.New(tiers, m)
+	defer c.Close()
+
+	local, err := proxy.OpenLocal(s.Proxy.RootPath)
+	if err != nil {
+		return err
+	}
+	defer local.Close()
+	sources := proxy.Chain{local}
+	if s.Proxy.Fallback.URL != "" {
+		fb, err := proxy.NewFallback(s.Proxy.Fallback, version, c, m)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, fb)
+	}
+
+	cfg := s.Proxy
+	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
+	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log})
+	if err != nil {
+		return err
+	}
+	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
+		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
+		"fallback", cfg.Fallback.URL != "", "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
+		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
+		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String())
+	return serveUntilSignal(srv, cfg.BindAddress, s.ShutdownTimeout, log)
+}
+
+// serveUntilSignal listens until SIGINT or SIGTERM, then drains: open
+// requests first, then renders nobody waits for any more, which libvips
+// must not be shut down under.
+func serveUntilSignal(srv *proxy.Server, bind string, drain time.Duration, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.App().Listen(bind) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "drain_timeout", drain.String())
+	deadline := time.Now().Add(drain)
+	if err := srv.App().ShutdownWithTimeout(drain); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	dctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := srv.Drain(dctx); err != nil {
+		log.Warn("renders still running at the end of the drain time", "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"image-proxy/transform"
+)
+
+// Config is the HTTP part of the settings. The tags are the one place of
+// its names and defaults; main parses the environment into it.
+type Config struct {
+	BindAddress       string              `env:"IMAGE_PROXY_BIND_ADDRESS" envDefault:"0.0.0.0:8000"`
+	RootPath          string              `env:"IMAGE_PROXY_ROOT_PATH" envDefault:"./data/images"`
+	StripPath         string              `env:"IMAGE_PROXY_STRIP_PATH"`
+	CacheControl      string              `env:"IMAGE_PROXY_CACHE_CONTROL_HEADER" envDefault:"public, max-age=31536000, no-transform"` // empty: none on images
+	ErrorCacheControl string              `env:"IMAGE_PROXY_ERROR_CACHE_CONTROL_HEADER" envDefault:"public, max-age=60"`               // empty: none on 4xx
+	MaxBox            int                 `env:"IMAGE_PROXY_MAX_SIZE" envDefault:"4000"`                                               // pixels, the largest effective box
+	MaxSourceBytes    int64               `env:"IMAGE_PROXY_MAX_SOURCE_BYTES" envDefault:"52428800"`
+	Algorithm         transform.Algorithm `env:"IMAGE_PROXY_RESIZE_ALGORITHM" envDefault:"auto"` // default resize_algorithm
+	Concurrency       int                 `env:"IMAGE_PROXY_CONCURRENCY"`                        // 0 = one per CPU
+	QueueDepth        int                 `env:"IMAGE_PROXY_QUEUE_DEPTH" envDefault:"128"`
+	QueueTimeout      time.Duration       `env:"IMAGE_PROXY_QUEUE_TIMEOUT" envDefault:"10s"`
+	ReadTimeout       time.Duration       `env:"IMAGE_PROXY_READ_TIMEOUT" envDefault:"10s"`
+	WriteTimeout      time.Duration       `env:"IMAGE_PROXY_WRITE_TIMEOUT" envDefault:"60s"`
+	IdleTimeout       time.Duration       `env:"IMAGE_PROXY_IDLE_TIMEOUT" envDefault:"75s"`
+	MaxConns          int                 `env:"IMAGE_PROXY_MAX_CONNECTIONS" envDefault:"10000"`
+	MaxHeaderBytes    int                 `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"` // larger request headers get 431
+	Fallback          FallbackConfig      // read by main to build the source chain
+
+	// Set by main, not read from the environment.
+	EncoderSettings string // transform.Config.Fingerprint(), part of every key
+	Version         string
+	LibvipsVersion  string
+}
+
+// FallbackConfig describes the upstream asked for originals no earlier
+// source has.
+type FallbackConfig struct {
+	URL      string        `env:"IMAGE_PROXY_FALLBACK_IMAGE_URL"` // empty: no fallback
+	MaxBytes int64         `env:"IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE" envDefault:"5242880"`
+	Timeout  time.Duration `env:"IMAGE_PROXY_FALLBACK_TIMEOUT" envDefault:"10s"`
+}
+
+// Slots is the number of renders that may run at once.
+func (c Config) Slots() int {
+	if c.Concurrency == 0 {
+		return runtime.NumCPU()
+	}
+	return c.Concurrency
+}
+
+// settingError names the variable, the value and what is allowed.
+func settingError(name string, value any, allowed string) error {
+	return fmt.Errorf("invalid setting %s=%q: must be %s", name, fmt.Sprint(value), allowed)
+}
+
+// Validate checks every value against its range.
+func (c Config) Validate() error {
+	for _, r := range []struct {
+		name      string
+		v, lo, hi int64
+	}{
+		{"IMAGE_PROXY_MAX_SIZE", int64(c.MaxBox), 1, 100000},
+		{"IMAGE_PROXY_MAX_SOURCE_BYTES", c.MaxSourceBytes, 1, 1 << 40},
+		{"IMAGE_PROXY_CONCURRENCY", int64(c.Slots()), 1, 1024},
+		{"IMAGE_PROXY_QUEUE_DEPTH", int64(c.QueueDepth), 0, 1 << 20},
+		{"IMAGE_PROXY_MAX_CONNECTIONS", int64(c.MaxConns), 1, 1 << 24},
+		{"IMAGE_PROXY_MAX_HEADER_BYTES", int64(c.MaxHeaderBytes), 1024, 1 << 20},
+		{"IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE", c.Fallback.MaxBytes, 1, 1 << 40},
+	} {
+		if r.v < r.lo || r.v > r.hi {
+			return settingError(r.name, r.v, fmt.Sprintf("from %d to %d", r.lo, r.hi))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"IMAGE_PROXY_FALLBACK_TIMEOUT", c.Fallback.Timeout},
+		{"IMAGE_PROXY_QUEUE_TIMEOUT", c.QueueTimeout},
+		{"IMAGE_PROXY_READ_TIMEOUT", c.ReadTimeout},
+		{"IMAGE_PROXY_WRITE_TIMEOUT", c.WriteTimeout},
+		{"IMAGE_PROXY_IDLE_TIMEOUT", c.IdleTimeout},
+	} {
+		if err := CheckDuration(d.name, d.v); err != nil {
+			return err
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.BindAddress); err != nil {
+		return settingError("IMAGE_PROXY_BIND_ADDRESS", c.BindAddress, "host:port, such as 0.0.0.0:8000")
+	}
+	if f, err := os.Open(c.RootPath); err != nil {
+		return settingError("IMAGE_PROXY_ROOT_PATH", c.RootPath, "a readable directory")
+	} else if fi, err := f.Stat(); f.Close() != nil || err != nil || !fi.IsDir() {
+		return settingError("IMAGE_PROXY_ROOT_PATH", c.RootPath, "a readable directory")
+	}
+	return c.Fallback.validate()
+}
+
+// CheckDuration accepts a positive duration up to a day.
+func CheckDuration(name string, d time.Duration) error {
+	if d <= 0 || d > 24*time.Hour {
+		return settingError(name, d.String(), "a positive duration up to 24h, such as 500ms, 10s or 1m")
+	}
+	return nil
+}
+
+func (f FallbackConfig) validate() error {
+	if f.URL == "" {
+		return nil
+	}
+	u, err := url.Parse(f.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(f.URL, "#") {
+		return settingError("IMAGE_PROXY_FALLBACK_IMAGE_URL", f.URL, "an http or https URL with a host and no query, fragment or credentials")
+	}
+	return nil
+}
