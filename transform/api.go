@@ -5,56 +5,7 @@ package transform
 
 import (
 	"errors"
-	"fmt"
 )
-
-// Format is an image format we accept as a source or produce as output.
-type Format uint8
-
-const (
-	FormatUnknown Format = iota
-	FormatJPEG
-	FormatPNG
-	FormatWebP
-	FormatGIF
-	FormatAVIF
-	FormatHEIF
-	FormatTIFF
-	FormatJXL
-	FormatSVG
-)
-
-var formatNames = [...]string{"unknown", "jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "jxl", "svg"}
-
-var formatMIME = [...]string{
-	"application/octet-stream", "image/jpeg", "image/png", "image/webp", "image/gif",
-	"image/avif", "image/heif", "image/tiff", "image/jxl", "image/svg+xml",
-}
-
-// String is the short lower-case name, also used as a metrics label.
-func (f Format) String() string {
-	if int(f) < len(formatNames) {
-		return formatNames[f]
-	}
-	return "unknown"
-}
-
-// MIME is the Content-Type of a body in this format.
-func (f Format) MIME() string {
-	if int(f) < len(formatMIME) {
-		return formatMIME[f]
-	}
-	return formatMIME[0]
-}
-
-// CanEncode reports whether f is one of the output formats of the contract.
-func (f Format) CanEncode() bool {
-	switch f {
-	case FormatJPEG, FormatPNG, FormatWebP, FormatGIF, FormatAVIF:
-		return true
-	}
-	return false
-}
 
 // Algorithm selects the resampling route.
 type Algorithm uint8
@@ -87,6 +38,23 @@ func ParseAlgorithm(s string) (Algorithm, bool) {
 	return AlgorithmAuto, false
 }
 
+// UnmarshalText lets an Algorithm be a setting. The error is a
+// *SettingError without a Name: only the caller knows where the text came
+// from.
+func (a *Algorithm) UnmarshalText(text []byte) error {
+	v, ok := ParseAlgorithm(string(text))
+	if !ok {
+		return &SettingError{Value: string(text), Allowed: "lanczos3, thumbnail or auto"}
+	}
+	*a = v
+	return nil
+}
+
+// MarshalText writes the name UnmarshalText reads.
+func (a Algorithm) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// equalFold folds ASCII only: strings.EqualFold would also take the
+// Kelvin sign for a "k".
 func equalFold(a, b string) bool {
 	if len(a) != len(b) {
 		return false
@@ -121,29 +89,8 @@ type Result struct {
 	Frames int
 }
 
-// Config holds the encoder and safety settings.
-type Config struct {
-	JPEGQuality     int   // 0-100
-	WebPQuality     int   // 0-100
-	WebPEffort      int   // 0-6
-	AVIFQuality     int   // 0-100
-	AVIFSpeed       int   // 1-10, higher = faster
-	PNGCompression  int   // 0-9
-	MaxSourcePixels int64 // width × height × frames
-}
-
-// DefaultConfig returns the contract's defaults.
-func DefaultConfig() Config {
-	return Config{JPEGQuality: 75, WebPQuality: 80, WebPEffort: 4, AVIFQuality: 85, AVIFSpeed: 6, PNGCompression: 6, MaxSourcePixels: 50_000_000}
-}
-
-// Fingerprint is a stable string of every setting that changes output
-// bytes; it belongs in every cache key and ETag.
-func (c Config) Fingerprint() string {
-	return fmt.Sprintf("j%d.w%d.%d.a%d.%d.p%d.v1", c.JPEGQuality, c.WebPQuality, c.WebPEffort, c.AVIFQuality, c.AVIFSpeed, c.PNGCompression)
-}
-
-// ErrorKind classifies a failure so the HTTP layer can map it to a status.
+// ErrorKind classifies a failure; the HTTP layer owns what each kind means
+// to a client.
 type ErrorKind uint8
 
 const (
@@ -154,19 +101,30 @@ const (
 	KindCanceled               // context done before or between steps
 )
 
-// Error is the only error type Render returns. Msg is safe to show a client;
-// Err (possibly libvips text) is for logs only.
-type Error struct {
-	Kind ErrorKind
-	Msg  string
-	Err  error
+var kindNames = [...]string{"internal", "unsupported", "invalid image", "too large", "canceled"}
+
+// String names the kind for logs.
+func (k ErrorKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "internal"
 }
 
+// Error is the only error type Render returns. It carries no text for
+// clients: Err (possibly libvips' words) is for logs.
+type Error struct {
+	Kind  ErrorKind
+	Err   error
+	Limit int64 // KindTooLarge: the pixel limit the source exceeds
+}
+
+// Error is a log text: the kind, then the cause.
 func (e *Error) Error() string {
 	if e.Err != nil {
-		return e.Msg + ": " + e.Err.Error()
+		return e.Kind.String() + ": " + e.Err.Error()
 	}
-	return e.Msg
+	return e.Kind.String()
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -75,41 +75,77 @@ func cImage(im *vips.Image) *C.VipsImage {
 	return (*C.VipsImage)(unsafe.Pointer(f.Pointer()))
 }
 
+// saver encodes in (already stripped of metadata) with the record's
+// quality, 0 when the format has none.
+type saver func(in *C.VipsImage, quality int, c Config) ([]byte, error)
+
 // encode writes out with every metadata block (EXIF, XMP, IPTC, ICC) stripped.
-func (t *Transformer) encode(im *vips.Image, out Format) ([]byte, error) {
-	c := t.cfg
+func (e *Engine) encode(im *vips.Image, out Format) ([]byte, error) {
 	in := C.without_metadata(cImage(im))
 	runtime.KeepAlive(im)
 	if in == nil {
 		return nil, vipsError()
 	}
 	defer C.g_object_unref(C.gpointer(in))
-	var buf unsafe.Pointer
-	var n C.size_t
-	var rc C.int
-	switch out {
-	case FormatJPEG:
-		rc = C.save_jpeg(in, &buf, &n, C.int(max(1, c.JPEGQuality)))
-	case FormatPNG:
-		rc = C.save_png(in, &buf, &n, C.int(c.PNGCompression))
-	case FormatWebP:
-		rc = C.save_webp(in, &buf, &n, C.int(c.WebPQuality), C.int(c.WebPEffort))
-	case FormatGIF:
-		rc = C.save_gif(in, &buf, &n)
-	case FormatAVIF:
-		rc = C.save_avif(in, &buf, &n, C.int(max(1, c.AVIFQuality)), C.int(avifEffort(c.AVIFSpeed)))
-	default:
+	s := out.spec()
+	if s.save == nil {
 		return nil, fmt.Errorf("no encoder for %s", out)
 	}
+	quality := 0
+	if s.quality != nil {
+		quality = s.quality(e.cfg)
+	}
+	return s.save(in, quality, e.cfg)
+}
+
+// saved takes the buffer a C saver wrote.
+func saved(rc C.int, buf unsafe.Pointer, n C.size_t) ([]byte, error) {
 	if rc != 0 {
 		return nil, vipsError()
 	}
 	defer C.g_free(C.gpointer(buf))
-	data := C.GoBytes(buf, C.int(n))
-	if out == FormatWebP {
-		data = stripWebPMetadata(data)
+	return C.GoBytes(buf, C.int(n)), nil
+}
+
+// saveJPEG raises quality 0 to 1, the lowest jpegsave accepts.
+func saveJPEG(in *C.VipsImage, quality int, _ Config) ([]byte, error) {
+	var buf unsafe.Pointer
+	var n C.size_t
+	rc := C.save_jpeg(in, &buf, &n, C.int(max(1, quality)))
+	return saved(rc, buf, n)
+}
+
+func savePNG(in *C.VipsImage, _ int, c Config) ([]byte, error) {
+	var buf unsafe.Pointer
+	var n C.size_t
+	rc := C.save_png(in, &buf, &n, C.int(c.PNGCompression))
+	return saved(rc, buf, n)
+}
+
+func saveWebP(in *C.VipsImage, quality int, c Config) ([]byte, error) {
+	var buf unsafe.Pointer
+	var n C.size_t
+	rc := C.save_webp(in, &buf, &n, C.int(quality), C.int(c.WebPEffort))
+	data, err := saved(rc, buf, n)
+	if err != nil {
+		return nil, err
 	}
-	return data, nil
+	return stripWebPMetadata(data), nil
+}
+
+func saveGIF(in *C.VipsImage, _ int, _ Config) ([]byte, error) {
+	var buf unsafe.Pointer
+	var n C.size_t
+	rc := C.save_gif(in, &buf, &n)
+	return saved(rc, buf, n)
+}
+
+// saveAVIF raises quality 0 to 1, the lowest heifsave accepts.
+func saveAVIF(in *C.VipsImage, quality int, c Config) ([]byte, error) {
+	var buf unsafe.Pointer
+	var n C.size_t
+	rc := C.save_avif(in, &buf, &n, C.int(max(1, quality)), C.int(avifEffort(c.AVIFSpeed)))
+	return saved(rc, buf, n)
 }
 
 // vipsError takes libvips' error buffer (for logs only; never for clients).

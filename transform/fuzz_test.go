@@ -9,7 +9,6 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
-	"strings"
 	"testing"
 
 	"golang.org/x/image/tiff"
@@ -101,9 +100,6 @@ func FuzzRender(f *testing.F) {
 			}
 			if (te.Kind == KindUnsupported) != (sniffed == FormatUnknown) {
 				t.Fatalf("kind %d for a source sniffed as %s", te.Kind, sniffed)
-			}
-			if strings.Contains(strings.ToLower(te.Msg), "vips") {
-				t.Fatalf("public message leaks libvips: %q", te.Msg)
 			}
 			return
 		}

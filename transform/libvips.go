@@ -3,33 +3,33 @@ package transform
 /*
 #cgo pkg-config: vips
 #include <malloc.h>
+#include <stdlib.h>
 #include <vips/vips.h>
 
 // Only the loaders and savers we call by name stay usable. This is a second
 // layer: Render already decides the type in Go and calls one loader by name,
-// so no libvips sniffer ever sees the bytes.
-static void restrict_operations(void) {
-	static const char *allowed[] = {
-		"VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer", "VipsForeignLoadWebpBuffer",
-		"VipsForeignLoadNsgifBuffer", "VipsForeignLoadHeifBuffer", "VipsForeignLoadTiffBuffer",
-		"VipsForeignLoadJxlBuffer",
-		// svgload is marked untrusted; we re-enable it because SVG is on the
-		// allow-list, and only ever feed it from memory.
-		"VipsForeignLoadSvgBuffer",
-		"VipsForeignSaveJpegBuffer", "VipsForeignSavePngBuffer", "VipsForeignSaveWebpBuffer",
-		"VipsForeignSaveCgifBuffer", "VipsForeignSaveHeifBuffer",
-	};
+// so no libvips sniffer ever sees the bytes. allowed holds nicknames, which
+// vips_operation_block_set does not match: each is unblocked by its type
+// name. Returns the index of a name libvips does not know, before blocking
+// anything, or -1.
+static int restrict_operations(char **allowed, int n) {
+	for (int i = 0; i < n; i++)
+		if (!vips_type_find("VipsOperation", allowed[i]))
+			return i;
 	vips_block_untrusted_set(TRUE);
 	vips_operation_block_set("VipsForeignLoad", TRUE);
 	vips_operation_block_set("VipsForeignSave", TRUE);
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		vips_operation_block_set(allowed[i], FALSE);
+	for (int i = 0; i < n; i++)
+		vips_operation_block_set(g_type_name(vips_type_find("VipsOperation", allowed[i])), FALSE);
+	return -1;
 }
 */
 import "C"
 
 import (
+	"fmt"
 	"log/slog"
+	"unsafe"
 
 	"image-proxy/transform/internal/vips"
 )
@@ -61,7 +61,21 @@ func Startup(log *slog.Logger) error {
 		// SIMD paths (orc) for resampling: about 10 % faster here.
 		VectorEnabled: true,
 	})
-	C.restrict_operations()
+	return restrictOperations(allowedOperations())
+}
+
+// restrictOperations leaves only names usable among libvips' loaders and
+// savers. A name libvips does not know is an error: it would leave a
+// format on the table that can never load or save.
+func restrictOperations(names []string) error {
+	cs := make([]*C.char, len(names))
+	for i, n := range names {
+		cs[i] = C.CString(n)
+		defer C.free(unsafe.Pointer(cs[i]))
+	}
+	if i := C.restrict_operations(unsafe.SliceData(cs), C.int(len(cs))); i >= 0 {
+		return fmt.Errorf("libvips %s has no operation %q", Version(), names[i])
+	}
 	return nil
 }
 

@@ -471,7 +471,7 @@ func fittedSize(w, h, box int) (int, int) {
 }
 
 // renderUpright renders src into box as out and checks the result.
-func renderUpright(t *testing.T, tr *Transformer, src []byte, w, h, box int, out Format) {
+func renderUpright(t *testing.T, tr *Engine, src []byte, w, h, box int, out Format) {
 	t.Helper()
 	res, err := tr.Render(context.Background(), src, Options{Box: box, Format: out})
 	if err != nil {

@@ -33,9 +33,9 @@ import (
 	"image-proxy/transform/internal/vips"
 )
 
-// Transformer renders with one set of encoder settings. It holds no libvips
+// Engine renders with one set of encoder settings. It holds no libvips
 // state and is safe for concurrent use.
-type Transformer struct {
+type Engine struct {
 	cfg         Config
 	running     atomic.Int64
 	trimPending atomic.Bool
@@ -47,124 +47,147 @@ type Transformer struct {
 // after a burst.
 const trimAfter = 2 * time.Second
 
-// New returns a Transformer; cfg must be valid.
-func New(cfg Config) *Transformer { return &Transformer{cfg: cfg} }
+// New returns an Engine; cfg must be valid.
+func New(cfg Config) *Engine { return &Engine{cfg: cfg} }
 
 // idle is called when a render ends; the last one out schedules a trim.
-func (t *Transformer) idle() {
-	if t.running.Add(-1) != 0 || !t.trimPending.CompareAndSwap(false, true) {
+func (e *Engine) idle() {
+	if e.running.Add(-1) != 0 || !e.trimPending.CompareAndSwap(false, true) {
 		return
 	}
 	time.AfterFunc(trimAfter, func() {
-		t.trimPending.Store(false)
-		if t.running.Load() == 0 {
+		e.trimPending.Store(false)
+		if e.running.Load() == 0 {
 			releaseMemory()
 		}
 	})
 }
 
-// Validate checks every setting against its range.
-func (c Config) Validate() error {
-	for _, r := range []struct {
-		name      string
-		v, lo, hi int
-	}{
-		{"JPEG quality", c.JPEGQuality, 0, 100},
-		{"WebP quality", c.WebPQuality, 0, 100},
-		{"WebP effort", c.WebPEffort, 0, 6},
-		{"AVIF quality", c.AVIFQuality, 0, 100},
-		{"AVIF speed", c.AVIFSpeed, 1, 10},
-		{"PNG compression", c.PNGCompression, 0, 9},
-	} {
-		if r.v < r.lo || r.v > r.hi {
-			return fmt.Errorf("%s must be from %d to %d, not %d", r.name, r.lo, r.hi, r.v)
-		}
-	}
-	if c.MaxSourcePixels < 1 {
-		return errors.New("the source pixel limit must be at least 1")
-	}
-	return nil
+func unsupported() error {
+	return &Error{Kind: KindUnsupported, Err: errors.New("no format on the allow-list matches the first bytes")}
 }
 
-var (
-	errCanceled    = &Error{Kind: KindCanceled, Msg: "the request was cancelled"}
-	errUnsupported = &Error{Kind: KindUnsupported, Msg: "the file is not an image type this server handles"}
-)
-
-func invalid(err error) error {
-	return &Error{Kind: KindInvalidImage, Msg: "The image is corrupt or truncated and cannot be transformed.", Err: err}
+func canceled(ctx context.Context) error {
+	return &Error{Kind: KindCanceled, Err: context.Cause(ctx)}
 }
+
+func invalid(err error) error { return &Error{Kind: KindInvalidImage, Err: err} }
 
 func internal(step string, err error) error {
-	return &Error{Kind: KindInternal, Msg: "The image could not be processed.", Err: fmt.Errorf("%s: %w", step, err)}
+	return &Error{Kind: KindInternal, Err: fmt.Errorf("%s: %w", step, err)}
 }
 
-// Render decodes src, fits it in opts.Box, and encodes it. The steps:
-// sniff → header check → load with shrink-on-load → resize → sRGB → alpha
-// → orient → encode.
-func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Result, error) {
-	t.running.Add(1)
-	defer t.idle()
+// Render decodes src, fits it in opts.Box, and encodes it: sniff → read
+// the header → plan → load with shrink-on-load → process (resize, sRGB,
+// alpha, orient) → encode.
+func (e *Engine) Render(ctx context.Context, src []byte, opts Options) (Result, error) {
+	e.running.Add(1)
+	defer e.idle()
 	in := Sniff(src[:min(len(src), 4096)])
 	if in == FormatUnknown {
-		return Result{}, errUnsupported
+		return Result{}, unsupported()
 	}
-
-	// Header: the named loader only reads the header until pixels are needed.
-	head, err := load(src, in, loadParams{pages: 1})
+	h, err := readHeader(src, in)
 	if err != nil {
 		return Result{}, invalid(err)
 	}
-	width, pageHeight, pages, hasAlpha := head.Width(), pageHeightOf(head), framesInFile(head), head.HasAlpha()
-	head.Close()
-	if int64(width)*int64(pageHeight)*int64(pages) > t.cfg.MaxSourcePixels {
-		return Result{}, &Error{Kind: KindTooLarge,
-			Msg: fmt.Sprintf("The image has more than %d pixels (width × height × frames).", t.cfg.MaxSourcePixels)}
+	if err := e.checkPixels(h); err != nil {
+		return Result{}, err
 	}
+	p := newPlan(in, h, opts)
+	if ctx.Err() != nil {
+		return Result{}, canceled(ctx)
+	}
+	img, err := load(src, in, p.load)
+	if err != nil {
+		return Result{}, broken(src, in, p.load, "load", err)
+	}
+	defer img.Close()
+	if err := p.process(ctx, src, img); err != nil {
+		return Result{}, err
+	}
+	return e.finish(ctx, src, img, p)
+}
 
-	out := opts.Format
-	if out == FormatUnknown {
-		out = defaultOutput(in, hasAlpha)
+// header is what the source's header says, before any pixel is decoded.
+type header struct {
+	width, pageHeight int
+	pages             int // frames in the file
+	hasAlpha          bool
+}
+
+// readHeader reads the header only: the named loader decodes nothing until
+// pixels are asked for.
+func readHeader(src []byte, in Format) (header, error) {
+	head, err := load(src, in, loadParams{pages: 1})
+	if err != nil {
+		return header{}, err
 	}
-	animation := pages > 1 && (in == FormatGIF || in == FormatWebP)
-	animated := animation && (out == FormatGIF || out == FormatWebP)
+	defer head.Close()
+	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha()}, nil
+}
+
+// checkPixels refuses a source over the limit before any pixel is decoded.
+func (e *Engine) checkPixels(h header) error {
+	n := int64(h.width) * int64(h.pageHeight) * int64(h.pages)
+	if n <= e.cfg.MaxSourcePixels {
+		return nil
+	}
+	return &Error{Kind: KindTooLarge, Limit: e.cfg.MaxSourcePixels,
+		Err: fmt.Errorf("%d×%d×%d pixels, limit %d", h.width, h.pageHeight, h.pages, e.cfg.MaxSourcePixels)}
+}
+
+// plan is every decision Render takes from the header and the options.
+type plan struct {
+	in, out       Format
+	width, height int // of one output frame
+	algorithm     Algorithm
+	// animation: the source has several frames in an animated format,
+	// whether or not the output keeps them.
+	animation bool
+	load      loadParams
+}
+
+func newPlan(in Format, h header, opts Options) plan {
+	p := plan{in: in, out: opts.Format, algorithm: opts.Algorithm}
+	if p.out == FormatUnknown {
+		p.out = defaultOutput(in, h.hasAlpha)
+	}
+	p.animation = h.pages > 1 && in.spec().animated
 
 	// Target size of one frame; never enlarged.
 	scale := 1.0
-	if longest := max(width, pageHeight); opts.Box > 0 && opts.Box < longest {
+	if longest := max(h.width, h.pageHeight); opts.Box > 0 && opts.Box < longest {
 		scale = float64(opts.Box) / float64(longest)
 	}
-	targetW := max(1, int(math.Round(float64(width)*scale)))
-	targetH := max(1, int(math.Round(float64(pageHeight)*scale)))
+	p.width = max(1, int(math.Round(float64(h.width)*scale)))
+	p.height = max(1, int(math.Round(float64(h.pageHeight)*scale)))
 
-	if ctx.Err() != nil {
-		return Result{}, errCanceled
-	}
-	shortest := min(width, pageHeight)
-	lp := loadParams{pages: 1, shrink: shrinkOnLoad(in, scale, opts.Algorithm, shortest)}
-	if animated {
-		lp.pages = -1
+	shortest := min(h.width, h.pageHeight)
+	p.load = loadParams{pages: 1, shrink: shrinkOnLoad(in, scale, opts.Algorithm, shortest)}
+	if p.animation && p.out.spec().animated {
+		p.load.pages = -1
 	}
 	if in == FormatWebP || in == FormatSVG {
-		lp.scale = loadScale(in, scale, opts.Algorithm, shortest)
+		p.load.scale = loadScale(in, scale, opts.Algorithm, shortest)
 	}
-	img, err := load(src, in, lp)
-	if err != nil {
-		return Result{}, broken(src, in, lp, "load", err)
-	}
-	defer img.Close()
+	return p
+}
 
-	steps := []struct {
-		name string
-		run  func(*vips.Image) error
-	}{
-		{"resize", func(im *vips.Image) error { return resize(im, targetW, targetH, opts.Algorithm) }},
+type step struct {
+	name string
+	run  func(*vips.Image) error
+}
+
+func (p plan) steps() []step {
+	return []step{
+		{"resize", func(im *vips.Image) error { return resize(im, p.width, p.height, p.algorithm) }},
 		{"colour", toSRGB},
-		{"alpha", func(im *vips.Image) error { return alpha(im, out) }},
+		{"alpha", func(im *vips.Image) error { return alpha(im, p.out) }},
 		// Last, so the copy it makes is of the smallest pixels: output
 		// size, 8-bit, flattened.
 		{"orient", func(im *vips.Image) error {
-			if animation {
+			if p.animation {
 				// Not rotated, whichever frames are kept: the same
 				// source comes out the same way up as GIF, WebP or a still.
 				return nil
@@ -172,24 +195,32 @@ func (t *Transformer) Render(ctx context.Context, src []byte, opts Options) (Res
 			return orient(im)
 		}},
 	}
-	for _, s := range steps {
+}
+
+// process runs the steps on img in place, checking ctx between them.
+func (p plan) process(ctx context.Context, src []byte, img *vips.Image) error {
+	for _, s := range p.steps() {
 		if ctx.Err() != nil {
-			return Result{}, errCanceled
+			return canceled(ctx)
 		}
 		if err := s.run(img); err != nil {
-			return Result{}, broken(src, in, lp, s.name, err)
+			return broken(src, p.in, p.load, s.name, err)
 		}
 	}
+	return nil
+}
+
+// finish encodes img into the Result.
+func (e *Engine) finish(ctx context.Context, src []byte, img *vips.Image, p plan) (Result, error) {
 	if ctx.Err() != nil {
-		return Result{}, errCanceled
+		return Result{}, canceled(ctx)
 	}
-	data, err := t.encode(img, out)
+	data, err := e.encode(img, p.out)
 	if err != nil {
 		// Decoding is lazy: a truncated source often fails only here.
-		return Result{}, broken(src, in, lp, "encode", err)
+		return Result{}, broken(src, p.in, p.load, "encode", err)
 	}
-	frames := pagesOf(img)
-	return Result{Data: data, Format: out, Width: img.Width(), Height: pageHeightOf(img), Frames: frames}, nil
+	return Result{Data: data, Format: p.out, Width: img.Width(), Height: pageHeightOf(img), Frames: pagesOf(img)}, nil
 }
 
 // broken classifies a failure after the header loaded. Only a source that
@@ -276,46 +307,6 @@ func loadScale(in Format, scale float64, a Algorithm, shortest int) float64 {
 	// A side scaled under a pixel is refused (webpload: "bad image
 	// dimensions") or empty; two pixels leave the resize something to do.
 	return max(s, min(1, 2/float64(shortest)))
-}
-
-type loadParams struct {
-	pages  int     // 1, or -1 for every frame
-	shrink int     // JPEG only
-	scale  float64 // WebP and SVG only; 0 = 1
-}
-
-// load calls the loader for in by name; nothing else ever parses src.
-func load(src []byte, in Format, p loadParams) (*vips.Image, error) {
-	// Sequential access lets libvips stream the decode through the pipeline
-	// instead of holding the whole decoded image.
-	const access = vips.AccessSequential
-	// Truncated or corrupt data is an error rather than grey filling.
-	const failOn = vips.FailOnError
-	scale := p.scale
-	if scale == 0 {
-		scale = 1
-	}
-	switch in {
-	case FormatJPEG:
-		return vips.NewJpegloadBuffer(src, &vips.JpegloadBufferOptions{Shrink: max(1, p.shrink), Access: access, FailOn: failOn})
-	case FormatPNG:
-		return vips.NewPngloadBuffer(src, &vips.PngloadBufferOptions{Access: access, FailOn: failOn})
-	case FormatWebP:
-		return vips.NewWebploadBuffer(src, &vips.WebploadBufferOptions{N: p.pages, Scale: scale, Access: access, FailOn: failOn})
-	case FormatGIF:
-		return vips.NewGifloadBuffer(src, &vips.GifloadBufferOptions{N: p.pages, Access: access, FailOn: failOn})
-	case FormatAVIF, FormatHEIF:
-		return vips.NewHeifloadBuffer(src, &vips.HeifloadBufferOptions{N: 1, Access: access, FailOn: failOn})
-	case FormatTIFF:
-		return vips.NewTiffloadBuffer(src, &vips.TiffloadBufferOptions{N: 1, Access: access, FailOn: failOn})
-	case FormatJXL:
-		return vips.NewJxlloadBuffer(src, &vips.JxlloadBufferOptions{Access: access, FailOn: failOn})
-	case FormatSVG:
-		// Always from memory: from a path, librsvg would resolve
-		// references to files beside it.
-		return vips.NewSvgloadBuffer(src, &vips.SvgloadBufferOptions{Dpi: 72, Scale: scale, Access: access, FailOn: failOn})
-	}
-	return nil, errors.New("no loader")
 }
 
 // resize brings one frame to w×h (every frame of an animation alike).

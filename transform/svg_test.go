@@ -46,7 +46,7 @@ type guardedRender struct {
 // renderGuarded runs Render on another goroutine so that a render blocked
 // in C fails the test after hangGuard instead of hanging the suite; it
 // reports the CPU time the render used.
-func renderGuarded(t *testing.T, tr *Transformer, src []byte, opts Options) guardedRender {
+func renderGuarded(t *testing.T, tr *Engine, src []byte, opts Options) guardedRender {
 	t.Helper()
 	done := make(chan guardedRender, 1)
 	go func() {

@@ -1,0 +1,88 @@
+package transform
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config holds the encoder and safety settings. Its tags are the one place
+// their environment names and defaults are written.
+type Config struct {
+	JPEGQuality     int   `env:"IMAGE_PROXY_JPEG_QUALITY" envDefault:"75"`
+	WebPQuality     int   `env:"IMAGE_PROXY_WEBP_QUALITY" envDefault:"80"`
+	WebPEffort      int   `env:"IMAGE_PROXY_WEBP_EFFORT" envDefault:"4"`
+	AVIFQuality     int   `env:"IMAGE_PROXY_AVIF_QUALITY" envDefault:"85"`
+	AVIFSpeed       int   `env:"IMAGE_PROXY_AVIF_SPEED" envDefault:"6"` // higher = faster
+	PNGCompression  int   `env:"IMAGE_PROXY_PNG_COMPRESSION_LEVEL" envDefault:"6"`
+	MaxSourcePixels int64 `env:"IMAGE_PROXY_MAX_SOURCE_PIXELS" envDefault:"50000000"` // width × height × frames
+}
+
+// DefaultConfig returns the defaults of the tags, as if no variable were set.
+func DefaultConfig() Config {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: map[string]string{}}); err != nil {
+		// The tags are constants: only an edit to them can get here.
+		panic("transform: Config's envDefault tags do not parse: " + err.Error())
+	}
+	return c
+}
+
+// Validate checks every setting against its range; the error is a
+// *SettingError naming the variable.
+func (c Config) Validate() error {
+	for _, r := range []struct {
+		field     string
+		v, lo, hi int64
+	}{
+		{"AVIFSpeed", int64(c.AVIFSpeed), 1, 10},
+		{"AVIFQuality", int64(c.AVIFQuality), 0, 100},
+		{"JPEGQuality", int64(c.JPEGQuality), 0, 100},
+		{"WebPQuality", int64(c.WebPQuality), 0, 100},
+		{"WebPEffort", int64(c.WebPEffort), 0, 6},
+		{"PNGCompression", int64(c.PNGCompression), 0, 9},
+		{"MaxSourcePixels", c.MaxSourcePixels, 1, 1 << 40},
+	} {
+		if r.v < r.lo || r.v > r.hi {
+			return &SettingError{
+				Name:    settingName(r.field),
+				Value:   strconv.FormatInt(r.v, 10),
+				Allowed: fmt.Sprintf("from %d to %d", r.lo, r.hi),
+			}
+		}
+	}
+	return nil
+}
+
+// settingName is the environment variable of a Config field.
+func settingName(field string) string {
+	f, ok := reflect.TypeFor[Config]().FieldByName(field)
+	if !ok {
+		return field
+	}
+	return f.Tag.Get("env")
+}
+
+// Fingerprint is a stable string of every setting that changes output
+// bytes; it belongs in every cache key and ETag.
+func (c Config) Fingerprint() string {
+	return fmt.Sprintf("j%d.w%d.%d.a%d.%d.p%d.v1", c.JPEGQuality, c.WebPQuality, c.WebPEffort, c.AVIFQuality, c.AVIFSpeed, c.PNGCompression)
+}
+
+// SettingError is a setting outside what is allowed. Name is the
+// environment variable; it is empty when the code that found the error
+// cannot know it, and the caller fills it in.
+type SettingError struct {
+	Name    string
+	Value   string
+	Allowed string // e.g. "from 0 to 100"
+}
+
+func (e *SettingError) Error() string {
+	if e.Name == "" {
+		return fmt.Sprintf("invalid value %q: must be %s", e.Value, e.Allowed)
+	}
+	return fmt.Sprintf("invalid setting %s=%q: must be %s", e.Name, e.Value, e.Allowed)
+}

@@ -1,0 +1,256 @@
+package transform
+
+import (
+	"errors"
+	"slices"
+
+	"image-proxy/transform/internal/vips"
+)
+
+// Format is an image format we accept as a source or produce as output.
+// The values are stored in cached entries: append new formats, never
+// renumber.
+type Format uint8
+
+const (
+	FormatUnknown Format = iota
+	FormatJPEG
+	FormatPNG
+	FormatWebP
+	FormatGIF
+	FormatAVIF
+	FormatHEIF
+	FormatTIFF
+	FormatJXL
+	FormatSVG
+	formatCount
+)
+
+// formatSpec is everything the package knows about one format. A format
+// is one record in formats; nothing else in the package names formats
+// one by one for sniffing, loading, the libvips allow-list or encoding.
+type formatSpec struct {
+	name    string   // short lower-case name, also a metrics label
+	aliases []string // further names accepted for an output format
+	mime    string
+
+	// magic recognises the format from the first bytes of a file. Stages
+	// run in order, so a signature at byte 0 is decisive: a JPEG or TIFF
+	// whose bytes 4-8 happen to read "ftyp" is not taken for AVIF.
+	magic      func(b []byte) bool
+	sniffStage sniffStage
+
+	load func(src []byte, p loadParams) (*vips.Image, error)
+	// operations are the libvips loader and saver nicknames that stay
+	// callable; every other loader and saver is blocked at startup.
+	operations []string
+
+	// outputRank is where the contract lists the format among output
+	// formats, from 1; 0 means it is never encoded.
+	outputRank int
+	save       saver
+	// quality is the operator's quality setting for a lossy encoder; nil
+	// when the format has none (PNG is lossless and has a compression
+	// level instead, GIF has neither).
+	quality func(Config) int
+
+	animated bool // several frames survive loading and encoding
+}
+
+type sniffStage uint8
+
+const (
+	sniffSignature sniffStage = iota // fixed bytes at the start
+	sniffBox                         // a brand in an ISOBMFF ftyp box
+	sniffText                        // a text document, tried last
+	sniffStages
+)
+
+// formats is read-only: indexed by Format, never written after
+// initialisation.
+var formats = [formatCount]formatSpec{
+	FormatUnknown: {name: "unknown", mime: "application/octet-stream"},
+	FormatJPEG: {
+		name: "jpeg", aliases: []string{"jpg"}, mime: "image/jpeg",
+		magic: isJPEG, load: loadJPEG,
+		operations: []string{"jpegload_buffer", "jpegsave_buffer"},
+		outputRank: 2, save: saveJPEG,
+		quality: func(c Config) int { return c.JPEGQuality },
+	},
+	FormatPNG: {
+		name: "png", mime: "image/png",
+		magic: isPNG, load: loadPNG,
+		operations: []string{"pngload_buffer", "pngsave_buffer"},
+		outputRank: 3, save: savePNG,
+	},
+	FormatWebP: {
+		name: "webp", mime: "image/webp",
+		magic: isWebP, load: loadWebP,
+		operations: []string{"webpload_buffer", "webpsave_buffer"},
+		outputRank: 4, save: saveWebP,
+		quality:  func(c Config) int { return c.WebPQuality },
+		animated: true,
+	},
+	FormatGIF: {
+		name: "gif", mime: "image/gif",
+		magic: isGIF, load: loadGIF,
+		operations: []string{"gifload_buffer", "gifsave_buffer"},
+		outputRank: 5, save: saveGIF,
+		animated: true,
+	},
+	FormatAVIF: {
+		name: "avif", mime: "image/avif",
+		magic: isAVIF, sniffStage: sniffBox, load: loadHEIF,
+		operations: []string{"heifload_buffer", "heifsave_buffer"},
+		outputRank: 1, save: saveAVIF,
+		quality: func(c Config) int { return c.AVIFQuality },
+	},
+	FormatHEIF: {
+		name: "heif", mime: "image/heif",
+		magic: isHEIF, sniffStage: sniffBox, load: loadHEIF,
+		operations: []string{"heifload_buffer"},
+	},
+	FormatTIFF: {
+		name: "tiff", mime: "image/tiff",
+		magic: isTIFF, load: loadTIFF,
+		operations: []string{"tiffload_buffer"},
+	},
+	FormatJXL: {
+		name: "jxl", mime: "image/jxl",
+		magic: isJXL, load: loadJXL,
+		operations: []string{"jxlload_buffer"},
+	},
+	FormatSVG: {
+		name: "svg", mime: "image/svg+xml",
+		magic: isSVG, sniffStage: sniffText, load: loadSVG,
+		// svgload is marked untrusted; listing it re-enables it, which is
+		// safe because loadSVG only ever feeds it from memory.
+		operations: []string{"svgload_buffer"},
+	},
+}
+
+func (f Format) spec() *formatSpec {
+	if f < formatCount {
+		return &formats[f]
+	}
+	return &formats[FormatUnknown]
+}
+
+// String is the short lower-case name, also used as a metrics label.
+func (f Format) String() string { return f.spec().name }
+
+// MIME is the Content-Type of a body in this format.
+func (f Format) MIME() string { return f.spec().mime }
+
+// CanEncode reports whether f is one of the output formats of the contract.
+func (f Format) CanEncode() bool { return f.spec().outputRank > 0 }
+
+// ParseFormat resolves an output format's name or alias, case-insensitively.
+// Formats we only read are not accepted.
+func ParseFormat(name string) (Format, bool) {
+	for f := range formatCount {
+		s := f.spec()
+		if s.outputRank == 0 {
+			continue
+		}
+		if equalFold(name, s.name) || slices.ContainsFunc(s.aliases, func(a string) bool { return equalFold(name, a) }) {
+			return f, true
+		}
+	}
+	return FormatUnknown, false
+}
+
+// OutputNames lists every name ParseFormat accepts, in the contract's order,
+// each format's aliases right after its name.
+func OutputNames() []string {
+	outputs := make([]Format, 0, formatCount)
+	for f := range formatCount {
+		if f.CanEncode() {
+			outputs = append(outputs, f)
+		}
+	}
+	slices.SortFunc(outputs, func(a, b Format) int { return a.spec().outputRank - b.spec().outputRank })
+	var names []string
+	for _, f := range outputs {
+		names = append(names, f.spec().name)
+		names = append(names, f.spec().aliases...)
+	}
+	return names
+}
+
+// allowedOperations is the libvips allow-list: every operation a record names.
+func allowedOperations() []string {
+	var ops []string
+	for f := range formatCount {
+		for _, op := range f.spec().operations {
+			if !slices.Contains(ops, op) {
+				ops = append(ops, op)
+			}
+		}
+	}
+	return ops
+}
+
+type loadParams struct {
+	pages  int     // 1, or -1 for every frame
+	shrink int     // JPEG only
+	scale  float64 // WebP and SVG only; 0 = 1
+}
+
+func (p loadParams) scaleOr1() float64 {
+	if p.scale == 0 {
+		return 1
+	}
+	return p.scale
+}
+
+// Every loader reads sequentially, so libvips streams the decode through
+// the pipeline instead of holding the whole decoded image, and fails on
+// truncated or corrupt data rather than filling it with grey.
+const (
+	loadAccess = vips.AccessSequential
+	loadFailOn = vips.FailOnError
+)
+
+// load calls the loader for in by name; nothing else ever parses src.
+func load(src []byte, in Format, p loadParams) (*vips.Image, error) {
+	l := in.spec().load
+	if l == nil {
+		return nil, errors.New("no loader")
+	}
+	return l(src, p)
+}
+
+func loadJPEG(src []byte, p loadParams) (*vips.Image, error) {
+	return vips.NewJpegloadBuffer(src, &vips.JpegloadBufferOptions{Shrink: max(1, p.shrink), Access: loadAccess, FailOn: loadFailOn})
+}
+
+func loadPNG(src []byte, _ loadParams) (*vips.Image, error) {
+	return vips.NewPngloadBuffer(src, &vips.PngloadBufferOptions{Access: loadAccess, FailOn: loadFailOn})
+}
+
+func loadWebP(src []byte, p loadParams) (*vips.Image, error) {
+	return vips.NewWebploadBuffer(src, &vips.WebploadBufferOptions{N: p.pages, Scale: p.scaleOr1(), Access: loadAccess, FailOn: loadFailOn})
+}
+
+func loadGIF(src []byte, p loadParams) (*vips.Image, error) {
+	return vips.NewGifloadBuffer(src, &vips.GifloadBufferOptions{N: p.pages, Access: loadAccess, FailOn: loadFailOn})
+}
+
+func loadHEIF(src []byte, _ loadParams) (*vips.Image, error) {
+	return vips.NewHeifloadBuffer(src, &vips.HeifloadBufferOptions{N: 1, Access: loadAccess, FailOn: loadFailOn})
+}
+
+func loadTIFF(src []byte, _ loadParams) (*vips.Image, error) {
+	return vips.NewTiffloadBuffer(src, &vips.TiffloadBufferOptions{N: 1, Access: loadAccess, FailOn: loadFailOn})
+}
+
+func loadJXL(src []byte, _ loadParams) (*vips.Image, error) {
+	return vips.NewJxlloadBuffer(src, &vips.JxlloadBufferOptions{Access: loadAccess, FailOn: loadFailOn})
+}
+
+// loadSVG is always from memory: from a path, librsvg would resolve
+// references to files beside it.
+func loadSVG(src []byte, p loadParams) (*vips.Image, error) {
+	return vips.NewSvgloadBuffer(src, &vips.SvgloadBufferOptions{Dpi: 72, Scale: p.scaleOr1(), Access: loadAccess, FailOn: loadFailOn})
+}
