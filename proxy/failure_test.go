@@ -34,8 +34,7 @@ type failRenderer struct{ calls atomic.Int64 }
 
 func (f *failRenderer) Render(context.Context, []byte, transform.Options) (transform.Result, error) {
 	f.calls.Add(1)
-	return transform.Result{}, &transform.Error{Kind: transform.KindInternal,
-		Msg: "The image could not be processed.", Err: errors.New(libvipsDetail)}
+	return transform.Result{}, &transform.Error{Kind: transform.KindInternal, Err: errors.New(libvipsDetail)}
 }
 
 // capturedLog holds the server's JSON log lines; the server writes from

@@ -21,7 +21,7 @@ func TestStartSeriesCoverHandlerLabels(t *testing.T) {
 	}
 	// Beyond the declared kinds too: classify must map any kind somewhere.
 	for k := range 32 {
-		errs = append(errs, &transform.Error{Kind: transform.ErrorKind(k), Msg: "m"})
+		errs = append(errs, &transform.Error{Kind: transform.ErrorKind(k)})
 	}
 	for _, err := range errs {
 		status, _ := classify(err)

@@ -36,14 +36,16 @@ type paramError struct{ msg string }
 
 func (e *paramError) Error() string { return e.msg }
 
-var formatsByName = map[string]outputFormat{
-	"avif": {format: transform.FormatAVIF},
-	"jpeg": {format: transform.FormatJPEG},
-	"jpg":  {format: transform.FormatJPEG},
-	"png":  {format: transform.FormatPNG},
-	"webp": {format: transform.FormatWebP},
-	"gif":  {format: transform.FormatGIF},
-	"auto": {auto: true},
+// formatError lists what ?format= accepts, from transform's format table.
+var formatError = "format must be one of " + strings.Join(transform.OutputNames(), ", ") + " or auto."
+
+// parseFormat reads ?format=: an output format of the table, or auto.
+func parseFormat(v string) (outputFormat, bool) {
+	if strings.EqualFold(v, "auto") {
+		return outputFormat{auto: true}, true
+	}
+	f, ok := transform.ParseFormat(v)
+	return outputFormat{format: f}, ok
 }
 
 // parseRequest validates the known parameters; unknown ones are ignored so
@@ -66,9 +68,9 @@ func parseRequest(q queryValues, secCHDPR string, maxBox int) (request, error) {
 	if v, ok, err := single(q, "format"); err != nil {
 		return r, err
 	} else if ok {
-		f, good := formatsByName[strings.ToLower(v)]
+		f, good := parseFormat(v)
 		if !good {
-			return r, &paramError{"format must be one of avif, jpeg, jpg, png, webp, gif or auto."}
+			return r, &paramError{formatError}
 		}
 		r.format = f
 		r.transform = true
