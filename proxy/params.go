@@ -268,3 +268,33 @@ func rawQuery(query string) queryValues {
 		return out
 	}
 }
+
+// canonical writes the output-affecting parameters the query gave, in one
+// fixed order and spelling: parsing it again yields the same request (the
+// header hint aside), whatever order, case, aliases or extra parameters the
+// original had. It is the form a signature covers.
+func (r request) canonical() string {
+	var b []byte
+	add := func(k, v string) {
+		if len(b) > 0 {
+			b = append(b, '&')
+		}
+		b = append(append(append(b, k...), '='), v...)
+	}
+	if r.dprQuery {
+		add("dpr", strconv.FormatFloat(r.dpr, 'f', -1, 64))
+	}
+	switch {
+	case r.format.auto:
+		add("format", "auto")
+	case r.format.format != transform.FormatUnknown:
+		add("format", r.format.format.String())
+	}
+	if r.algoSet {
+		add("resize_algorithm", r.algorithm.String())
+	}
+	if r.size > 0 {
+		add("size", strconv.Itoa(r.size))
+	}
+	return string(b)
+}
