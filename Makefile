@@ -36,7 +36,12 @@ define ensure_packages
 	@command -v go >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
 endef
 
-.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench soak fuzz bindings clean
+# The MinIO server the S3 tests run against, built from source with the Go
+# toolchain (pinned; `go version -m` on the binary names the module version).
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_BIN_DIR = $(shell go env GOPATH | cut -d: -f1)/bin
+
+.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench soak fuzz bindings clean minio
 
 ## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
 run: build
@@ -47,12 +52,22 @@ build: deps
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 ## test: install what is missing and run the whole suite (vet, unit, integration, e2e)
-test: test-deps vet
+test: test-deps minio vet
 	go test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory e2e
 
 deps:
 	$(call ensure_packages,$(RUN_PACKAGES))
+
+## minio: install the pinned MinIO server the S3 tests start (kept in GOPATH/bin between runs)
+minio:
+	@command -v go >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
+	@bin="$(MINIO_BIN_DIR)/minio"; \
+	  have=$$(go version -m "$$bin" 2>/dev/null | awk '$$1 == "mod" && $$2 == "github.com/minio/minio" {print $$3}'); \
+	  if [ "$$have" != "$(MINIO_VERSION)" ]; then \
+	    echo "installing MinIO server $(MINIO_VERSION) into $(MINIO_BIN_DIR): the first build takes a few minutes"; \
+	    GOBIN="$(MINIO_BIN_DIR)" go install github.com/minio/minio@$(MINIO_VERSION) || exit 1; \
+	  fi
 
 test-deps:
 	$(call ensure_packages,$(TEST_PACKAGES))

@@ -25,6 +25,8 @@ const (
 	kindBadGateway
 	kindGatewayTimeout
 	kindUpstreamTooBig
+	kindStorageError
+	kindStorageTimeout
 )
 
 // outcome is the one table from error kind to status, public message and
@@ -46,6 +48,8 @@ var outcome = [...]struct {
 	kindBadGateway:     {502, "The fallback upstream did not return a usable image.", metrics.FallbackError},
 	kindGatewayTimeout: {504, "The fallback upstream did not answer in time.", metrics.FallbackTimeout},
 	kindUpstreamTooBig: {502, "The fallback upstream's image is larger than this server accepts.", metrics.FallbackTooLarge},
+	kindStorageError:   {502, "The image store did not return the image.", metrics.FallbackError},
+	kindStorageTimeout: {504, "The image store did not answer in time.", metrics.FallbackTimeout},
 }
 
 // fromTransform maps the engine's kinds onto ours.

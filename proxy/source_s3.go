@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// S3 reads originals from an S3-compatible bucket under a key prefix.
+//
+// minio-go over aws-sdk-go-v2: its *Object is an io.ReaderAt whose reads
+// after the first are conditional on the ETag the object was described
+// with (If-Match), so a replacement mid-request fails instead of mixing two
+// versions; its PutObjectOptions has conditional writes (If-None-Match: *)
+// for the result tier's render lease; and it has one small dependency tree
+// instead of the SDK's many modules.
+type S3 struct {
+	client  *minio.Client
+	bucket  string
+	prefix  string
+	timeout time.Duration
+}
+
+// errS3Timeout is the cancellation cause when a call outlives
+// IMAGE_PROXY_S3_TIMEOUT; it tells our deadline (504) from the caller's
+// own cancellation.
+var errS3Timeout = errors.New("s3: no answer within IMAGE_PROXY_S3_TIMEOUT")
+
+// NewS3 builds the client; it contacts nothing until the first request.
+func NewS3(cfg S3Config) (*S3, error) {
+	client, err := NewS3Client(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, timeout: cfg.Timeout}, nil
+}
+
+// NewS3Client is the client both S3 users (this source and the result
+// tier) build from the one configuration.
+func NewS3Client(cfg S3Config) (*minio.Client, error) {
+	host, secure := "s3.amazonaws.com", true // minio-go picks the region's endpoint
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil {
+			return nil, errors.New("s3 endpoint: not a URL") // the value may hold a secret
+		}
+		host, secure = u.Host, u.Scheme == "https"
+	}
+	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+	if cfg.AccessKey == "" {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{},
+			&credentials.FileAWSCredentials{},
+			&credentials.IAM{},
+		})
+	}
+	lookup := minio.BucketLookupDNS
+	if cfg.PathStyle {
+		lookup = minio.BucketLookupPath
+	}
+	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+		IdleConnTimeout:       90 * time.Second,
+		// Every replica's renders and passthroughs share one bucket host.
+		MaxIdleConnsPerHost: 64,
+		// Sizes and ranges must count stored bytes.
+		DisableCompression: true,
+	}
+	client, err := minio.New(host, &minio.Options{
+		Creds:        creds,
+		Secure:       secure,
+		Region:       cfg.Region, // known, so no GetBucketLocation round trip
+		BucketLookup: lookup,
+		Transport:    transport,
+		// One retry covers a dropped keep-alive connection; minio-go's
+		// default of ten with backoff would turn a failing store's 502
+		// into a 504 once the retries outlast the timeout.
+		MaxRetries: 2,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 client: %w", err)
+	}
+	return client, nil
+}
+
+func (s *S3) key(rel string) string { return s.prefix + rel }
+
+// Stat is one HEAD request.
+func (s *S3) Stat(ctx context.Context, rel string) (Original, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errS3Timeout)
+	defer cancel()
+	key := s.key(rel)
+	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return Original{}, s3Error(ctx, err)
+	}
+	return describeObject(rel, key, info), nil
+}
+
+// Open describes the object through the same *minio.Object that reads it:
+// every read is conditional on the ETag described, so the identity and the
+// bytes belong to one version.
+func (s *S3) Open(ctx context.Context, rel string) (Original, Body, error) {
+	// The body outlives this call, so the deadline is a timer re-armed by
+	// each read rather than one context deadline for the whole response.
+	ctx, cancel := context.WithCancelCause(ctx)
+	b := &s3Body{cancel: cancel, ctx: ctx, timeout: s.timeout}
+	b.timer = time.AfterFunc(s.timeout, func() { cancel(errS3Timeout) })
+	key := s.key(rel)
+	obj, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	var info minio.ObjectInfo
+	if err == nil {
+		b.obj = obj
+		info, err = obj.Stat()
+	}
+	b.timer.Stop()
+	if err != nil {
+		err = s3Error(ctx, err) // before Close cancels ctx
+		b.Close()
+		return Original{}, nil, err
+	}
+	return describeObject(rel, key, info), b, nil
+}
+
+// describeObject keys on everything that changes when the object is
+// replaced: the ETag alone can repeat (same bytes re-uploaded is harmless,
+// but a multipart ETag is not a content hash), so size and time join it.
+func describeObject(rel, key string, info minio.ObjectInfo) Original {
+	b := make([]byte, 0, len(key)+len(info.ETag)+48)
+	b = append(b, "s3:"...)
+	b = append(b, key...)
+	b = append(b, '|')
+	b = append(b, info.ETag...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, info.Size, 10)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, info.LastModified.UnixNano(), 10)
+	return Original{Rel: rel, Size: info.Size, ModTime: info.LastModified, Identity: string(b)}
+}
+
+// s3Error sorts a failed call: not there → errMissing (ask the next
+// source); our deadline → 504; anything else the store said or did → 502.
+// The public messages name neither the bucket nor the key; err, kept for
+// the log, does.
+func s3Error(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), errS3Timeout) {
+		return fail(kindStorageTimeout, "", err)
+	}
+	if ctx.Err() != nil {
+		// The caller gave up (client gone, queue deadline): its error, not
+		// the store's.
+		return fmt.Errorf("s3: %w (%v)", ctx.Err(), err)
+	}
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) {
+		switch resp.Code {
+		case minio.NoSuchKey, minio.XMinioInvalidObjectName, "KeyTooLongError":
+			// A key S3 cannot hold is an object it does not have.
+			return errMissing
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fail(kindStorageTimeout, "", err)
+	}
+	return fail(kindStorageError, "", err)
+}
+
+// s3Body is an opened object. Each ReadAt is one ranged GET, bounded by the
+// timeout from its start.
+type s3Body struct {
+	mu      sync.Mutex
+	obj     *minio.Object
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer
+	timeout time.Duration
+}
+
+func (b *s3Body) ReadAt(p []byte, off int64) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.timer.Reset(b.timeout)
+	n, err := b.obj.ReadAt(p, off)
+	b.timer.Stop()
+	if err == io.EOF && n == len(p) {
+		// minio-go reports the end with the last bytes; callers reading an
+		// exact size (readAll) expect a full read to succeed.
+		err = nil
+	}
+	if err != nil && err != io.EOF {
+		err = s3Error(b.ctx, err)
+		if errors.Is(err, errMissing) {
+			// Deleted since Open described it.
+			err = fail(kindNotFound, "", nil)
+		}
+	}
+	return n, err
+}
+
+func (b *s3Body) Close() error {
+	b.timer.Stop()
+	var err error
+	if b.obj != nil {
+		err = b.obj.Close()
+	}
+	b.cancel(nil)
+	return err
+}
