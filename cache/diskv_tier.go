@@ -3,9 +3,6 @@ package cache
 import (
 	"container/list"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -14,26 +11,18 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/peterbourgon/diskv/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"image-proxy/metrics"
 )
 
-// An entry on disk is a header followed by the value:
-//
-//	magic "IPC1" | payload length (8 bytes, big endian) | xxhash64 of payload (8 bytes) | payload
-//
+// An entry on disk is encodeEntry's header followed by the value (entry.go).
 // Writes go to a temp file in the same directory tree and are renamed into
 // place, so a crash leaves either the old state or a whole file; the length
 // and checksum catch everything else (bit rot, truncation, a zero-length
 // file left by a crash before the data reached the disk).
-const (
-	entryMagic  = "IPC1"
-	headerBytes = 4 + 8 + 8
-	tempDirName = "tmp"
-)
+const tempDirName = "tmp"
 
 type diskTier struct {
 	d        *diskv.Diskv
@@ -122,10 +111,7 @@ func (t *diskTier) fail(err error) {
 	})
 }
 
-func diskName(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:])
-}
+func diskName(key string) string { return entryName(key) }
 
 func (t *diskTier) Name() string { return metrics.TierDisk }
 
@@ -151,27 +137,11 @@ func (t *diskTier) Get(_ context.Context, key string) ([]byte, bool) {
 	return payload, true
 }
 
-func verify(raw []byte) ([]byte, bool) {
-	if len(raw) < headerBytes || string(raw[:4]) != entryMagic {
-		return nil, false
-	}
-	n := binary.BigEndian.Uint64(raw[4:])
-	payload := raw[headerBytes:]
-	if uint64(len(payload)) != n || xxhash.Sum64(payload) != binary.BigEndian.Uint64(raw[12:]) {
-		return nil, false
-	}
-	return payload, true
-}
-
 func (t *diskTier) Set(_ context.Context, key string, v []byte) {
 	if t.disabled.Load() {
 		return
 	}
-	buf := make([]byte, headerBytes, headerBytes+len(v))
-	copy(buf, entryMagic)
-	binary.BigEndian.PutUint64(buf[4:], uint64(len(v)))
-	binary.BigEndian.PutUint64(buf[12:], xxhash.Sum64(v))
-	buf = append(buf, v...)
+	buf := encodeEntry(v)
 	name := diskName(key)
 	if err := t.d.Write(name, buf); err != nil {
 		t.fail(err)

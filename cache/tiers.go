@@ -33,6 +33,7 @@ func (l *level) lookup(ctx context.Context, key string) ([]byte, bool) {
 type tiered struct {
 	levels []level
 	flight flights
+	lease  leasing
 }
 
 // New serves from tiers, fastest first; with none, every Fetch renders
@@ -50,6 +51,7 @@ func New(tiers []Tier, m *metrics.Metrics) Cache {
 			miss:   m.CacheRequests.WithLabelValues(name, metrics.CacheMiss),
 		}
 	}
+	t.lease = newLeasing(t.levels, m)
 	return t
 }
 
@@ -81,6 +83,13 @@ func (t *tiered) fill(ctx context.Context, key string, render RenderFunc) ([]byt
 			store(ctx, t.levels[:i], key, v)
 			return v, t.levels[i].status, nil
 		}
+	}
+	v, st, release, ok := t.underLease(ctx, key)
+	if ok {
+		return v, st, nil
+	}
+	if release != nil {
+		defer release() // after the value is stored, or the render failed
 	}
 	v, err := render(ctx)
 	if err != nil {

@@ -21,6 +21,7 @@ const (
 const (
 	TierMemory = "memory"
 	TierDisk   = "disk"
+	TierS3     = "s3"
 )
 
 // Fallback results, the only values of the "result" label of FallbackRequests.
@@ -39,6 +40,17 @@ const (
 	CacheMiss = "miss"
 )
 
+// Render lease outcomes, the only values of the "result" label of
+// CacheLeases: a miss on a shared tier either rendered holding the
+// fleet-wide lease, was served the result another replica rendered, or
+// rendered without a lease (the shared tier failed, or the holder did not
+// deliver within the wait bound).
+const (
+	LeaseWon      = "won"
+	LeaseShared   = "shared"
+	LeaseBypassed = "bypassed"
+)
+
 // Transform results, the only values of the "result" label of Transforms.
 const (
 	TransformOK    = "ok"
@@ -51,8 +63,9 @@ const (
 // evaluate to nothing instead of 0.
 var (
 	Kinds            = []string{KindPassthrough, KindTransform, KindError}
-	Tiers            = []string{TierMemory, TierDisk}
+	Tiers            = []string{TierMemory, TierDisk, TierS3}
 	CacheResults     = []string{CacheHit, CacheMiss}
+	LeaseResults     = []string{LeaseWon, LeaseShared, LeaseBypassed}
 	TransformResults = []string{TransformOK, TransformError}
 	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
 	// OutputFormats are the encodable formats (transform.Format names);
@@ -85,7 +98,8 @@ type Metrics struct {
 	CacheSizeBytes     *prometheus.GaugeVec     // tier
 	CacheItems         *prometheus.GaugeVec     // tier
 	CacheEvictions     *prometheus.CounterVec   // tier
-	CacheCorrupt       prometheus.Counter       // damaged disk entries dropped
+	CacheCorrupt       prometheus.Counter       // damaged disk or S3 entries dropped
+	CacheLeases        *prometheus.CounterVec   // result (won|shared|bypassed)
 	Transforms         *prometheus.CounterVec   // format, result (ok|error)
 	TransformDuration  *prometheus.HistogramVec // format
 	TransformsInFlight prometheus.Gauge
@@ -118,7 +132,9 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 		CacheEvictions: f.counterVec("image_proxy_cache_evictions_total",
 			"Entries evicted from each cache tier to stay within its capacity.", "tier"),
 		CacheCorrupt: f.counter("image_proxy_cache_corrupt_entries_total",
-			"Damaged disk cache entries detected, deleted and re-rendered."),
+			"Damaged disk or S3 cache entries detected, never served, and re-rendered."),
+		CacheLeases: f.counterVec("image_proxy_cache_leases_total",
+			"Misses on a shared cache tier by render lease outcome: rendered holding the lease, served another replica's render, or rendered without a lease.", "result"),
 		Transforms: f.counterVec("image_proxy_transforms_total",
 			"Transforms run, by output format and result.", "format", "result"),
 		TransformDuration: f.histogramVec("image_proxy_transform_duration_seconds",
@@ -162,6 +178,9 @@ func (m *Metrics) initSeries() {
 		m.CacheSizeBytes.WithLabelValues(tier)
 		m.CacheItems.WithLabelValues(tier)
 		m.CacheEvictions.WithLabelValues(tier)
+	}
+	for _, r := range LeaseResults {
+		m.CacheLeases.WithLabelValues(r)
 	}
 	for _, f := range OutputFormats {
 		for _, r := range TransformResults {

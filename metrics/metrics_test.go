@@ -38,6 +38,7 @@ var ours = map[string]struct {
 	labels string
 }{
 	"image_proxy_cache_corrupt_entries_total": {dto.MetricType_COUNTER, ""},
+	"image_proxy_cache_leases_total":          {dto.MetricType_COUNTER, "result"},
 	"image_proxy_transform_queue_waiting":     {dto.MetricType_GAUGE, ""},
 	"image_proxy_libvips_memory_bytes":        {dto.MetricType_GAUGE, ""},
 	"image_proxy_libvips_open_files":          {dto.MetricType_GAUGE, ""},
@@ -185,8 +186,10 @@ func TestLabelValueConstants(t *testing.T) {
 		got, want []string
 	}{
 		{"kind", []string{KindPassthrough, KindTransform, KindError}, []string{"passthrough", "transform", "error"}},
-		{"tier", []string{TierMemory, TierDisk}, []string{"memory", "disk"}},
+		{"tier", []string{TierMemory, TierDisk, TierS3}, []string{"memory", "disk", "s3"}},
+		{"tier set", Tiers, []string{"memory", "disk", "s3"}},
 		{"cache result", []string{CacheHit, CacheMiss}, []string{"hit", "miss"}},
+		{"lease result", LeaseResults, []string{"won", "shared", "bypassed"}},
 		{"transform result", []string{TransformOK, TransformError}, []string{"ok", "error"}},
 		{"fallback result", []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout},
 			[]string{"ok", "not_found", "error", "too_large", "timeout"}},
@@ -237,7 +240,7 @@ func seriesOf(f *dto.MetricFamily) []string {
 // that dropping a value there fails.
 func TestSeriesExistAtStart(t *testing.T) {
 	kinds := []string{"passthrough", "transform", "error"}
-	tiers := []string{"memory", "disk"}
+	tiers := []string{"memory", "disk", "s3"}
 	formats := []string{"jpeg", "png", "webp", "gif", "avif"}
 	var codes []string
 	for kind, cs := range map[string][]string{
@@ -255,6 +258,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_cache_items":                      labelSets(map[string][]string{"tier": tiers}),
 		"image_proxy_cache_evictions_total":            labelSets(map[string][]string{"tier": tiers}),
 		"image_proxy_cache_corrupt_entries_total":      {""},
+		"image_proxy_cache_leases_total":               labelSets(map[string][]string{"result": {"won", "shared", "bypassed"}}),
 		"image_proxy_transforms_total":                 labelSets(map[string][]string{"format": formats, "result": {"ok", "error"}}),
 		"image_proxy_transform_duration_seconds":       labelSets(map[string][]string{"format": formats}),
 		"image_proxy_transforms_in_flight":             {""},
