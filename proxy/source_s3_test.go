@@ -367,3 +367,136 @@ func silentListener(t *testing.T) string {
 	})
 	return l.Addr().String()
 }
+
+func TestS3ConfigValidate(t *testing.T) {
+	root := t.TempDir()
+	good := S3Config{Bucket: "images", Region: "us-east-1", PathStyle: true, Timeout: 10 * time.Second}
+	cases := []struct {
+		name string
+		edit func(*S3Config)
+		bad  string // a word the error must contain; empty = valid
+	}{
+		{"bucket only", func(*S3Config) {}, ""},
+		{"minio", func(s *S3Config) {
+			s.Endpoint, s.AccessKey, s.SecretKey, s.Prefix, s.ResultPrefix = "http://minio:9000", "k", "s", "originals/", "results/"
+		}, ""},
+		{"https with slash", func(s *S3Config) { s.Endpoint = "https://s3.example.com/" }, ""},
+		{"no s3 at all", func(s *S3Config) { *s = S3Config{Region: "us-east-1", Timeout: time.Second} }, ""},
+		{"endpoint scheme", func(s *S3Config) { s.Endpoint = "minio:9000" }, "IMAGE_PROXY_S3_ENDPOINT"},
+		{"endpoint path", func(s *S3Config) { s.Endpoint = "http://minio:9000/bucket" }, "IMAGE_PROXY_S3_ENDPOINT"},
+		{"endpoint query", func(s *S3Config) { s.Endpoint = "http://minio:9000?x=1" }, "IMAGE_PROXY_S3_ENDPOINT"},
+		{"endpoint credentials", func(s *S3Config) { s.Endpoint = "http://u:p@minio:9000" }, "IMAGE_PROXY_S3_ENDPOINT"},
+		{"endpoint without bucket", func(s *S3Config) { s.Bucket, s.Endpoint = "", "http://minio:9000" }, "IMAGE_PROXY_S3_BUCKET"},
+		{"result prefix without bucket", func(s *S3Config) { s.Bucket, s.ResultPrefix = "", "r/" }, "IMAGE_PROXY_S3_BUCKET"},
+		{"bucket name", func(s *S3Config) { s.Bucket = "Images_1" }, "IMAGE_PROXY_S3_BUCKET"},
+		{"access key alone", func(s *S3Config) { s.AccessKey = "k" }, "IMAGE_PROXY_S3_SECRET_KEY"},
+		{"secret alone", func(s *S3Config) { s.SecretKey = "topsecretvalue" }, "IMAGE_PROXY_S3_ACCESS_KEY"},
+		{"prefix slash", func(s *S3Config) { s.Prefix = "/originals/" }, "IMAGE_PROXY_S3_PREFIX"},
+		{"prefix dotdot", func(s *S3Config) { s.Prefix = "a/../b/" }, "IMAGE_PROXY_S3_PREFIX"},
+		{"results inside originals", func(s *S3Config) { s.Prefix, s.ResultPrefix = "o/", "o/results/" }, "IMAGE_PROXY_S3_RESULT_PREFIX"},
+		{"results around originals", func(s *S3Config) { s.Prefix, s.ResultPrefix = "all/o/", "all/" }, "IMAGE_PROXY_S3_RESULT_PREFIX"},
+		{"results, originals at the root", func(s *S3Config) { s.ResultPrefix = "results/" }, ""},
+		{"timeout", func(s *S3Config) { s.Timeout = 0 }, "IMAGE_PROXY_S3_TIMEOUT"},
+		{"region", func(s *S3Config) { s.Region = "" }, "IMAGE_PROXY_S3_REGION"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := validTestConfig(root)
+			cfg.S3 = good
+			c.edit(&cfg.S3)
+			err := cfg.Validate()
+			switch {
+			case c.bad == "" && err != nil:
+				t.Errorf("valid config refused: %v", err)
+			case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad)):
+				t.Errorf("got %v, want an error naming %s", err, c.bad)
+			}
+			if err != nil && len(cfg.S3.SecretKey) > 8 && strings.Contains(err.Error(), cfg.S3.SecretKey) {
+				t.Errorf("error %q shows the secret", err)
+			}
+		})
+	}
+}
+
+// validTestConfig is defaultTestConfig with the settings main's
+// environment defaults supply, so Validate judges only what a test edits.
+func validTestConfig(root string) Config {
+	cfg := defaultTestConfig(root)
+	cfg.BindAddress = "127.0.0.1:0"
+	cfg.Fallback = FallbackConfig{MaxBytes: 1 << 20, Timeout: time.Second}
+	return cfg
+}
+
+// An S3-only deployment has no local root; without a bucket a missing root
+// is still an error.
+func TestS3OnlyNeedsNoRoot(t *testing.T) {
+	cfg := validTestConfig(t.TempDir() + "/absent")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "IMAGE_PROXY_ROOT_PATH") {
+		t.Errorf("missing root without S3: %v", err)
+	}
+	cfg.S3 = S3Config{Bucket: "images", Region: "us-east-1", Timeout: time.Second}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("missing root with S3: %v", err)
+	}
+	// A root that exists but is not a directory is still a mistake.
+	file := t.TempDir() + "/file"
+	os.WriteFile(file, nil, 0o644)
+	cfg.RootPath = file
+	if err := cfg.Validate(); err == nil {
+		t.Errorf("a file as root accepted")
+	}
+}
+
+func TestS3ConfigRedactsSecret(t *testing.T) {
+	const secret = "wJalrXUtnFEMI-K7MDENG"
+	s := S3Config{Bucket: "images", AccessKey: "AKIA", SecretKey: secret, Timeout: time.Second}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("settings", "s3", s)
+	cfg := defaultTestConfig("/x")
+	cfg.S3 = s
+	for name, out := range map[string]string{
+		"%v": fmt.Sprintf("%v", s), "%+v": fmt.Sprintf("%+v", s), "%#v": fmt.Sprintf("%#v", s),
+		"%s": fmt.Sprint(s), "Config %+v": fmt.Sprintf("%+v", cfg), "slog": logged.String(),
+	} {
+		if strings.Contains(out, secret) || !strings.Contains(out, "AKIA") {
+			t.Errorf("%s: %s", name, out)
+		}
+	}
+}
+
+// BenchmarkSourceRead is one Stat and one whole read of rocket.jpg, as a
+// transform miss does, from loopback MinIO and from the local root for
+// comparison.
+func BenchmarkSourceRead(b *testing.B) {
+	srv := miniotest.Start(b)
+	bucket := srv.Bucket(b, "bench")
+	rocket, err := os.ReadFile("../data/images/rocket.jpg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Put(b, bucket, "rocket.jpg", rocket)
+	s3, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1",
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true, Timeout: 10 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	local, err := OpenLocal("../data/images")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer local.Close()
+	for name, src := range map[string]Source{"s3": s3, "local": local} {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				o, err := src.Stat(ctx, "rocket.jpg")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := readAll(ctx, src, "rocket.jpg", o.Size); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
