@@ -146,6 +146,9 @@ func TestS3Tier(t *testing.T) {
 	t.Run("DeadHolderLeaseExpires", func(t *testing.T) { testS3DeadHolder(t, e) })
 	t.Run("FailedRenderHandsOver", func(t *testing.T) { testS3FailedRender(t, e) })
 	t.Run("HitLatency", func(t *testing.T) { testS3HitLatency(t, e) })
+	t.Run("AccessDeniedDegrades", func(t *testing.T) {
+		checkDegrades(t, clientFor(t, strings.TrimPrefix(srv.Endpoint, "http://"), srv.AccessKey, "not-the-secret"))
+	})
 }
 
 func testS3WriteThrough(t *testing.T, e *s3Env) {
@@ -240,10 +243,50 @@ func TestS3TierDownDegradesToLocalTiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	refused := l.Addr().String()
 	l.Close()
+	t.Run("ConnectionRefused", func(t *testing.T) {
+		checkDegrades(t, clientFor(t, refused, "access", "secret"))
+	})
+
+	// A server that accepts and never answers: every call ends at the
+	// tier's timeout, and only the first one waits for it.
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	held.Go(func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		hang.Close()
+		held.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	t.Run("Hangs", func(t *testing.T) {
+		checkDegrades(t, clientFor(t, hang.Addr().String(), "access", "secret"))
+	})
+}
+
+func clientFor(t *testing.T, addr, access, secret string) *minio.Client {
+	t.Helper()
 	client, err := minio.New(addr, &minio.Options{
-		Creds:        credentials.NewStaticV4("access", "secret", ""),
+		Creds:        credentials.NewStaticV4(access, secret, ""),
 		Region:       "us-east-1",
 		BucketLookup: minio.BucketLookupPath,
 		MaxRetries:   1,
@@ -251,7 +294,14 @@ func TestS3TierDownDegradesToLocalTiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newReplica(t, replicaOpts{client: client, bucket: "results", timeout: 2 * time.Second, leaseTTL: 30 * time.Second})
+	return client
+}
+
+// checkDegrades renders and serves three keys from memory through an S3
+// tier that cannot work, with one warning for the whole outage.
+func checkDegrades(t *testing.T, client *minio.Client) {
+	t.Helper()
+	r := newReplica(t, replicaOpts{client: client, bucket: "results", timeout: 300 * time.Millisecond, leaseTTL: 30 * time.Second})
 	for i, key := range []string{"a", "b", "c"} {
 		val := []byte("value of " + key)
 		if st := r.fetch(t, key, val); st != StatusMiss {
