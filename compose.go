@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -29,24 +30,24 @@ func runServer(s settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	c := cache.New(tiers, m)
-	defer c.Close()
-
-	local, err := proxy.OpenLocal(s.Proxy.RootPath)
-	if err != nil {
-		return err
-	}
-	defer local.Close()
-	sources := proxy.Chain{local}
-	if s.Proxy.Fallback.URL != "" {
-		fb, err := proxy.NewFallback(s.Proxy.Fallback, version, c, m)
+	if s3 := s.Proxy.S3; s3.ResultPrefix != "" && s.Cache.Enabled {
+		client, err := proxy.NewS3Client(s3)
 		if err != nil {
 			return err
 		}
-		sources = append(sources, fb)
+		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s3.ResultPrefix, s3.Timeout, renderLease, m, log))
 	}
+	c := cache.New(tiers, m)
+	defer c.Close()
+
+	sources, closeLocal, err := originSources(s, c, m)
+	if err != nil {
+		return err
+	}
+	defer closeLocal()
 
 	cfg := s.Proxy
+
 	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
 	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log})
 	if err != nil {
@@ -54,10 +55,45 @@ func runServer(s settings, log *slog.Logger) error {
 	}
 	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
 		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
-		"fallback", cfg.Fallback.URL != "", "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
+		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", len(sources), "tiers", len(tiers), "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
 		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
 		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String())
 	return serveUntilSignal(srv, cfg.BindAddress, s.ShutdownTimeout, log)
+}
+
+// renderLease bounds how long replicas wait for one another's render of a
+// variant: longer than a slow render (a 50 MP AVIF takes seconds), short
+// enough that a dead holder delays its waiters only that long.
+const renderLease = 30 * time.Second
+
+// originSources is the chain originals come from, in order: the root
+// directory (left out in S3-only deployments without one), the bucket, the
+// fallback upstream.
+func originSources(s settings, c cache.Cache, m *metrics.Metrics) (proxy.Chain, func(), error) {
+	var chain proxy.Chain
+	closeLocal := func() {}
+	if _, err := os.Stat(s.Proxy.RootPath); err == nil || !s.Proxy.S3.Enabled() {
+		local, err := proxy.OpenLocal(s.Proxy.RootPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		chain, closeLocal = append(chain, local), func() { local.Close() }
+	}
+	if s.Proxy.S3.Enabled() {
+		src, err := proxy.NewS3(s.Proxy.S3)
+		if err != nil {
+			return nil, nil, err
+		}
+		chain = append(chain, src)
+	}
+	if s.Proxy.Fallback.URL != "" {
+		fb, err := proxy.NewFallback(s.Proxy.Fallback, version, c, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		chain = append(chain, fb)
+	}
+	return chain, closeLocal, nil
 }
 
 // serveUntilSignal listens until SIGINT or SIGTERM, then drains: open

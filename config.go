@@ -94,7 +94,7 @@ func parseFailure(err error, vars map[string]string) error {
 	if !errors.As(agg.Errors[0], &pe) {
 		return err
 	}
-	name := envNames()[pe.Name]
+	name := failedVariable(pe.Name, vars)
 	allowed := "a whole number"
 	switch {
 	case pe.Type == reflect.TypeOf(transform.Algorithm(0)):
@@ -107,30 +107,49 @@ func parseFailure(err error, vars map[string]string) error {
 	return &settingError{name, vars[name], allowed}
 }
 
-// envNames maps every field of settings, nested ones included, to its variable.
-func envNames() map[string]string {
-	names := map[string]string{}
+// envField is one setting: the Go field and its variable.
+type envField struct{ field, name string }
+
+// envFields lists every setting of settings, nested ones included. Field
+// names repeat across packages (Timeout), variable names never do.
+func envFields() []envField {
+	var out []envField
 	var walk func(reflect.Type)
 	walk = func(t reflect.Type) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if n := f.Tag.Get("env"); n != "" {
-				names[f.Name] = n
+				out = append(out, envField{f.Name, n})
 			} else if f.Type.Kind() == reflect.Struct {
 				walk(f.Type)
 			}
 		}
 	}
 	walk(reflect.TypeOf(settings{}))
-	return names
+	return out
 }
 
 func settingNames() []string {
 	var names []string
-	for _, n := range envNames() {
-		names = append(names, n)
+	for _, f := range envFields() {
+		names = append(names, f.name)
 	}
 	return names
+}
+
+// failedVariable names the variable behind a field that failed to parse:
+// of those with that field name, the one that was set.
+func failedVariable(field string, vars map[string]string) string {
+	name := ""
+	for _, f := range envFields() {
+		if f.field != field {
+			continue
+		}
+		if _, set := vars[f.name]; set || name == "" {
+			name = f.name
+		}
+	}
+	return name
 }
 
 func (l logSettings) validate() error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -69,6 +70,9 @@ func TestBadSettingsExit2(t *testing.T) {
 		{"IMAGE_PROXY_QUEUE_TIMEOUT=0s", "IMAGE_PROXY_QUEUE_TIMEOUT"},
 		{"IMAGE_PROXY_SHUTDOWN_TIMEOUT=-1s", "IMAGE_PROXY_SHUTDOWN_TIMEOUT"},
 		{"IMAGE_PROXY_FALLBACK_TIMEOUT=10", "IMAGE_PROXY_FALLBACK_TIMEOUT"},
+		{"IMAGE_PROXY_S3_TIMEOUT=10", "IMAGE_PROXY_S3_TIMEOUT"},
+		{"IMAGE_PROXY_S3_TIMEOUT=0s", "IMAGE_PROXY_S3_TIMEOUT"},
+		{"IMAGE_PROXY_S3_PATH_STYLE=perhaps", "IMAGE_PROXY_S3_PATH_STYLE"},
 		{"IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE=0", "IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE"},
 		{"IMAGE_PROXY_FALLBACK_IMAGE_URL=ftp://example.com", "IMAGE_PROXY_FALLBACK_IMAGE_URL"},
 		{"IMAGE_PROXY_FALLBACK_IMAGE_URL=http://", "IMAGE_PROXY_FALLBACK_IMAGE_URL"},
@@ -85,7 +89,13 @@ func TestBadSettingsExit2(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.env, func(t *testing.T) {
 			env := []string{"IMAGE_PROXY_ROOT_PATH=" + root, "IMAGE_PROXY_BIND_ADDRESS=127.0.0.1:0"}
-			cmd := command(t.TempDir(), append(env, c.env))
+			// A setting that is wrongly accepted starts the server: the
+			// deadline turns that hang into a failure.
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			defer cancel()
+			plain := command(t.TempDir(), append(env, c.env))
+			cmd := exec.CommandContext(ctx, plain.Path, plain.Args[1:]...)
+			cmd.Dir, cmd.Env = plain.Dir, plain.Env
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 2 {

@@ -98,6 +98,9 @@ func redact(secret string) string {
 }
 
 func (s S3Config) validate() error {
+	if err := CheckDuration("IMAGE_PROXY_S3_TIMEOUT", s.Timeout); err != nil {
+		return err
+	}
 	if !s.Enabled() {
 		// Any other S3 setting without a bucket is a half-made
 		// configuration that would otherwise be silently ignored. Region,

@@ -424,6 +424,7 @@ func validTestConfig(root string) Config {
 	cfg := defaultTestConfig(root)
 	cfg.BindAddress = "127.0.0.1:0"
 	cfg.Fallback = FallbackConfig{MaxBytes: 1 << 20, Timeout: time.Second}
+	cfg.S3.Timeout = time.Second
 	return cfg
 }
 
