@@ -251,35 +251,9 @@ func TestS3TierDownDegradesToLocalTiers(t *testing.T) {
 
 	// A server that accepts and never answers: every call ends at the
 	// tier's timeout, and only the first one waits for it.
-	hang, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	held.Go(func() {
-		for {
-			c, err := hang.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		hang.Close()
-		held.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
+	hang := miniotest.Silent(t)
 	t.Run("Hangs", func(t *testing.T) {
-		checkDegrades(t, clientFor(t, hang.Addr().String(), "access", "secret"))
+		checkDegrades(t, clientFor(t, hang, "access", "secret"))
 	})
 }
 

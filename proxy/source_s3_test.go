@@ -5,12 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -265,7 +262,7 @@ func TestS3Source(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		f := newS3Fixture(t, srv, "")
 		cfg := f.cfg
-		cfg.Endpoint = "http://" + silentListener(t)
+		cfg.Endpoint = "http://" + miniotest.Silent(t)
 		cfg.Timeout = 200 * time.Millisecond
 		ts := newS3TestServer(t, withS3(cfg, nil))
 		for _, target := range []string{"/slow.jpg", "/slow.jpg?size=50"} {
@@ -332,41 +329,6 @@ func (f sourceFunc) Stat(_ context.Context, rel string) (Original, error) {
 }
 
 func (f sourceFunc) Open(_ context.Context, rel string) (Original, Body, error) { return f(rel) }
-
-// silentListener accepts connections and never answers, the way a store
-// behind a dead load balancer can.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		mu.Lock()
-		for _, c := range slices.Clone(conns) {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String()
-}
 
 func TestS3ConfigValidate(t *testing.T) {
 	root := t.TempDir()

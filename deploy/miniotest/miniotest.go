@@ -222,3 +222,38 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Silent listens on loopback, accepts connections and never answers, the
+// way a store behind a dead load balancer can; it returns host:port. Every
+// connection is closed when the test ends.
+func Silent(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	held.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		held.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return l.Addr().String()
+}
