@@ -130,3 +130,54 @@ func withJPEGOrientation(b testing.TB, src []byte, o int) []byte {
 	}
 	return append(out, src[at:]...)
 }
+
+// BenchmarkRenderManyVsSeparate renders the 8 variants a warm run makes of
+// one photo (4 widths × 2 formats) with one RenderMany, and with 8 Render
+// calls that each decode the source again. One op is every variant of the
+// source, on one goroutine, so the two times compare directly.
+func BenchmarkRenderManyVsSeparate(b *testing.B) {
+	sources := []struct{ name, file string }{
+		{"baseline", "volna-baseline-5120x2880.jpg"},
+		{"progressive", "volna-5120x2880.jpg"},
+	}
+	sets := []struct {
+		name    string
+		formats []Format
+	}{
+		{"webp+jpeg", []Format{FormatWebP, FormatJPEG}},
+		{"webp+avif", []Format{FormatWebP, FormatAVIF}},
+	}
+	for _, s := range sources {
+		for _, set := range sets {
+			var opts []Options
+			for _, box := range []int{360, 720, 1200, 2200} {
+				for _, f := range set.formats {
+					opts = append(opts, Options{Box: box, Format: f})
+				}
+			}
+			b.Run(s.name+"/"+set.name+"/many", func(b *testing.B) {
+				src := corpus(b, s.file)
+				tr := New(DefaultConfig())
+				for b.Loop() {
+					_, errs := tr.RenderMany(context.Background(), src, opts)
+					for _, err := range errs {
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+			b.Run(s.name+"/"+set.name+"/separate", func(b *testing.B) {
+				src := corpus(b, s.file)
+				tr := New(DefaultConfig())
+				for b.Loop() {
+					for _, o := range opts {
+						if _, err := tr.Render(context.Background(), src, o); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+		}
+	}
+}
