@@ -20,7 +20,8 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 		return cache.StatusBypass, err
 	}
 	v := s.variantOf(o, req, c.Get(fiber.HeaderAccept))
-	hdr := imageHeaders{etag: v.ETag(), lastModified: o.ModTime, varyDPR: req.size > 0 && !req.dprQuery, varyAccept: req.format.auto}
+	key := v.Key() // once: the ETag and the cache look-up both need it
+	hdr := imageHeaders{etag: strongETag(key), lastModified: o.ModTime, varyDPR: req.size > 0 && !req.dprQuery, varyAccept: req.format.auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {
@@ -37,8 +38,8 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 
 	ctx, stop := peerContext(ctx, c.Context().Conn())
 	defer stop()
-	val, status, err := s.cache.Fetch(ctx, v.Key(), func(ctx context.Context) ([]byte, error) {
-		return s.renderSource(ctx, src, rel, v)
+	val, status, err := s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
+		return s.renderSource(ctx, src, o, v)
 	})
 	if err != nil {
 		return status, err
@@ -59,7 +60,7 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 // renderSource waits for a transform slot, reads the original and renders
 // it. The value it returns is the output format's byte followed by the
 // image, so a cache hit knows its Content-Type without sniffing.
-func (s *Server) renderSource(ctx context.Context, src Source, rel string, v Variant) ([]byte, error) {
+func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Variant) ([]byte, error) {
 	release, err := s.limiter.acquire(ctx)
 	if err != nil {
 		if errors.Is(err, errOverloaded) {
@@ -69,7 +70,7 @@ func (s *Server) renderSource(ctx context.Context, src Source, rel string, v Var
 	}
 	defer release()
 
-	data, err := readAll(ctx, src, rel, s.cfg.MaxSourceBytes)
+	data, err := readAll(ctx, src, o, s.cfg.MaxSourceBytes)
 	if err != nil {
 		return nil, err
 	}

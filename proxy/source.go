@@ -14,6 +14,10 @@ type Original struct {
 	Size     int64
 	ModTime  time.Time // zero when unknown
 	Identity string    // changes whenever the bytes may have; feeds keys and ETags
+
+	// data is the whole original when describing it meant fetching it (the
+	// fallback upstream), so a render does not fetch it a second time.
+	data []byte
 }
 
 // Body is an opened original: random access for sniffing and ranges.
@@ -61,9 +65,16 @@ func (c Chain) Open(ctx context.Context, rel string) (Original, Body, error) {
 	return Original{}, nil, fail(kindNotFound, "", nil)
 }
 
-// readAll reads rel from src whole, refusing an original over limit bytes.
-func readAll(ctx context.Context, src Source, rel string, limit int64) ([]byte, error) {
-	o, b, err := src.Open(ctx, rel)
+// readAll reads the original src described as o whole, refusing one over
+// limit bytes.
+func readAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, error) {
+	if o.data != nil {
+		if o.Size > limit {
+			return nil, errSourceTooBig
+		}
+		return o.data, nil
+	}
+	o, b, err := src.Open(ctx, o.Rel)
 	if errors.Is(err, errMissing) {
 		return nil, fail(kindNotFound, "", err) // gone since it was described
 	}

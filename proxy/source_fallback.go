@@ -98,9 +98,11 @@ func (f *Fallback) upstreamURL(rel string) string {
 	return u.String()
 }
 
-// Stat fetches the original: the upstream tells nothing cheaper.
+// Stat fetches the original: the upstream tells nothing cheaper. The bytes
+// ride along, so a render reads no further.
 func (f *Fallback) Stat(ctx context.Context, rel string) (Original, error) {
-	o, _, err := f.get(ctx, rel)
+	o, data, err := f.get(ctx, rel)
+	o.data = data
 	return o, err
 }
 

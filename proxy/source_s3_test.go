@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -308,7 +309,7 @@ func TestS3Source(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer b.Close()
-		if o != st || o.Size != int64(len(rocket)) || !strings.HasPrefix(o.Identity, "s3:p/a.jpg|") {
+		if !reflect.DeepEqual(o, st) || o.Size != int64(len(rocket)) || !strings.HasPrefix(o.Identity, "s3:p/a.jpg|") {
 			t.Errorf("Open %+v and Stat %+v disagree", o, st)
 		}
 		if got := strings.Count(o.Identity, "|"); got != 3 {
@@ -456,7 +457,7 @@ func BenchmarkSourceRead(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := readAll(ctx, src, "rocket.jpg", o.Size); err != nil {
+				if _, err := readAll(ctx, src, o, o.Size); err != nil {
 					b.Fatal(err)
 				}
 			}
