@@ -1,16 +1,7 @@
 package transform
 
-/*
-#cgo pkg-config: vips
-#include <vips/vips.h>
-
-static VipsImage *to_memory(VipsImage *in) { return vips_image_copy_memory(in); }
-*/
-import "C"
-
 import (
 	"context"
-	"runtime"
 
 	"image-proxy/transform/internal/vips"
 )
@@ -76,7 +67,8 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	}
 	defer img.Close()
 	// The loader streams: without this copy every variant would decode
-	// the source again as its pipeline pulled pixels.
+	// the source again as its pipeline pulled pixels. A failure here is the
+	// decode's: the loaders fail on error.
 	if err := holdInMemory(img); err != nil {
 		return fail(broken(src, in, lp, "decode", err))
 	}
@@ -97,18 +89,6 @@ func sharedLoad(plans []plan) loadParams {
 		lp.scale = max(lp.scale, p.load.scale)
 	}
 	return lp
-}
-
-// holdInMemory decodes every pixel of img into memory and makes img hold
-// that copy. A failure here is the decode's: the loaders fail on error.
-func holdInMemory(img *vips.Image) error {
-	out := C.to_memory(cImage(img))
-	runtime.KeepAlive(img)
-	if out == nil {
-		return vipsError()
-	}
-	adopt(img, out)
-	return nil
 }
 
 // derive runs one plan's steps and encoding on a view of the decoded

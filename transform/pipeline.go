@@ -4,18 +4,7 @@ package transform
 #cgo pkg-config: vips
 #include <vips/vips.h>
 
-// upright holds in's pixels in memory and turns them there. A rotation
-// reads its input out of order, which a sequentially loaded pipeline
-// cannot serve; by now in is at its output size, so the copy is small.
-static VipsImage *upright(VipsImage *in) {
-	VipsImage *mem = vips_image_copy_memory(in);
-	if (!mem)
-		return NULL;
-	VipsImage *out = NULL;
-	int rc = vips_autorot(mem, &out, NULL);
-	g_object_unref(mem);
-	return rc ? NULL : out;
-}
+static VipsImage *to_memory(VipsImage *in) { return vips_image_copy_memory(in); }
 */
 import "C"
 
@@ -341,13 +330,28 @@ func orient(im *vips.Image) error {
 	if im.Orientation() <= 1 {
 		return nil
 	}
-	out := C.upright(cImage(im))
+	// A rotation reads its input out of order, which a sequentially loaded
+	// pipeline cannot serve; by now im is at its output size, so the copy
+	// is small.
+	if err := holdInMemory(im); err != nil {
+		return err
+	}
+	if err := im.Autorot(nil); err != nil {
+		return err
+	}
+	return im.RemoveOrientation()
+}
+
+// holdInMemory decodes every pixel of im into memory and makes im hold
+// that copy.
+func holdInMemory(im *vips.Image) error {
+	out := C.to_memory(cImage(im))
 	runtime.KeepAlive(im)
 	if out == nil {
 		return vipsError()
 	}
 	adopt(im, out)
-	return im.RemoveOrientation()
+	return nil
 }
 
 // adopt makes im hold out, releasing what it held: the bindings' own
