@@ -24,41 +24,62 @@ func runServer(s settings, log *slog.Logger) error {
 		return err
 	}
 	defer transform.Shutdown()
-	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
-
-	tiers, err := cache.LocalTiers(s.Cache, m, log)
+	p, closeAll, err := build(s, log)
 	if err != nil {
 		return err
+	}
+	defer closeAll()
+	cfg := p.cfg
+	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
+		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
+		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", p.sources, "tiers", p.tiers, "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
+		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
+		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "warm_on_change", s.Warm.OnChange)
+	stopWarm := warmOnChange(s, p, log)
+	defer stopWarm()
+	return serveUntilSignal(p.srv, cfg.BindAddress, s.ShutdownTimeout, log)
+}
+
+// parts are what serve and warm share: the server with its sources, cache
+// and engine, and the store over the cache's persistent tiers.
+type parts struct {
+	srv            *proxy.Server
+	store          *cache.Store
+	cfg            proxy.Config
+	tiers, sources int
+}
+
+// build makes every part in order (transform.Startup has run); closeAll
+// releases them.
+func build(s settings, log *slog.Logger) (parts, func(), error) {
+	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
+	tiers, err := cache.LocalTiers(s.Cache, m, log)
+	if err != nil {
+		return parts{}, nil, err
 	}
 	if s3 := s.Proxy.S3; s3.ResultPrefix != "" && s.Cache.Enabled {
 		client, err := proxy.NewS3Client(s3)
 		if err != nil {
-			return err
+			return parts{}, nil, err
 		}
 		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s3.ResultPrefix, s3.Timeout, renderLease, m, log))
 	}
 	c := cache.New(tiers, m)
-	defer c.Close()
-
 	sources, closeLocal, err := originSources(s, c, m)
 	if err != nil {
-		return err
+		c.Close()
+		return parts{}, nil, err
 	}
-	defer closeLocal()
+	closeAll := func() { closeLocal(); c.Close() }
 
 	cfg := s.Proxy
-
 	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
 	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log})
 	if err != nil {
-		return err
+		closeAll()
+		return parts{}, nil, err
 	}
-	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
-		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
-		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", len(sources), "tiers", len(tiers), "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
-		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
-		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String())
-	return serveUntilSignal(srv, cfg.BindAddress, s.ShutdownTimeout, log)
+	return parts{srv: srv, store: cache.NewStore(tiers), cfg: cfg, tiers: len(tiers), sources: len(sources)}, closeAll, nil
 }
 
 // renderLease bounds how long replicas wait for one another's render of a

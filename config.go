@@ -24,6 +24,7 @@ type settings struct {
 	Proxy           proxy.Config
 	Cache           cache.Config
 	Transform       transform.Config
+	Warm            proxy.WarmConfig
 	Log             logSettings
 	ShutdownTimeout time.Duration `env:"IMAGE_PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 }
@@ -76,7 +77,7 @@ func loadSettings(getenv func(string) (string, bool), dotenv string) (settings, 
 // validate reports the first bad setting: one line on the way out.
 func (s settings) validate() error {
 	for _, err := range []error{s.Transform.Validate(), s.Cache.Validate(), s.Proxy.Validate(),
-		proxy.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate()} {
+		proxy.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.validateWarm()} {
 		if err != nil {
 			return err
 		}

@@ -27,11 +27,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "serve":
+	case "warm":
+		return warmCommand(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "image-proxy %s (libvips %s)\n", version, transform.Version())
 		return 0
 	default:
-		fmt.Fprintf(stderr, "usage: image-proxy [serve|version]\n")
+		fmt.Fprintf(stderr, "usage: image-proxy [serve|warm|version]\n")
 		return 2
 	}
 

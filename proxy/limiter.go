@@ -15,6 +15,8 @@ import (
 type limiter struct {
 	sem     *semaphore.Weighted
 	waiting atomic.Int64
+	busy    atomic.Int64 // slots held, for background work to stay out of the way (warm_gate.go)
+	slots   int64
 	depth   int64
 	timeout time.Duration
 	gauge   prometheus.Gauge
@@ -23,12 +25,13 @@ type limiter struct {
 var errOverloaded = fail(kindOverloaded, "", nil)
 
 func newLimiter(slots, depth int, timeout time.Duration, waiting prometheus.Gauge) *limiter {
-	return &limiter{sem: semaphore.NewWeighted(int64(slots)), depth: int64(depth), timeout: timeout, gauge: waiting}
+	return &limiter{sem: semaphore.NewWeighted(int64(slots)), slots: int64(slots), depth: int64(depth), timeout: timeout, gauge: waiting}
 }
 
 // acquire waits for a slot; the returned release must be called once.
 func (l *limiter) acquire(ctx context.Context) (func(), error) {
 	if l.sem.TryAcquire(1) {
+		l.busy.Add(1)
 		return l.release, nil
 	}
 	if l.waiting.Add(1) > l.depth {
@@ -48,10 +51,14 @@ func (l *limiter) acquire(ctx context.Context) (func(), error) {
 		}
 		return nil, errOverloaded
 	}
+	l.busy.Add(1)
 	return l.release, nil
 }
 
-func (l *limiter) release() { l.sem.Release(1) }
+func (l *limiter) release() {
+	l.busy.Add(-1)
+	l.sem.Release(1)
+}
 
 // drain waits until every slot is free: renders that outlived their
 // requests have finished, so libvips can be shut down under nobody.

@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"image-proxy/transform"
+)
+
+// WarmConfig is the pre-rendering part of the settings: what `image-proxy
+// warm` renders when no flag says otherwise, and whether `serve` warms
+// changed files in the background.
+type WarmConfig struct {
+	Sizes    string `env:"IMAGE_PROXY_WARM_SIZES" envDefault:"360,720,1200,2200"`
+	Formats  string `env:"IMAGE_PROXY_WARM_FORMATS" envDefault:"webp"`
+	OnChange bool   `env:"IMAGE_PROXY_WARM_ON_CHANGE" envDefault:"false"`
+}
+
+// Validate checks the lists against maxBox (IMAGE_PROXY_MAX_SIZE).
+func (c WarmConfig) Validate(maxBox int) error {
+	if _, err := ParseWarmSizes(c.Sizes, maxBox); err != nil {
+		return settingError("IMAGE_PROXY_WARM_SIZES", c.Sizes, err.(*ListError).Allowed)
+	}
+	if _, err := ParseWarmFormats(c.Formats); err != nil {
+		return settingError("IMAGE_PROXY_WARM_FORMATS", c.Formats, err.(*ListError).Allowed)
+	}
+	return nil
+}
+
+// Spec is the configured default of what to warm (Validate has passed).
+func (c WarmConfig) Spec(maxBox int) WarmSpec {
+	sizes, _ := ParseWarmSizes(c.Sizes, maxBox)
+	formats, _ := ParseWarmFormats(c.Formats)
+	return WarmSpec{Sizes: sizes, DPRs: []float64{1}, Formats: formats}
+}
+
+// WarmSpec is what to pre-render of every source: each size × dpr ×
+// format, as `?size=S&dpr=D&format=F` would ask for it.
+type WarmSpec struct {
+	Sizes   []int
+	DPRs    []float64
+	Formats []transform.Format
+	Force   bool // render even what is cached (or exported) and intact
+}
+
+// ListError is a bad item of a comma-separated list: the item and what is
+// allowed.
+type ListError struct{ Item, Allowed string }
+
+func (e *ListError) Error() string { return fmt.Sprintf("%q: must be %s", e.Item, e.Allowed) }
+
+// splitList splits a comma-separated list, refusing an empty one or an
+// empty item. Each item is trimmed of spaces.
+func splitList(s, allowed string) ([]string, error) {
+	var items []string
+	for it := range strings.SplitSeq(s, ",") {
+		it = strings.TrimSpace(it)
+		if it == "" {
+			return nil, &ListError{s, allowed}
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// ParseWarmSizes reads "360,720": whole numbers from 1 to maxBox, the
+// same rule as ?size=. The result is sorted and without repeats.
+func ParseWarmSizes(s string, maxBox int) ([]int, error) {
+	allowed := "whole numbers from 1 to " + strconv.Itoa(maxBox) + " (IMAGE_PROXY_MAX_SIZE), separated by commas, such as 360,720,1200"
+	items, err := splitList(s, allowed)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, it := range items {
+		n, ok := parseDigits(it)
+		if !ok || n < 1 || n > maxBox {
+			return nil, &ListError{it, allowed}
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ParseWarmDPRs reads "1,2": numbers from 1.0 to 10.0, the rule of ?dpr=.
+func ParseWarmDPRs(s string) ([]float64, error) {
+	const allowed = "numbers from 1.0 to 10.0 separated by commas, such as 1,2"
+	items, err := splitList(s, allowed)
+	if err != nil {
+		return nil, err
+	}
+	var out []float64
+	for _, it := range items {
+		d, ok := parseDecimal(it)
+		if !ok || d < 1 || d > 10 {
+			return nil, &ListError{it, allowed}
+		}
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ParseWarmFormats reads "webp,avif": output formats of the table (auto is
+// not one: it depends on each visitor's Accept header).
+func ParseWarmFormats(s string) ([]transform.Format, error) {
+	allowed := "output formats separated by commas, from " + strings.Join(transform.OutputNames(), ", ")
+	items, err := splitList(s, allowed)
+	if err != nil {
+		return nil, err
+	}
+	var out []transform.Format
+	for _, it := range items {
+		f, ok := transform.ParseFormat(it)
+		if !ok {
+			return nil, &ListError{it, allowed}
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// warmItem is one variant of one source: what the URL would ask for, and
+// the Variant the server builds for that URL.
+type warmItem struct {
+	size    int
+	dpr     float64
+	format  transform.Format
+	variant Variant
+}
+
+// warmItems builds every variant of spec for o through variantOf, with the
+// request `?size=S&format=F[&dpr=D]` would parse to, so each key is the
+// one a live request computes.
+func (s *Server) warmItems(o Original, spec WarmSpec) []warmItem {
+	var items []warmItem
+	for _, size := range spec.Sizes {
+		for _, dpr := range spec.DPRs {
+			for _, f := range spec.Formats {
+				req := request{transform: true, size: size, dpr: dpr, dprQuery: dpr != 1,
+					format: outputFormat{format: f}}
+				items = append(items, warmItem{size: size, dpr: dpr, format: f, variant: s.variantOf(o, req, "")})
+			}
+		}
+	}
+	return items
+}
