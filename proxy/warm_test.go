@@ -1,0 +1,406 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/image/webp"
+
+	"image-proxy/cache"
+	"image-proxy/metrics"
+	"image-proxy/transform"
+)
+
+// photo encodes a w×h gradient as JPEG (or PNG), a real image for libvips.
+func photo(t testing.TB, w, h int, asPNG bool) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(x * 255 / w), uint8(y * 255 / h), uint8((x + y) % 256), 255})
+		}
+	}
+	var buf bytes.Buffer
+	var err error
+	if asPNG {
+		err = png.Encode(&buf, img)
+	} else {
+		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func writeFile(t testing.TB, name string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// warmEnv is a server over root whose tiers are memory plus those tiers
+// makes (a disk, an S3 tier), the way main builds them.
+type warmEnv struct {
+	*testServer
+	store *cache.Store
+	cache cache.Cache
+}
+
+func newWarmEnv(t testing.TB, root string, tiers func(m *metrics.Metrics) []cache.Tier) *warmEnv {
+	t.Helper()
+	cfg := defaultTestConfig(root)
+	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
+	mem, err := cache.NewMemoryTier(64<<20, 1<<20, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []cache.Tier{mem}
+	if tiers != nil {
+		all = append(all, tiers(m)...)
+	}
+	c := cache.New(all, m)
+	t.Cleanup(func() { c.Close() })
+	sources, _ := testSources(t, cfg, c, m)
+	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(transform.DefaultConfig()), Cache: c, Metrics: m, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &warmEnv{testServer: &testServer{Server: s, root: root, m: m}, store: cache.NewStore(all), cache: c}
+}
+
+func diskTiers(dir string) func(*metrics.Metrics) []cache.Tier {
+	return func(m *metrics.Metrics) []cache.Tier { return []cache.Tier{cache.NewDiskTier(dir, 1<<30, m, nil)} }
+}
+
+// warmURLs are the query strings a spec stands for, as a visitor sends them.
+func warmURLs(spec WarmSpec) []string {
+	var qs []string
+	for _, size := range spec.Sizes {
+		for _, dpr := range spec.DPRs {
+			for _, f := range spec.Formats {
+				q := fmt.Sprintf("size=%d&format=%s", size, f)
+				if dpr != 1 {
+					q += fmt.Sprintf("&dpr=%g", dpr)
+				}
+				qs = append(qs, q)
+			}
+		}
+	}
+	return qs
+}
+
+func TestWarmItemsHaveTheLiveKeys(t *testing.T) {
+	ts := newTestServer(t, nil)
+	o, _, err := ts.sources.Stat(context.Background(), "rocket.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []WarmSpec{
+		{Sizes: []int{360, 720, 1200, 2200}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP}},
+		{Sizes: []int{1, 3000, 4000}, DPRs: []float64{1, 1.5, 2, 10}, Formats: []transform.Format{transform.FormatAVIF, transform.FormatJPEG, transform.FormatPNG}},
+	} {
+		items := ts.warmItems(o, spec)
+		qs := warmURLs(spec)
+		if len(items) != len(qs) {
+			t.Fatalf("%d items for %d URLs", len(items), len(qs))
+		}
+		for i, q := range qs {
+			req, err := parseRequest(rawQuery(q), "", ts.cfg.MaxBox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			live := ts.variantOf(o, req, "image/avif,image/webp,*/*")
+			if got := items[i].variant.Key(); got != live.Key() {
+				t.Errorf("%s: warm key %q, live key %q", q, got, live.Key())
+			}
+		}
+	}
+}
+
+func TestParseWarmLists(t *testing.T) {
+	sizes := []struct {
+		in   string
+		want []int
+		bad  string
+	}{
+		{"360,720,1200,2200", []int{360, 720, 1200, 2200}, ""},
+		{"720, 360,720", []int{360, 720}, ""},
+		{"4000", []int{4000}, ""},
+		{"0", nil, "0"}, {"-1", nil, "-1"}, {"abc", nil, "abc"}, {"99999", nil, "99999"}, {"4001", nil, "4001"},
+		{"1.5", nil, "1.5"}, {" ", nil, " "}, {"360,,720", nil, "360,,720"}, {"+5", nil, "+5"}, {"1e3", nil, "1e3"},
+	}
+	for _, c := range sizes {
+		got, err := ParseWarmSizes(c.in, 4000)
+		var le *ListError
+		switch {
+		case c.bad == "" && (err != nil || !slices.Equal(got, c.want)):
+			t.Errorf("sizes %q: %v %v, want %v", c.in, got, err, c.want)
+		case c.bad != "" && (!errors.As(err, &le) || le.Item != c.bad || !strings.Contains(err.Error(), "from 1 to 4000")):
+			t.Errorf("sizes %q: %v, want an error naming %q", c.in, err, c.bad)
+		}
+	}
+	formats := map[string]string{"webp": "", "webp,avif,jpg,png": "", "WEBP, avif": "", "gif2": "gif2", "auto": "auto", "webp,": "webp,", "svg": "svg"}
+	for in, bad := range formats {
+		_, err := ParseWarmFormats(in)
+		var le *ListError
+		if (bad == "") != (err == nil) || bad != "" && (!errors.As(err, &le) || le.Item != bad || !strings.Contains(err.Error(), "webp")) {
+			t.Errorf("formats %q: %v", in, err)
+		}
+	}
+	dprs := map[string]string{"1,2": "", "1.5": "", "10": "", "0.5": "0.5", "11": "11", "x": "x", "NaN": "NaN", "-1": "-1"}
+	for in, bad := range dprs {
+		_, err := ParseWarmDPRs(in)
+		var le *ListError
+		if (bad == "") != (err == nil) || bad != "" && (!errors.As(err, &le) || le.Item != bad) {
+			t.Errorf("dpr %q: %v", in, err)
+		}
+	}
+}
+
+func FuzzParseWarmList(f *testing.F) {
+	for _, s := range []string{"360,720", "0", "abc", "1.5,2", "webp,avif", " 1 , 2 ", ",", "99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if sizes, err := ParseWarmSizes(s, 4000); err == nil {
+			if len(sizes) == 0 || !slices.IsSorted(sizes) || sizes[0] < 1 || sizes[len(sizes)-1] > 4000 {
+				t.Errorf("%q: accepted %v", s, sizes)
+			}
+		}
+		if dprs, err := ParseWarmDPRs(s); err == nil {
+			if len(dprs) == 0 || dprs[0] < 1 || dprs[len(dprs)-1] > 10 {
+				t.Errorf("%q: accepted %v", s, dprs)
+			}
+		}
+		if fs, err := ParseWarmFormats(s); err == nil {
+			for _, f := range fs {
+				if !f.CanEncode() {
+					t.Errorf("%q: accepted %v", s, f)
+				}
+			}
+		}
+	})
+}
+
+// decodeSize decodes an image body and returns its dimensions.
+func decodeSize(t testing.TB, body []byte, format string) (int, int) {
+	t.Helper()
+	var cfg image.Config
+	var err error
+	switch format {
+	case "webp":
+		cfg, err = webp.DecodeConfig(bytes.NewReader(body))
+	default:
+		cfg, _, err = image.DecodeConfig(bytes.NewReader(body))
+	}
+	if err != nil {
+		t.Fatalf("decode %s: %v", format, err)
+	}
+	return cfg.Width, cfg.Height
+}
+
+// TestWarmThenServe: after a warm into the disk tier, a server over that
+// disk (a new process, empty memory) answers every variant HIT-DISK with
+// the ETag a server with no cache at all gives the same URL.
+func TestWarmThenServe(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(root, "photos/wide.jpg"), photo(t, 900, 600, false))
+	writeFile(t, filepath.Join(root, "logo.png"), photo(t, 300, 500, true))
+	spec := WarmSpec{Sizes: []int{100, 250}, DPRs: []float64{1, 2}, Formats: []transform.Format{transform.FormatWebP, transform.FormatPNG}}
+
+	warm := newWarmEnv(t, root, diskTiers(dir))
+	w := warm.CacheWarmer(warm.store, spec)
+	rels, err := WarmPaths(root, nil, []string{dir})
+	if err != nil || !slices.Equal(rels, []string{"logo.png", "photos/wide.jpg"}) {
+		t.Fatalf("paths %v %v", rels, err)
+	}
+	var results []WarmResult
+	w.Run(context.Background(), rels, 2, func(r WarmResult) { results = append(results, r) })
+	for _, r := range results {
+		if r.Err != nil || r.Rendered != 8 {
+			t.Fatalf("%s: %d rendered, %v", r.Rel, r.Rendered, r.Err)
+		}
+	}
+	warm.cache.Close()
+
+	served := newWarmEnv(t, root, diskTiers(dir))
+	live := newWarmEnv(t, root, nil)
+	for _, rel := range rels {
+		for _, q := range warmURLs(spec) {
+			target := "/" + rel + "?" + q
+			want, wantBody := live.get(t, target)
+			resp, body := served.get(t, target)
+			if resp.StatusCode != 200 || resp.Header.Get("X-Cache-Status") != "HIT-DISK" {
+				t.Errorf("%s: %d %s, want 200 HIT-DISK", target, resp.StatusCode, resp.Header.Get("X-Cache-Status"))
+			}
+			if resp.Header.Get("ETag") != want.Header.Get("ETag") || want.Header.Get("ETag") == "" {
+				t.Errorf("%s: ETag %s, live %s", target, resp.Header.Get("ETag"), want.Header.Get("ETag"))
+			}
+			format := strings.TrimPrefix(resp.Header.Get("Content-Type"), "image/")
+			gw, gh := decodeSize(t, body, format)
+			lw, lh := decodeSize(t, wantBody, format)
+			if gw != lw || gh != lh {
+				t.Errorf("%s: warmed %dx%d, live %dx%d", target, gw, gh, lw, lh)
+			}
+		}
+	}
+	// A second run finds everything stored: nothing is read or rendered.
+	again := newWarmEnv(t, root, diskTiers(dir))
+	r := again.CacheWarmer(again.store, spec).Source(context.Background(), "photos/wide.jpg")
+	if r.Err != nil || r.Rendered != 0 || r.Skipped != 8 {
+		t.Errorf("second run: %+v", r)
+	}
+}
+
+// TestWarmInterruptedLeavesWholeEntries cancels a warm after a few stored
+// variants: every entry is then either absent or whole, and a second run
+// renders exactly what is missing.
+func TestWarmInterruptedLeavesWholeEntries(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	for i := range 4 {
+		writeFile(t, filepath.Join(root, fmt.Sprintf("p%d.jpg", i)), photo(t, 800+40*i, 500, false))
+	}
+	spec := WarmSpec{Sizes: []int{120, 240, 480}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP, transform.FormatJPEG}}
+	env := newWarmEnv(t, root, diskTiers(dir))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := env.CacheWarmer(env.store, spec)
+	stored := 0
+	w.OnStored = func(string) {
+		if stored++; stored == 3 {
+			cancel()
+		}
+	}
+	rels, _ := WarmPaths(root, nil, nil)
+	w.Run(ctx, rels, 1, func(WarmResult) {})
+	env.cache.Close()
+	if stored < 3 || stored >= 4*6 {
+		t.Fatalf("%d variants stored before the interruption took effect", stored)
+	}
+	after := newWarmEnv(t, root, diskTiers(dir))
+	hits := 0
+	for _, rel := range rels {
+		for _, q := range warmURLs(spec) {
+			resp, body := after.get(t, "/"+rel+"?"+q)
+			st := resp.Header.Get("X-Cache-Status")
+			if resp.StatusCode != 200 || (st != "HIT-DISK" && st != "MISS") {
+				t.Fatalf("%s?%s: %d %s", rel, q, resp.StatusCode, st)
+			}
+			if st == "HIT-DISK" {
+				hits++
+				decodeSize(t, body, strings.TrimPrefix(resp.Header.Get("Content-Type"), "image/"))
+			}
+		}
+	}
+	if hits != stored {
+		t.Errorf("%d entries served from disk, %d stored", hits, stored)
+	}
+	if n := testutil.ToFloat64(after.m.CacheCorrupt); n != 0 {
+		t.Errorf("%v damaged entries", n)
+	}
+}
+
+// TestWarmWatchRewarmsChangedFiles: with a watch running, a file replaced
+// in place and a file written into a new subdirectory both end up warmed
+// under their new identities.
+func TestWarmWatchRewarmsChangedFiles(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(root, "cat.jpg"), photo(t, 400, 300, false))
+	spec := WarmSpec{Sizes: []int{100, 200}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP}}
+	env := newWarmEnv(t, root, diskTiers(dir))
+	w := env.CacheWarmer(env.store, spec)
+	ready := make(chan struct{})
+	w.Watching = func() { close(ready) }
+	results := make(chan WarmResult, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Watch(ctx, root, []string{dir}, 20*time.Millisecond, 1, func(r WarmResult) { results <- r })
+	}()
+	receive(t, "the watch to start", ready)
+
+	writeFile(t, filepath.Join(root, "cat.jpg"), photo(t, 300, 600, false))
+	writeFile(t, filepath.Join(root, "new/dir/dog.png"), photo(t, 250, 250, true))
+	warmed := map[string]bool{}
+	for len(warmed) < 2 {
+		r := receive(t, "a file to be warmed", results)
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Rel, r.Err)
+		}
+		if r.Rendered+r.Skipped == 2 {
+			warmed[r.Rel] = true
+		}
+	}
+	cancel()
+	if err := receive(t, "the watch to stop", done); err != nil {
+		t.Fatal(err)
+	}
+	for rel, size := range map[string][2]int{"cat.jpg": {100, 200}, "new/dir/dog.png": {200, 200}} {
+		o, _, err := env.sources.Stat(context.Background(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range env.warmItems(o, spec) {
+			if !env.store.Has(context.Background(), it.variant.Key()) {
+				t.Errorf("%s %d: not in the disk tier", rel, it.size)
+			}
+		}
+		resp, body := env.get(t, "/"+rel+"?size=200&format=webp")
+		if st := resp.Header.Get("X-Cache-Status"); st != "HIT-DISK" {
+			t.Errorf("%s: %s, want HIT-DISK", rel, st)
+		}
+		if w, h := decodeSize(t, body, "webp"); w != size[0] || h != size[1] {
+			t.Errorf("%s: %dx%d, want %dx%d (the new file)", rel, w, h, size[0], size[1])
+		}
+	}
+}
+
+// TestSpareWaitsForLiveRequests: background work does not start while
+// every slot is held, and starts once one is free.
+func TestSpareWaitsForLiveRequests(t *testing.T) {
+	l := newLimiter(2, 8, hangGuard, prometheus.NewGauge(prometheus.GaugeOpts{Name: "w"}))
+	r1, err := l.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, _ := l.acquire(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan error, 1)
+	go func() {
+		_, err := l.spare(ctx)
+		got <- err
+	}()
+	cancel()
+	if err := receive(t, "spare to give up", got); !errors.Is(err, context.Canceled) {
+		t.Fatalf("spare with every slot busy: %v, want it to wait until cancelled", err)
+	}
+	go func() {
+		_, err := l.spare(context.Background())
+		got <- err
+	}()
+	r1()
+	if err := receive(t, "spare once a slot is free", got); err != nil {
+		t.Fatal(err)
+	}
+	r2()
+}
