@@ -22,6 +22,7 @@ import (
 	"golang.org/x/image/webp"
 
 	"image-proxy/cache"
+	"image-proxy/deploy/miniotest"
 	"image-proxy/metrics"
 	"image-proxy/transform"
 )
@@ -403,4 +404,38 @@ func TestSpareWaitsForLiveRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2()
+}
+
+// TestWarmIntoS3: warmed into a real MinIO result tier, the variants are
+// served HIT-S3 by a server that shares only the bucket, with the ETag a
+// server without any cache gives the same URL.
+func TestWarmIntoS3(t *testing.T) {
+	srv := miniotest.Start(t)
+	fx := newS3Fixture(t, srv, "")
+	client, err := NewS3Client(fx.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3Tiers := func(m *metrics.Metrics) []cache.Tier {
+		return []cache.Tier{cache.NewS3Tier(client, fx.bucket, "results/", 5*time.Second, 0, m, nil)}
+	}
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "a/b.jpg"), photo(t, 640, 480, false))
+	spec := WarmSpec{Sizes: []int{160, 300}, DPRs: []float64{1, 2}, Formats: []transform.Format{transform.FormatWebP}}
+	warm := newWarmEnv(t, root, s3Tiers)
+	if r := warm.CacheWarmer(warm.store, spec).Source(context.Background(), "a/b.jpg"); r.Err != nil || r.Rendered != 4 {
+		t.Fatalf("%+v", r)
+	}
+	served, live := newWarmEnv(t, root, s3Tiers), newWarmEnv(t, root, nil)
+	for _, q := range warmURLs(spec) {
+		want, _ := live.get(t, "/a/b.jpg?"+q)
+		resp, body := served.get(t, "/a/b.jpg?"+q)
+		if st := resp.Header.Get("X-Cache-Status"); resp.StatusCode != 200 || st != "HIT-S3" {
+			t.Errorf("%s: %d %s, want 200 HIT-S3", q, resp.StatusCode, st)
+		}
+		if resp.Header.Get("ETag") != want.Header.Get("ETag") {
+			t.Errorf("%s: ETag %s, live %s", q, resp.Header.Get("ETag"), want.Header.Get("ETag"))
+		}
+		decodeSize(t, body, "webp")
+	}
 }
