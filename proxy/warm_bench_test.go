@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"image-proxy/transform"
+)
+
+// Warm benchmarks use BENCH_SOURCE (a path; default: the corpus's
+// 5120×2880 baseline JPEG in ../../shared/corpus) and skip without it.
+// They are measurements, not tests.
+
+func warmBenchRoot(b *testing.B) string {
+	name := os.Getenv("BENCH_SOURCE")
+	if name == "" {
+		name = "../../shared/corpus/volna-baseline-5120x2880.jpg"
+	}
+	src, err := os.ReadFile(name)
+	if err != nil {
+		b.Skip("source not available: ", err)
+	}
+	root := b.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "photo.jpg"), src, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return root
+}
+
+// warmBenchSpec is 8 variants: the default widths × WebP and JPEG.
+var warmBenchSpec = WarmSpec{Sizes: []int{360, 720, 1200, 2200}, DPRs: []float64{1},
+	Formats: []transform.Format{transform.FormatWebP, transform.FormatJPEG}, Force: true}
+
+// BenchmarkWarmOneDecode: one op is every variant of the source stored in
+// the disk tier, by warm (one read, one decode) and by the server's render
+// path once per variant (a read and a decode each), on one goroutine.
+func BenchmarkWarmOneDecode(b *testing.B) {
+	root := warmBenchRoot(b)
+	env := newWarmEnv(b, root, diskTiers(b.TempDir()))
+	ctx := context.Background()
+	b.Run("warm", func(b *testing.B) {
+		w := env.CacheWarmer(env.store, warmBenchSpec)
+		for b.Loop() {
+			if r := w.Source(ctx, "photo.jpg"); r.Err != nil || r.Rendered != 8 {
+				b.Fatalf("%+v", r)
+			}
+		}
+	})
+	b.Run("separate", func(b *testing.B) {
+		o, src, err := env.sources.Stat(ctx, "photo.jpg")
+		if err != nil {
+			b.Fatal(err)
+		}
+		items := env.warmItems(o, warmBenchSpec)
+		for b.Loop() {
+			for _, it := range items {
+				v, err := env.renderSource(ctx, src, o, it.variant)
+				if err != nil {
+					b.Fatal(err)
+				}
+				env.store.Put(ctx, it.variant.Key(), v)
+			}
+		}
+	})
+}
+
+// BenchmarkLiveBesideWarm measures what background warming costs live
+// requests: one client sends cold transforms (400-599 px WebP of the
+// source, so nothing is cached or coalesced) one after another, alone and
+// while a background warmer re-renders the source's 8 variants without
+// pause. It reports the median and p90 live latency of each.
+func BenchmarkLiveBesideWarm(b *testing.B) {
+	root := warmBenchRoot(b)
+	for _, withWarm := range []bool{false, true} {
+		name := "alone"
+		if withWarm {
+			name = "beside-warm"
+		}
+		b.Run(name, func(b *testing.B) {
+			env := newWarmEnv(b, root, diskTiers(b.TempDir()))
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			warmed := 0
+			if withWarm {
+				w := env.CacheWarmer(env.store, warmBenchSpec).Background()
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						if r := w.Source(ctx, "photo.jpg"); r.Err == nil {
+							warmed++
+						}
+					}
+				})
+			}
+			var lat []time.Duration
+			i := 0
+			for b.Loop() {
+				start := time.Now()
+				resp, _ := env.get(b, fmt.Sprintf("/photo.jpg?size=%d&format=webp", 400+i%200))
+				lat = append(lat, time.Since(start))
+				if resp.StatusCode != 200 {
+					b.Fatal(resp.StatusCode)
+				}
+				i++
+			}
+			cancel()
+			wg.Wait()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+			b.ReportMetric(float64(warmed), "warm-sources")
+		})
+	}
+}
