@@ -109,6 +109,7 @@ fuzz: deps
 	go test ./proxy -run '^$$' -fuzz '^FuzzConditional$$' -fuzztime $(FUZZTIME)
 	go test ./transform -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME)
+	go test ./proxy -run '^$$' -fuzz '^FuzzParseWarmList$$' -fuzztime $(FUZZTIME)
 
 ## bindings: regenerate the libvips bindings for the installed libvips (vipsgen v1.3.1, pinned in go.mod)
 bindings: deps

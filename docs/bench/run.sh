@@ -158,6 +158,24 @@ orient_ms() {
 o1_ms=$(orient_ms 1)
 o6_ms=$(orient_ms 6)
 
+echo "== warm: one decode per source against a render per variant (8 variants, median of 5)"
+warm_ms() { # FILE SUB → ms per source, median of 5
+	BENCH_SOURCE="$1" go test ./proxy -run '^$' -bench "^BenchmarkWarmOneDecode/$2\$" -benchtime 5x -count 5 -cpu "$CONC" |
+		awk '/ns\/op/{print $3/1e6}' | median
+}
+wb_many=$(warm_ms "$tmp/root/baseline.jpg" warm)
+wb_sep=$(warm_ms "$tmp/root/baseline.jpg" separate)
+wp_many=$(warm_ms "$tmp/root/progressive.jpg" warm)
+wp_sep=$(warm_ms "$tmp/root/progressive.jpg" separate)
+live_p50() { # SUB → median live latency (ms) of 3 runs
+	for i in 1 2 3; do
+		BENCH_SOURCE="$tmp/root/baseline.jpg" go test ./proxy -run '^$' -bench "^BenchmarkLiveBesideWarm/$1\$" -benchtime 40x -cpu "$CONC" |
+			awk '{for (i=1;i<=NF;i++) if ($(i+1)=="p50-ms") print $i}'
+	done | median
+}
+live_alone=$(live_p50 alone)
+live_warm=$(live_p50 beside-warm)
+
 # ---- report ----
 get() { awk -v n="$1" -v c="$2" '$1==n{print $c}' "$tmp/results"; }
 rss() { awk -v n="$1" '$1==n{print $2}' "$tmp/rss"; }
@@ -234,6 +252,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "| --- | --- | --- |"
 	echo "| 1 | $o1_ms | 1.00 |"
 	echo "| 6 | $o6_ms | $(awk -v a="$o6_ms" -v b="$o1_ms" 'BEGIN{printf "%.2f", a/b}') |"
+	echo
+	echo "## Warm: one decode per source"
+	echo
+	echo "\`BenchmarkWarmOneDecode\`: the 8 variants \`image-proxy warm --sizes 360,720,1200,2200 --formats webp,jpeg\` makes of one photo,"
+	echo "stored in the disk tier: by warm (one read, one decode, RenderMany) and by the server's render path once per variant. ms per source, median of 5."
+	echo
+	echo "| source | warm ms | per variant ms | separate / warm |"
+	echo "| --- | --- | --- | --- |"
+	echo "| baseline | $wb_many | $wb_sep | $(awk -v a="$wb_sep" -v b="$wb_many" 'BEGIN{printf "%.2f", a/b}') |"
+	echo "| progressive | $wp_many | $wp_sep | $(awk -v a="$wp_sep" -v b="$wp_many" 'BEGIN{printf "%.2f", a/b}') |"
+	echo
+	echo "\`BenchmarkLiveBesideWarm\`: one client's cold 400-599 px WebP renders of the baseline photo, alone and while a background warmer"
+	echo "(\`IMAGE_PROXY_WARM_ON_CHANGE\`'s) re-renders its 8 variants without pause. Median latency, median of 3 runs: alone $live_alone ms, beside warm $live_warm ms."
 	echo
 	echo "## Commands"
 	echo
