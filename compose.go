@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
@@ -19,7 +20,7 @@ import (
 
 // runServer is the composition root: every part is built here, in order,
 // and nowhere else.
-func runServer(s settings, log *slog.Logger) error {
+func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 	if err := transform.Startup(log); err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func runServer(s settings, log *slog.Logger) error {
 		}
 		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s3.ResultPrefix, s3.Timeout, renderLease, m, log))
 	}
-	c := cache.New(tiers, m)
+	c := cache.New(cache.Traced(tiers, tp), m)
 	defer c.Close()
 
 	sources, closeLocal, err := originSources(s, c, m)
@@ -49,7 +50,7 @@ func runServer(s settings, log *slog.Logger) error {
 	cfg := s.Proxy
 
 	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
-	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log})
+	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		return err
 	}
