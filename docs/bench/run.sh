@@ -158,6 +158,14 @@ orient_ms() {
 o1_ms=$(orient_ms 1)
 o6_ms=$(orient_ms 6)
 
+echo "== tracing off and on (memory hit, handler without sockets, $CONC cores, median of 5)"
+go test ./proxy -run '^$' -bench '^BenchmarkMemoryHitTracing$' -benchtime 2s -count 5 -cpu "$CONC" >"$tmp/tracing"
+trace_stat() { # off|on column(3=ns/op 5=B/op 7=allocs/op)
+	awk -v n="BenchmarkMemoryHitTracing/$1" -v c="$2" 'index($1, n) == 1 {print $c}' "$tmp/tracing" | median
+}
+trace_off_ns=$(trace_stat off 3)
+trace_on_ns=$(trace_stat on 3)
+
 # ---- report ----
 get() { awk -v n="$1" -v c="$2" '$1==n{print $c}' "$tmp/results"; }
 rss() { awk -v n="$1" '$1==n{print $2}' "$tmp/rss"; }
@@ -235,12 +243,24 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "| 1 | $o1_ms | 1.00 |"
 	echo "| 6 | $o6_ms | $(awk -v a="$o6_ms" -v b="$o1_ms" 'BEGIN{printf "%.2f", a/b}') |"
 	echo
+	echo "## Tracing"
+	echo
+	echo "\`BenchmarkMemoryHitTracing\` (proxy): the memory hit through the Fiber handler, no sockets, $CONC cores, median of 5."
+	echo "Off is the default (no OTLP endpoint: the no-op provider, which the code skips); on is the SDK with every request"
+	echo "sampled and its spans (server, source.stat, cache.get) batched to an exporter that drops them."
+	echo
+	echo "| tracing | ns/op | B/op | allocs/op | × off |"
+	echo "| --- | --- | --- | --- | --- |"
+	echo "| off | $trace_off_ns | $(trace_stat off 5) | $(trace_stat off 7) | 1.00 |"
+	echo "| on, sampled | $trace_on_ns | $(trace_stat on 5) | $(trace_stat on 7) | $(awk -v a="$trace_on_ns" -v b="$trace_off_ns" 'BEGIN{printf "%.2f", a/b}') |"
+	echo
 	echo "## Commands"
 	echo
 	echo '```'
 	echo "make bench            # RUNS=$RUNS DURATION=$DURATION CONC=$CONC"
 	echo "go test ./transform -run '^\$' -bench '^BenchmarkFloor\$' -benchtime 40x -cpu $CONC"
 	echo "wrk -t2 -c$((CONC * 2)) -d$DURATION --latency 'http://127.0.0.1:PORT/baseline.jpg?size=400&format=webp'"
+	echo "go test ./proxy -run '^\$' -bench '^BenchmarkMemoryHitTracing\$' -benchtime 2s -count 5 -cpu $CONC"
 	echo '```'
 	if [ -f docs/bench/notes.md ]; then
 		echo
