@@ -41,7 +41,7 @@ endef
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN_DIR = $(shell go env GOPATH | cut -d: -f1)/bin
 
-.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench soak fuzz bindings clean minio
+.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench soak fuzz bindings clean minio otelcol
 
 ## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
 run: build
@@ -52,7 +52,7 @@ build: deps
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 ## test: install what is missing and run the whole suite (vet, unit, integration, e2e)
-test: test-deps minio vet
+test: test-deps minio otelcol vet
 	go test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory e2e
 
@@ -68,6 +68,14 @@ minio:
 	    echo "installing MinIO server $(MINIO_VERSION) into $(MINIO_BIN_DIR): the first build takes a few minutes"; \
 	    GOBIN="$(MINIO_BIN_DIR)" go install github.com/minio/minio@$(MINIO_VERSION) || exit 1; \
 	  fi
+
+## otelcol: build the OpenTelemetry Collector the tracing e2e test sends spans to
+## (deploy/otelcol: the collector's core OTLP receiver and debug exporter, versions
+## pinned in its own go.mod; cached by the Go build cache, so a rebuild takes seconds)
+otelcol:
+	@command -v go >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
+	@[ -x "$(MINIO_BIN_DIR)/otelcol-image-proxy" ] || echo "building the OpenTelemetry Collector into $(MINIO_BIN_DIR): the first build takes a minute"
+	cd deploy/otelcol && go build -trimpath -o "$(MINIO_BIN_DIR)/otelcol-image-proxy" .
 
 test-deps:
 	$(call ensure_packages,$(TEST_PACKAGES))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
@@ -19,12 +20,12 @@ import (
 
 // runServer is the composition root: every part is built here, in order,
 // and nowhere else.
-func runServer(s settings, log *slog.Logger) error {
+func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 	if err := transform.Startup(log); err != nil {
 		return err
 	}
 	defer transform.Shutdown()
-	p, closeAll, err := build(s, log)
+	p, closeAll, err := build(s, log, tp)
 	if err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ type parts struct {
 
 // build makes every part in order (transform.Startup has run); closeAll
 // releases them.
-func build(s settings, log *slog.Logger) (parts, func(), error) {
+func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func(), error) {
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	tiers, err := cache.LocalTiers(s.Cache, m, log)
 	if err != nil {
@@ -64,7 +65,7 @@ func build(s settings, log *slog.Logger) (parts, func(), error) {
 		}
 		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s3.ResultPrefix, s3.Timeout, renderLease, m, log))
 	}
-	c := cache.New(tiers, m)
+	c := cache.New(cache.Traced(tiers, tp), m)
 	sources, closeLocal, err := originSources(s, c, m)
 	if err != nil {
 		c.Close()
@@ -74,7 +75,7 @@ func build(s settings, log *slog.Logger) (parts, func(), error) {
 
 	cfg := s.Proxy
 	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
-	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log})
+	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		closeAll()
 		return parts{}, nil, err

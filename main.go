@@ -43,7 +43,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(s.Log, stderr)
-	if err := runServer(s, log); err != nil {
+	tp, stopTracing, err := startTracing(".env")
+	if err != nil {
+		fmt.Fprintln(stderr, "image-proxy: tracing:", err)
+		return 2
+	}
+	defer stopTracing(log)
+	if err := runServer(s, log, tp); err != nil {
 		log.Error("image-proxy stopped", "err", err)
 		return 1
 	}
@@ -54,7 +60,7 @@ func newLogger(l logSettings, w io.Writer) *slog.Logger {
 	level, _ := l.level()
 	opts := &slog.HandlerOptions{Level: level}
 	if strings.EqualFold(l.Format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(traceHandler{slog.NewJSONHandler(w, opts)})
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(traceHandler{slog.NewTextHandler(w, opts)})
 }

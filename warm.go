@@ -111,7 +111,7 @@ func runWarm(ctx context.Context, args []string, s settings, stdout, stderr io.W
 		return 1
 	}
 	defer transform.Shutdown()
-	p, closeAll, err := build(s, log)
+	p, closeAll, err := build(s, log, nil) // a one-off command: no traces
 	if err != nil {
 		fmt.Fprintln(stderr, "image-proxy warm:", err)
 		return 1

@@ -115,7 +115,7 @@ func diskName(key string) string { return entryName(key) }
 
 func (t *diskTier) Name() string { return metrics.TierDisk }
 
-func (t *diskTier) Get(_ context.Context, key string) ([]byte, bool) {
+func (t *diskTier) Get(ctx context.Context, key string) ([]byte, bool) {
 	if t.disabled.Load() {
 		return nil, false
 	}
@@ -130,7 +130,7 @@ func (t *diskTier) Get(_ context.Context, key string) ([]byte, bool) {
 		t.d.Erase(name)
 		t.forget(name)
 		t.corrupt.Inc()
-		t.log.Warn("damaged disk cache entry dropped", "entry", name, "bytes", len(raw))
+		t.log.WarnContext(ctx, "damaged disk cache entry dropped", "entry", name, "bytes", len(raw))
 		return nil, false
 	}
 	t.touch(name, int64(len(raw)))

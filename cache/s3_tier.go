@@ -190,7 +190,7 @@ func (t *s3Tier) Get(ctx context.Context, key string) ([]byte, bool) {
 	v, st := t.load(ctx, key)
 	if st == damaged {
 		t.corrupt.Inc()
-		t.log.Warn("damaged s3 cache entry ignored; it is re-rendered and overwritten",
+		t.log.WarnContext(ctx, "damaged s3 cache entry ignored; it is re-rendered and overwritten",
 			"bucket", t.bucket, "object", t.objectName(key))
 	}
 	return v, st == found

@@ -381,16 +381,19 @@ func TestComposePassesSettings(t *testing.T) {
 	ip := loadCompose(t).service(t, "image-proxy")
 	df := parseDockerfile(t)
 	fixed := map[string]string{
-		"IMAGE_PROXY_STRIP_PATH":        "Traefik strips the prefix",
-		"IMAGE_PROXY_ENABLE_DISK_CACHE": "the cache volume is the point",
-		"IMAGE_PROXY_CACHE_DISK_PATH":   "where the volume is mounted",
-		"IMAGE_PROXY_LOG_FORMAT":        "json for log shippers",
-		"IMAGE_PROXY_S3_ENDPOINT":       "this deployment's MinIO",
-		"IMAGE_PROXY_S3_BUCKET":         "created by minio-init",
-		"IMAGE_PROXY_S3_ACCESS_KEY":     "this deployment's MinIO",
-		"IMAGE_PROXY_S3_SECRET_KEY":     "this deployment's MinIO",
-		"IMAGE_PROXY_S3_PREFIX":         "where minio-init uploads",
-		"IMAGE_PROXY_S3_RESULT_PREFIX":  "the replicas share results",
+		"IMAGE_PROXY_STRIP_PATH":             "Traefik strips the prefix",
+		"IMAGE_PROXY_ENABLE_DISK_CACHE":      "the cache volume is the point",
+		"IMAGE_PROXY_CACHE_DISK_PATH":        "where the volume is mounted",
+		"IMAGE_PROXY_LOG_FORMAT":             "json for log shippers",
+		"IMAGE_PROXY_S3_ENDPOINT":            "this deployment's MinIO",
+		"IMAGE_PROXY_S3_BUCKET":              "created by minio-init",
+		"IMAGE_PROXY_S3_ACCESS_KEY":          "this deployment's MinIO",
+		"IMAGE_PROXY_S3_SECRET_KEY":          "this deployment's MinIO",
+		"IMAGE_PROXY_S3_PREFIX":              "where minio-init uploads",
+		"IMAGE_PROXY_S3_RESULT_PREFIX":       "the replicas share results",
+		"OTEL_EXPORTER_OTLP_ENDPOINT":        "this deployment's Jaeger",
+		"OTEL_EXPORTER_OTLP_PROTOCOL":        "the port of that endpoint",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "the endpoint above is used",
 	}
 	// Empty, not the template's "info": IMAGE_PROXY_LOG_LEVEL set at all
 	// would hide RUST_LOG.

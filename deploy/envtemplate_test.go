@@ -13,7 +13,7 @@ import (
 
 type setting struct{ name, value string }
 
-var templateLine = regexp.MustCompile(`^# ((?:IMAGE_PROXY_[A-Z0-9_]+|RUST_LOG))=(.*)$`)
+var templateLine = regexp.MustCompile(`^# ((?:IMAGE_PROXY_[A-Z0-9_]+|OTEL_[A-Z0-9_]+|RUST_LOG))=(.*)$`)
 
 // templateSettings lists the settings .env.template shows, commented out,
 // with the values it shows.
@@ -43,7 +43,7 @@ func readmeSettings(t *testing.T) []setting {
 		t.Fatal("README has no ## Settings section")
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	row := regexp.MustCompile("(?m)^\\| `((?:IMAGE_PROXY_[A-Z0-9_]+))` \\| ([^|]*) \\|")
+	row := regexp.MustCompile("(?m)^\\| `((?:IMAGE_PROXY_|OTEL_)[A-Z0-9_]+)` \\| ([^|]*) \\|")
 	code := regexp.MustCompile("`([^`]*)`")
 	var out []setting
 	for _, m := range row.FindAllStringSubmatch(section, -1) {

@@ -61,7 +61,9 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 // it. The value it returns is the output format's byte followed by the
 // image, so a cache hit knows its Content-Type without sniffing.
 func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Variant) ([]byte, error) {
+	_, wait := s.tracing.Start(ctx, "queue.wait")
 	release, err := s.limiter.acquire(ctx)
+	wait.End(err)
 	if err != nil {
 		if errors.Is(err, errOverloaded) {
 			s.m.QueueRejections.Inc()
@@ -70,7 +72,9 @@ func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Var
 	}
 	defer release()
 
-	data, err := readAll(ctx, src, o, s.cfg.MaxSourceBytes)
+	rctx, read := s.tracing.Start(ctx, "source.read")
+	data, err := readAll(rctx, src, o, s.cfg.MaxSourceBytes)
+	read.End(err)
 	if err != nil {
 		return nil, err
 	}

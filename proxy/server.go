@@ -13,9 +13,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/metrics/spans"
 	"image-proxy/transform"
 )
 
@@ -31,6 +33,7 @@ type Deps struct {
 	Cache   cache.Cache
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
+	Tracing trace.TracerProvider // nil or no-op: tracing off (proxy/tracing.go)
 }
 
 // Server answers image requests.
@@ -45,6 +48,7 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 	app     *fiber.App
+	tracing spans.Tracer
 }
 
 // New builds the Fiber app.
@@ -72,6 +76,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ErrorHandler:          s.errorHandler,
 		JSONEncoder:           marshalLine,
 	})
+	s.useTracing(d.Tracing) // before every route: its middleware must run first
 	// Operational endpoints answer at the root, before the strip prefix.
 	s.app.Get("/health", s.health)
 	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
@@ -119,7 +124,7 @@ func (s *Server) handleImage(c *fiber.Ctx) error {
 		if !resp.IsBodyStream() && !resp.SkipBody {
 			n = len(resp.Body())
 		}
-		s.log.Debug("request", "method", c.Method(), "path", c.Path(), "status", code,
+		s.log.DebugContext(c.UserContext(), "request", "method", c.Method(), "path", c.Path(), "status", code,
 			"bytes", n, "duration_ms", float64(elapsed.Microseconds())/1000,
 			"cache", status.String(), "err", errText)
 	}
@@ -173,9 +178,9 @@ func (s *Server) writeError(c *fiber.Ctx, err error) {
 	resp.SetBodyRaw(body)
 	switch {
 	case status >= 500:
-		s.log.Error("request failed", "path", c.Path(), "status", status, "err", err)
+		s.log.ErrorContext(c.UserContext(), "request failed", "path", c.Path(), "status", status, "err", err)
 	case status == 422 || status == 415:
-		s.log.Warn("unusable image", "path", c.Path(), "status", status, "err", err)
+		s.log.WarnContext(c.UserContext(), "unusable image", "path", c.Path(), "status", status, "err", err)
 	}
 }
 

@@ -85,7 +85,7 @@ func NewS3Client(cfg S3Config) (*minio.Client, error) {
 		Secure:       secure,
 		Region:       cfg.Region, // known, so no GetBucketLocation round trip
 		BucketLookup: lookup,
-		Transport:    transport,
+		Transport:    propagating{transport}, // a traceparent on every request (tracing.go)
 		// One retry covers a dropped keep-alive connection; minio-go's
 		// default of ten with backoff would turn a failing store's 502
 		// into a 504 once the retries outlast the timeout.

@@ -69,9 +69,11 @@ func internal(step string, err error) error {
 // Render decodes src, fits it in opts.Box, and encodes it: sniff → read
 // the header → plan → load with shrink-on-load → process (resize, sRGB,
 // alpha, orient) → encode.
-func (e *Engine) Render(ctx context.Context, src []byte, opts Options) (Result, error) {
+func (e *Engine) Render(ctx context.Context, src []byte, opts Options) (_ Result, err error) {
 	e.running.Add(1)
 	defer e.idle()
+	dec := stage(ctx, "transform.decode")
+	defer func() { dec.End(err) }() // a failed decode; ended below when it succeeds
 	in := Sniff(src[:min(len(src), 4096)])
 	if in == FormatUnknown {
 		return Result{}, unsupported()
@@ -91,6 +93,7 @@ func (e *Engine) Render(ctx context.Context, src []byte, opts Options) (Result, 
 	if err != nil {
 		return Result{}, broken(src, in, p.load, "load", err)
 	}
+	dec.End(nil)
 	defer img.Close()
 	if err := p.process(ctx, src, img); err != nil {
 		return Result{}, err
@@ -187,7 +190,11 @@ func (p plan) steps() []step {
 }
 
 // process runs the steps on img in place, checking ctx between them.
-func (p plan) process(ctx context.Context, src []byte, img *vips.Image) error {
+func (p plan) process(ctx context.Context, src []byte, img *vips.Image) (err error) {
+	sp := stage(ctx, "transform.resize")
+	defer func() { sp.End(err) }()
+	sp.Int("image.width", p.width)
+	sp.Int("image.height", p.height)
 	for _, s := range p.steps() {
 		if ctx.Err() != nil {
 			return canceled(ctx)
@@ -200,7 +207,10 @@ func (p plan) process(ctx context.Context, src []byte, img *vips.Image) error {
 }
 
 // finish encodes img into the Result.
-func (e *Engine) finish(ctx context.Context, src []byte, img *vips.Image, p plan) (Result, error) {
+func (e *Engine) finish(ctx context.Context, src []byte, img *vips.Image, p plan) (_ Result, err error) {
+	sp := stage(ctx, "transform.encode")
+	defer func() { sp.End(err) }()
+	sp.Str("image.format", p.out.String())
 	if ctx.Err() != nil {
 		return Result{}, canceled(ctx)
 	}

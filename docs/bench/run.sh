@@ -175,6 +175,13 @@ live_p50() { # SUB → median live latency (ms) of 3 runs
 }
 live_alone=$(live_p50 alone)
 live_warm=$(live_p50 beside-warm)
+echo "== tracing off and on (memory hit, handler without sockets, $CONC cores, median of 5)"
+go test ./proxy -run '^$' -bench '^BenchmarkMemoryHitTracing$' -benchtime 2s -count 5 -cpu "$CONC" >"$tmp/tracing"
+trace_stat() { # off|on column(3=ns/op 5=B/op 7=allocs/op)
+	awk -v n="BenchmarkMemoryHitTracing/$1" -v c="$2" 'index($1, n) == 1 {print $c}' "$tmp/tracing" | median
+}
+trace_off_ns=$(trace_stat off 3)
+trace_on_ns=$(trace_stat on 3)
 
 # ---- report ----
 get() { awk -v n="$1" -v c="$2" '$1==n{print $c}' "$tmp/results"; }
@@ -265,6 +272,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo
 	echo "\`BenchmarkLiveBesideWarm\`: one client's cold 400-599 px WebP renders of the baseline photo, alone and while a background warmer"
 	echo "(\`IMAGE_PROXY_WARM_ON_CHANGE\`'s) re-renders its 8 variants without pause. Median latency, median of 3 runs: alone $live_alone ms, beside warm $live_warm ms."
+	echo "## Tracing"
+	echo
+	echo "\`BenchmarkMemoryHitTracing\` (proxy): the memory hit through the Fiber handler, no sockets, $CONC cores, median of 5."
+	echo "Off is the default (no OTLP endpoint: the no-op provider, which the code skips); on is the SDK with every request"
+	echo "sampled and its spans (server, source.stat, cache.get) batched to an exporter that drops them."
+	echo
+	echo "| tracing | ns/op | B/op | allocs/op | × off |"
+	echo "| --- | --- | --- | --- | --- |"
+	echo "| off | $trace_off_ns | $(trace_stat off 5) | $(trace_stat off 7) | 1.00 |"
+	echo "| on, sampled | $trace_on_ns | $(trace_stat on 5) | $(trace_stat on 7) | $(awk -v a="$trace_on_ns" -v b="$trace_off_ns" 'BEGIN{printf "%.2f", a/b}') |"
 	echo
 	echo "## Commands"
 	echo
@@ -272,6 +289,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "make bench            # RUNS=$RUNS DURATION=$DURATION CONC=$CONC"
 	echo "go test ./transform -run '^\$' -bench '^BenchmarkFloor\$' -benchtime 40x -cpu $CONC"
 	echo "wrk -t2 -c$((CONC * 2)) -d$DURATION --latency 'http://127.0.0.1:PORT/baseline.jpg?size=400&format=webp'"
+	echo "go test ./proxy -run '^\$' -bench '^BenchmarkMemoryHitTracing\$' -benchtime 2s -count 5 -cpu $CONC"
 	echo '```'
 	if [ -f docs/bench/notes.md ]; then
 		echo
