@@ -59,7 +59,7 @@ func (c ControlsConfig) validate(maxBox int) error {
 		return err
 	}
 	if c.SnapSizes && c.AllowedSizes == "" {
-		return fmt.Errorf("invalid setting IMAGE_PROXY_SNAP_SIZES=true: it needs IMAGE_PROXY_ALLOWED_SIZES")
+		return settingError("IMAGE_PROXY_SNAP_SIZES", true, "false unless IMAGE_PROXY_ALLOWED_SIZES lists the sizes to snap to")
 	}
 	if c.SigningKeyPrevious != "" && c.SigningKey == "" {
 		return fmt.Errorf("invalid setting IMAGE_PROXY_SIGNING_KEY_PREVIOUS: it needs IMAGE_PROXY_SIGNING_KEY (the key that replaced it)")

@@ -36,7 +36,7 @@ func (c ControlsConfig) presetTable(maxBox int) (presetTable, error) {
 	}
 	own, err := parsePresets(c.Presets, maxBox)
 	if err != nil {
-		return nil, fmt.Errorf("invalid setting IMAGE_PROXY_PRESETS: %w", err)
+		return nil, fmt.Errorf("invalid setting IMAGE_PROXY_PRESETS=%q: %w", c.Presets, err)
 	}
 	maps.Copy(t, own)
 	return t, nil
@@ -58,11 +58,11 @@ func parsePresets(spec string, maxBox int) (presetTable, error) {
 		_, dup := t[name]
 		switch {
 		case !ok:
-			return nil, bad("must be name=key:value,… such as phone=size:400,quality:75")
+			return nil, bad("must be name=key:value,…, such as phone=size:400,quality:75")
 		case !validName(name, false):
 			return nil, bad("the name must be 1 to 64 lowercase letters, digits, - and _")
 		case dup:
-			return nil, bad("the name " + name + " is defined twice")
+			return nil, bad("names must be unique: " + name + " is defined twice")
 		}
 		p, err := parsePreset(body, maxBox)
 		if err != nil {
@@ -82,11 +82,11 @@ func parsePreset(body string, maxBox int) (request, error) {
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch {
 		case !ok:
-			return request{}, fmt.Errorf("%q must be key:value", strings.TrimSpace(pair))
+			return request{}, fmt.Errorf("%q must be key:value, such as size:400", strings.TrimSpace(pair))
 		case !slices.Contains(presetKeys, k):
-			return request{}, fmt.Errorf("a preset may set %s, not %q", strings.Join(presetKeys, ", "), k)
+			return request{}, fmt.Errorf("keys must be one of %s, not %q", strings.Join(presetKeys, ", "), k)
 		case q[k] != nil:
-			return request{}, fmt.Errorf("%s is set twice", k)
+			return request{}, fmt.Errorf("each key must be set once: %s is set twice", k)
 		}
 		q[k] = []string{v}
 	}
