@@ -207,5 +207,6 @@ func (g *gate) checkSize(r request) (request, error) {
 		list[i] = strconv.Itoa(n)
 	}
 	return r, &refusal{metrics.RefusalSizeNotAllowed, kindBadRequest,
-		"size × dpr must come to one of " + strings.Join(list, ", ") + " pixels; this asks for " + strconv.Itoa(box) + "."}
+		"size × dpr must come to one of " + strings.Join(list, ", ") + " pixels; size " + strconv.Itoa(r.size) +
+			" × dpr " + strconv.FormatFloat(r.dpr, 'f', -1, 64) + " comes to " + strconv.Itoa(box) + "."}
 }
