@@ -33,7 +33,7 @@ func expectRefusal(t *testing.T, ts *testServer, target string, status int, says
 	}
 	resp, body := ts.get(t, target, headers...)
 	if resp.StatusCode != status {
-		t.Errorf("%s: status %d, want %d: %s", target, resp.StatusCode, status, body)
+		t.Errorf("%s: status %d, want %d: %.200q", target, resp.StatusCode, status, body)
 		return
 	}
 	if msg := errorMessage(t, body); !strings.Contains(msg, says) {
