@@ -57,7 +57,7 @@ func runServer(s settings, log *slog.Logger) error {
 		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
 		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", len(sources), "tiers", len(tiers), "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
 		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
-		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String())
+		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "controls", cfg.Controls)
 	return serveUntilSignal(srv, cfg.BindAddress, s.ShutdownTimeout, log)
 }
 
