@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -284,5 +286,21 @@ func TestSnapSizes(t *testing.T) {
 	}
 	if n := refusals(ts, metrics.RefusalSizeNotAllowed); n != 0 {
 		t.Errorf("snapping counted %v refusals", n)
+	}
+}
+
+func TestControlsConfigRedactsKeys(t *testing.T) {
+	c := signingControls()
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("settings", "controls", c)
+	cfg := defaultTestConfig("/x")
+	cfg.Controls = c
+	for name, out := range map[string]string{
+		"%v": fmt.Sprintf("%v", c), "%+v": fmt.Sprintf("%+v", c), "%#v": fmt.Sprintf("%#v", c),
+		"%s": fmt.Sprint(c), "Config %+v": fmt.Sprintf("%+v", cfg), "slog": logged.String(),
+	} {
+		if strings.Contains(out, keyNow) || strings.Contains(out, keyPrev) || !strings.Contains(out, "phone=size:100") {
+			t.Errorf("%s: %s", name, out)
+		}
 	}
 }
