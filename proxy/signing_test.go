@@ -64,7 +64,7 @@ func TestSignedURLs(t *testing.T) {
 		"/rocket.jpg?size=100&format=webp&dpr=2&quality=50&resize_algorithm=thumbnail&preset=phone" + sig,
 		"/rocket.jpg?format=webp&dpr=2&quality=50&resize_algorithm=thumbnail" + sig,
 		"/rocket.jpg?size=100&format=webp&dpr=2&quality=50&resize_algorithm=thumbnail&sig=" + sigOf("unknown-key-0123456789abcdef0123456", message),
-		"/rocket.jpg?size=100&format=webp&dpr=2&quality=50&resize_algorithm=thumbnail" + sig + "=",     // padding is not base64url without padding
+		"/rocket.jpg?size=100&format=webp&dpr=2&quality=50&resize_algorithm=thumbnail" + sig + "=",        // padding is not base64url without padding
 		"/rocket.jpg?size=100&format=webp&dpr=2&quality=50&resize_algorithm=thumbnail" + sig[:len(sig)-1], // one character short
 		"/rocket.jpg?size=100&format=webp&dpr=2&quality=50&resize_algorithm=thumbnail" + sig + sig,        // twice
 		"/rocket.jpg?size=100&format=webp&dpr=2&quality=50&resize_algorithm=thumbnail&sig=" +
@@ -121,7 +121,9 @@ func TestSignedPresetAndPassthrough(t *testing.T) {
 // StripPrefix (which leaves /rocket.jpg) and directly.
 func TestSignatureBehindStripPrefix(t *testing.T) {
 	c := signingControls()
-	ts := newTestServer(t, func(cfg *Config, _ *cache.Config, _ *transform.Config) { cfg.Controls, cfg.StripPath = c, "/static/image" })
+	ts := newTestServer(t, func(cfg *Config, _ *cache.Config, _ *transform.Config) {
+		cfg.Controls, cfg.StripPath = c, "/static/image"
+	})
 	sig := "&sig=" + sigOf(keyNow, "/rocket.jpg?size=50")
 	for _, target := range []string{"/static/image/rocket.jpg?size=50" + sig, "/rocket.jpg?size=50" + sig} {
 		if resp, body := ts.get(t, target); resp.StatusCode != 200 {
