@@ -14,8 +14,9 @@ GO_PACKAGES := $(shell go list ./... 2>/dev/null | grep -v /internal/vips)
 # authority"). git is optional: without it VERSION is "dev" and go build
 # leaves out VCS stamping.
 RUN_PACKAGES := libvips-dev pkg-config gcc ca-certificates
-# What the test suite adds: promtool and prometheus (deploy checks, e2e), curl (e2e).
-TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl
+# What the test suite adds: promtool and prometheus (deploy checks, e2e), curl (e2e),
+# node (runs the README's JavaScript signing example against the Go signer).
+TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl nodejs
 # What benchmarks add: wrk for HTTP load, jemalloc for the allocator comparison.
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk libjemalloc2
 
@@ -118,6 +119,8 @@ fuzz: deps
 	go test ./transform -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseWarmList$$' -fuzztime $(FUZZTIME)
+	go test ./proxy -run '^$$' -fuzz '^FuzzParsePresets$$' -fuzztime $(FUZZTIME)
+	go test ./proxy -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime $(FUZZTIME)
 
 ## bindings: regenerate the libvips bindings for the installed libvips (vipsgen v1.3.1, pinned in go.mod)
 bindings: deps

@@ -35,7 +35,7 @@ func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
 		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", p.sources, "tiers", p.tiers, "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
 		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
-		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "warm_on_change", s.Warm.OnChange)
+		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "controls", cfg.Controls, "warm_on_change", s.Warm.OnChange)
 	stopWarm := warmOnChange(s, p, log)
 	defer stopWarm()
 	return serveUntilSignal(p.srv, cfg.BindAddress, s.ShutdownTimeout, log)

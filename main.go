@@ -32,8 +32,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "image-proxy %s (libvips %s)\n", version, transform.Version())
 		return 0
+	case "sign":
+		return sign(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "usage: image-proxy [serve|warm|version]\n")
+		fmt.Fprintf(stderr, "usage: image-proxy [serve|warm|version|sign '/path?query']\n")
 		return 2
 	}
 

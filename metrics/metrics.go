@@ -51,6 +51,17 @@ const (
 	LeaseBypassed = "bypassed"
 )
 
+// Refusal reasons, the only values of the "reason" label of Refusals: a
+// request the operator's controls (presets, quality, allowed sizes, signed
+// URLs) turned away.
+const (
+	RefusalUnknownPreset     = "unknown_preset"
+	RefusalQualityNotAllowed = "quality_not_allowed"
+	RefusalSizeNotAllowed    = "size_not_allowed"
+	RefusalSignatureMissing  = "signature_missing"
+	RefusalSignatureInvalid  = "signature_invalid"
+)
+
 // Transform results, the only values of the "result" label of Transforms.
 const (
 	TransformOK    = "ok"
@@ -67,7 +78,9 @@ var (
 	CacheResults     = []string{CacheHit, CacheMiss}
 	LeaseResults     = []string{LeaseWon, LeaseShared, LeaseBypassed}
 	TransformResults = []string{TransformOK, TransformError}
-	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
+	RefusalReasons   = []string{RefusalUnknownPreset, RefusalQualityNotAllowed, RefusalSizeNotAllowed,
+		RefusalSignatureMissing, RefusalSignatureInvalid}
+	FallbackResults = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
 	// OutputFormats are the encodable formats (transform.Format names);
 	// a failed render of an unresolved format is labelled "source" and is
 	// left to appear when it happens.
@@ -78,7 +91,7 @@ var (
 	HTTPCodes = map[string][]string{
 		KindPassthrough: {"200", "206", "304", "416"},
 		KindTransform:   {"200", "304"},
-		KindError:       {"400", "404", "405", "415", "422", "500", "502", "503", "504"},
+		KindError:       {"400", "403", "404", "405", "415", "422", "500", "502", "503", "504"},
 	}
 )
 
@@ -106,6 +119,7 @@ type Metrics struct {
 	QueueRejections    prometheus.Counter
 	QueueWaiting       prometheus.Gauge
 	FallbackRequests   *prometheus.CounterVec // result
+	Refusals           *prometheus.CounterVec // reason
 	LibvipsMemoryBytes prometheus.GaugeFunc
 	LibvipsOpenFiles   prometheus.GaugeFunc
 }
@@ -147,6 +161,8 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Requests waiting for a transform slot now."),
 		FallbackRequests: f.counterVec("image_proxy_fallback_requests_total",
 			"Fetches from the fallback upstream, by result.", "result"),
+		Refusals: f.counterVec("image_proxy_refusals_total",
+			"Requests refused by the operator's controls (presets, quality, allowed sizes, signed URLs), by reason.", "reason"),
 	}
 	m.initSeries()
 	if vips != nil {
@@ -190,6 +206,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range FallbackResults {
 		m.FallbackRequests.WithLabelValues(r)
+	}
+	for _, r := range RefusalReasons {
+		m.Refusals.WithLabelValues(r)
 	}
 }
 

@@ -42,6 +42,7 @@ var ours = map[string]struct {
 	"image_proxy_transform_queue_waiting":     {dto.MetricType_GAUGE, ""},
 	"image_proxy_libvips_memory_bytes":        {dto.MetricType_GAUGE, ""},
 	"image_proxy_libvips_open_files":          {dto.MetricType_GAUGE, ""},
+	"image_proxy_refusals_total":              {dto.MetricType_COUNTER, "reason"},
 }
 
 // touched builds the collectors and gives every vector one child, since
@@ -193,6 +194,8 @@ func TestLabelValueConstants(t *testing.T) {
 		{"transform result", []string{TransformOK, TransformError}, []string{"ok", "error"}},
 		{"fallback result", []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout},
 			[]string{"ok", "not_found", "error", "too_large", "timeout"}},
+		{"refusal reason", RefusalReasons,
+			[]string{"unknown_preset", "quality_not_allowed", "size_not_allowed", "signature_missing", "signature_invalid"}},
 	} {
 		if !slices.Equal(c.got, c.want) {
 			t.Errorf("%s values %v, the contract says %v", c.name, c.got, c.want)
@@ -246,7 +249,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 	for kind, cs := range map[string][]string{
 		"passthrough": {"200", "206", "304", "416"},
 		"transform":   {"200", "304"},
-		"error":       {"400", "404", "405", "415", "422", "500", "502", "503", "504"},
+		"error":       {"400", "403", "404", "405", "415", "422", "500", "502", "503", "504"},
 	} {
 		codes = append(codes, labelSets(map[string][]string{"code": cs, "kind": {kind}})...)
 	}
@@ -267,6 +270,8 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_fallback_requests_total":          labelSets(map[string][]string{"result": {"ok", "not_found", "error", "too_large", "timeout"}}),
 		"image_proxy_libvips_memory_bytes":             {""},
 		"image_proxy_libvips_open_files":               {""},
+		"image_proxy_refusals_total": labelSets(map[string][]string{"reason": {"unknown_preset", "quality_not_allowed",
+			"size_not_allowed", "signature_missing", "signature_invalid"}}),
 	}
 	reg := prometheus.NewRegistry()
 	New(reg, func() (int64, int64) { return 0, 0 })

@@ -21,6 +21,10 @@ func TestCanonicalRoundTrip(t *testing.T) {
 		{"%73ize=5&format=png+", ""}, // "png " is refused below
 		{"size=0012", "size=12"},
 		{"utm_source=x&size=9&fbclid=y", "size=9"},
+		{"quality=075&size=9", "quality=75&size=9"},
+		{"size=9&preset=Phone&sig=abc&quality=1", "preset=Phone&quality=1&size=9"},
+		{"resize_algorithm=auto&preset=p&dpr=10&format=jpg&quality=100&size=1",
+			"dpr=10&format=jpeg&preset=p&quality=100&resize_algorithm=auto&size=1"},
 	}
 	for _, c := range cases {
 		r, err := parseRequest(values(c.query), "", 4000)
@@ -47,7 +51,8 @@ func TestCanonicalRoundTrip(t *testing.T) {
 
 // FuzzCanonical: for any accepted query the canonical form round-trips.
 func FuzzCanonical(f *testing.F) {
-	for _, s := range []string{"size=400&format=webp&dpr=2", "format=AUTO", "dpr=.5", "resize_algorithm=lanczos3&size=4000&dpr=10"} {
+	for _, s := range []string{"size=400&format=webp&dpr=2", "format=AUTO", "dpr=.5", "resize_algorithm=lanczos3&size=4000&dpr=10",
+		"quality=07&preset=a-B_9&sig=x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, query string) {

@@ -27,6 +27,7 @@ const (
 	kindUpstreamTooBig
 	kindStorageError
 	kindStorageTimeout
+	kindForbidden
 )
 
 // outcome is the one table from error kind to status, public message and
@@ -50,6 +51,7 @@ var outcome = [...]struct {
 	kindUpstreamTooBig: {502, "The fallback upstream's image is larger than this server accepts.", metrics.FallbackTooLarge},
 	kindStorageError:   {502, "The image store did not return the image.", metrics.FallbackError},
 	kindStorageTimeout: {504, "The image store did not answer in time.", metrics.FallbackTimeout},
+	kindForbidden:      {403, "This URL needs a valid signature (sig).", metrics.FallbackError},
 }
 
 // fromTransform maps the engine's kinds onto ours.
@@ -89,7 +91,10 @@ func kindOf(err error) (k kind, msg string) {
 	var pe *paramError
 	var pr *problem
 	var te *transform.Error
+	var rf *refusal
 	switch {
+	case errors.As(err, &rf):
+		return rf.kind, rf.msg
 	case errors.As(err, &pe):
 		return kindBadRequest, pe.msg
 	case errors.As(err, &pr):

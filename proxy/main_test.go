@@ -57,6 +57,7 @@ func defaultTestConfig(root string) Config {
 		MaxHeaderBytes:    8192,
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
+		Controls:          ControlsConfig{AllowQuality: true, SignPassthrough: true}, // the envDefaults
 	}
 }
 

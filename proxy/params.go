@@ -18,7 +18,9 @@ type request struct {
 	dpr       float64
 	format    outputFormat
 	algorithm transform.Algorithm
-	algoSet   bool // resize_algorithm present
+	algoSet   bool   // resize_algorithm present
+	quality   int    // 1-100; 0 = absent (the format's setting)
+	preset    string // ?preset= as given, checked against the presets later; "" = absent
 }
 
 // outputFormat is the requested format before "auto" is resolved.
@@ -50,9 +52,14 @@ func parseFormat(v string) (outputFormat, bool) {
 
 // parseRequest validates the known parameters; unknown ones are ignored so
 // CDN cache-busters (?v=3) keep working. secCHDPR is the raw header value.
+// It checks syntax and ranges only: whether this server accepts a preset,
+// a quality or a size is the gate's decision (controls.go).
 func parseRequest(q queryValues, secCHDPR string, maxBox int) (request, error) {
 	var r request
 	r.dpr = 1
+	if err := parseControls(q, &r); err != nil {
+		return r, err
+	}
 
 	if v, ok, err := single(q, "size"); err != nil {
 		return r, err
@@ -289,6 +296,12 @@ func (r request) canonical() string {
 		add("format", "auto")
 	case r.format.format != transform.FormatUnknown:
 		add("format", r.format.format.String())
+	}
+	if r.preset != "" {
+		add("preset", r.preset)
+	}
+	if r.quality > 0 {
+		add("quality", strconv.Itoa(r.quality))
 	}
 	if r.algoSet {
 		add("resize_algorithm", r.algorithm.String())

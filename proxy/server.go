@@ -42,6 +42,7 @@ type Server struct {
 	prefix  string
 	sources Chain
 	limiter *limiter
+	gate    *gate // presets, quality, sizes, signatures: controls.go
 	engine  Engine
 	cache   cache.Cache
 	m       *metrics.Metrics
@@ -63,6 +64,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		m:       d.Metrics,
 		log:     d.Log,
 		started: time.Now(),
+	}
+	var err error
+	if s.gate, err = newGate(cfg, d.Metrics); err != nil {
+		return nil, err
 	}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -142,7 +147,15 @@ func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 	} else if err != nil {
 		return metrics.KindError, cache.StatusBypass, fail(kindNotFound, "", err)
 	}
-	req, err := parseRequest(rawQuery(rawQ), c.Get("Sec-CH-DPR"), s.cfg.MaxBox)
+	q := rawQuery(rawQ)
+	if s.cfg.Controls.EnableRRoutes {
+		if rel, q, err = routeR(rel, q); errors.Is(err, errBadPath) {
+			return metrics.KindError, cache.StatusBypass, fail(kindNotFound, "", err)
+		} else if err != nil {
+			return metrics.KindError, cache.StatusBypass, err
+		}
+	}
+	req, err := s.gate.request(rel, q, c.Get("Sec-CH-DPR"))
 	if err != nil {
 		return metrics.KindError, cache.StatusBypass, err
 	}

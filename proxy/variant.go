@@ -17,6 +17,7 @@ type Variant struct {
 	Accept    acceptClass         // what auto resolves against; zero unless Output.auto
 	Algorithm transform.Algorithm // resampling route
 	Encoder   string              // transform.Config.Fingerprint(): qualities, efforts
+	Quality   int                 // ?quality= or a preset's; 0 = the format's setting
 }
 
 // variantOf builds the variant a request asks for from src; accept is the
@@ -28,6 +29,7 @@ func (s *Server) variantOf(o Original, req request, accept string) Variant {
 		Output:    req.format,
 		Algorithm: s.cfg.Algorithm,
 		Encoder:   s.cfg.EncoderSettings,
+		Quality:   req.quality,
 	}
 	if req.algoSet {
 		v.Algorithm = req.algorithm
@@ -39,7 +41,8 @@ func (s *Server) variantOf(o Original, req request, accept string) Variant {
 }
 
 // Key is the cache key. Its layout is unchanged since the first release, so
-// ETags (and CDN revalidations) survive an upgrade.
+// ETags (and CDN revalidations) survive an upgrade: a quality is appended
+// ("|q75") only when one was asked for, so keys without one keep their bytes.
 func (v Variant) Key() string {
 	b := make([]byte, 0, 64+len(v.Source)+len(v.Encoder))
 	b = append(b, "v1|"...)
@@ -52,6 +55,10 @@ func (v Variant) Key() string {
 	b = append(b, v.Algorithm.String()...)
 	b = append(b, '|')
 	b = append(b, v.Encoder...)
+	if v.Quality != 0 {
+		b = append(b, "|q"...)
+		b = strconv.AppendInt(b, int64(v.Quality), 10)
+	}
 	return string(b)
 }
 
@@ -76,5 +83,5 @@ func (v Variant) Options(in transform.Format) transform.Options {
 	if v.Output.auto {
 		f = v.Accept.resolve(in)
 	}
-	return transform.Options{Box: v.Box, Format: f, Algorithm: v.Algorithm}
+	return transform.Options{Box: v.Box, Format: f, Algorithm: v.Algorithm, Quality: v.Quality}
 }

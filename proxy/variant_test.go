@@ -30,6 +30,7 @@ func TestVariantKeyCoversEveryField(t *testing.T) {
 		"Accept":    func(v *Variant) { v.Accept = acceptClass{avif: true, webp: true} },
 		"Algorithm": func(v *Variant) { v.Algorithm = transform.AlgorithmLanczos3 },
 		"Encoder":   func(v *Variant) { v.Encoder += "x" },
+		"Quality":   func(v *Variant) { v.Quality = 60 },
 	}
 	base := baseVariant()
 	typ := reflect.TypeOf(base)
@@ -70,6 +71,12 @@ func TestVariantKeyLayout(t *testing.T) {
 		{Variant{Source: "s", Box: 10, Output: outputFormat{auto: true}, Encoder: enc}, "v1|s|10|auto|auto|" + enc},
 		{Variant{Source: "s", Box: 10, Output: outputFormat{auto: true}, Accept: acceptClass{avif: true, webp: true}, Algorithm: transform.AlgorithmLanczos3, Encoder: enc},
 			"v1|s|10|auto+avif+webp|lanczos3|" + enc},
+		// A quality is a suffix, so every key above (none asks for one) is
+		// byte-identical to the keys before ?quality= existed.
+		{Variant{Source: "s", Box: 10, Output: outputFormat{format: transform.FormatWebP}, Encoder: enc, Quality: 60},
+			"v1|s|10|webp|auto|" + enc + "|q60"},
+		{Variant{Source: "s", Box: 10, Output: outputFormat{format: transform.FormatWebP}, Encoder: enc, Quality: 100},
+			"v1|s|10|webp|auto|" + enc + "|q100"},
 	}
 	for _, c := range cases {
 		if got := c.v.Key(); got != c.want {

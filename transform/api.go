@@ -78,6 +78,7 @@ type Options struct {
 	Box       int // 0 = keep the source dimensions (format-only transform)
 	Format    Format
 	Algorithm Algorithm
+	Quality   int // 1-100 replaces the format's configured quality; 0 = the setting
 }
 
 // Result is an encoded image.

@@ -134,6 +134,7 @@ type plan struct {
 	in, out       Format
 	width, height int // of one output frame
 	algorithm     Algorithm
+	quality       int // Options.Quality: 0 = the format's setting
 	// animation: the source has several frames in an animated format,
 	// whether or not the output keeps them.
 	animation bool
@@ -141,7 +142,7 @@ type plan struct {
 }
 
 func newPlan(in Format, h header, opts Options) plan {
-	p := plan{in: in, out: opts.Format, algorithm: opts.Algorithm}
+	p := plan{in: in, out: opts.Format, algorithm: opts.Algorithm, quality: opts.Quality}
 	if p.out == FormatUnknown {
 		p.out = defaultOutput(in, h.hasAlpha)
 	}
@@ -214,7 +215,7 @@ func (e *Engine) finish(ctx context.Context, src []byte, img *vips.Image, p plan
 	if ctx.Err() != nil {
 		return Result{}, canceled(ctx)
 	}
-	data, err := e.encode(img, p.out)
+	data, err := e.encode(img, p.out, p.quality)
 	if err != nil {
 		// Decoding is lazy: a truncated source often fails only here.
 		return Result{}, broken(src, p.in, p.load, "encode", err)

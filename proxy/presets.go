@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// presetKeys are the parameters a preset may set.
+var presetKeys = []string{"size", "format", "quality", "dpr", "resize_algorithm"}
+
+// builtinPresets are the api-s3 targets, defined when the /r/ routes are
+// on unless IMAGE_PROXY_PRESETS names them itself.
+const builtinPresets = "phone=quality:75;desktop=quality:85"
+
+// maxNameBytes bounds a preset name, in settings and in ?preset=.
+const maxNameBytes = 64
+
+// presetTable maps a preset's name to the parameters it sets, parsed by the
+// same rules as a query: the fields it leaves unset are zero (dprQuery and
+// algoSet false).
+type presetTable map[string]request
+
+// presetTable is the table requests see: the built-ins when the /r/ routes
+// are on, then IMAGE_PROXY_PRESETS over them.
+func (c ControlsConfig) presetTable(maxBox int) (presetTable, error) {
+	t := presetTable{}
+	if c.EnableRRoutes {
+		builtin, err := parsePresets(builtinPresets, maxBox)
+		if err != nil {
+			panic("proxy: the built-in presets do not parse: " + err.Error())
+		}
+		maps.Copy(t, builtin)
+	}
+	own, err := parsePresets(c.Presets, maxBox)
+	if err != nil {
+		return nil, fmt.Errorf("invalid setting IMAGE_PROXY_PRESETS=%q: %w", c.Presets, err)
+	}
+	maps.Copy(t, own)
+	return t, nil
+}
+
+// parsePresets reads "name=key:value,key:value;name=…". Spaces around the
+// separators are ignored, and so are empty entries (a trailing ";"). The
+// error names the offending entry.
+func parsePresets(spec string, maxBox int) (presetTable, error) {
+	t := presetTable{}
+	for entry := range strings.SplitSeq(spec, ";") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		name, body, ok := strings.Cut(entry, "=")
+		name = strings.TrimSpace(name)
+		bad := func(msg string) error { return fmt.Errorf("entry %q: %s", entry, msg) }
+		_, dup := t[name]
+		switch {
+		case !ok:
+			return nil, bad("must be name=key:value,…, such as phone=size:400,quality:75")
+		case !validName(name, false):
+			return nil, bad("the name must be 1 to 64 lowercase letters, digits, - and _")
+		case dup:
+			return nil, bad("names must be unique: " + name + " is defined twice")
+		}
+		p, err := parsePreset(body, maxBox)
+		if err != nil {
+			return nil, bad(err.Error())
+		}
+		t[name] = p
+	}
+	return t, nil
+}
+
+// parsePreset reads one preset's "key:value,…" with parseRequest, so a
+// preset's values obey exactly the rules of the query.
+func parsePreset(body string, maxBox int) (request, error) {
+	q := map[string][]string{}
+	for pair := range strings.SplitSeq(body, ",") {
+		k, v, ok := strings.Cut(pair, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok:
+			return request{}, fmt.Errorf("%q must be key:value, such as size:400", strings.TrimSpace(pair))
+		case !slices.Contains(presetKeys, k):
+			return request{}, fmt.Errorf("keys must be one of %s, not %q", strings.Join(presetKeys, ", "), k)
+		case q[k] != nil:
+			return request{}, fmt.Errorf("each key must be set once: %s is set twice", k)
+		}
+		q[k] = []string{v}
+	}
+	p, err := parseRequest(func(k string) []string { return q[k] }, "", maxBox)
+	if err != nil {
+		return request{}, err
+	}
+	p.transform = false // not a parameter: over sets it
+	return p, nil
+}
+
+// validName is the syntax of a preset name. Settings take lowercase names
+// only; a query may spell anything of the same alphabet (and is then
+// refused as unknown unless it matches a name exactly).
+func validName(s string, anyCase bool) bool {
+	if s == "" || len(s) > maxNameBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || anyCase && c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// over returns r with every parameter the preset p sets replaced by p's
+// value: the request's own values, Sec-CH-DPR included, cannot change them.
+func (p request) over(r request) request {
+	if p.size > 0 {
+		r.size = p.size
+	}
+	if p.format != (outputFormat{}) {
+		r.format = p.format
+	}
+	if p.quality > 0 {
+		r.quality = p.quality
+	}
+	if p.dprQuery {
+		r.dpr, r.dprQuery = p.dpr, true
+	}
+	if p.algoSet {
+		r.algorithm, r.algoSet = p.algorithm, true
+	}
+	return r
+}
+
+// unknownMessage is the 400 for a ?preset= the table lacks.
+func (t presetTable) unknownMessage() string {
+	if len(t) == 0 {
+		return "preset is not available: this server defines no presets."
+	}
+	return "preset must be one of " + strings.Join(slices.Sorted(maps.Keys(t)), ", ") + "."
+}
+
+// parseControls reads the parameters the controls act on: quality and
+// preset. Their presence makes a transform.
+func parseControls(q queryValues, r *request) error {
+	if v, ok, err := single(q, "quality"); err != nil {
+		return err
+	} else if ok {
+		n, good := parseDigits(v)
+		if !good || n < 1 || n > 100 {
+			return &paramError{"quality must be a whole number from 1 to 100."}
+		}
+		r.quality = n
+		r.transform = true
+	}
+	if v, ok, err := single(q, "preset"); err != nil {
+		return err
+	} else if ok {
+		if !validName(v, true) {
+			return &paramError{"preset must be a name of up to " + strconv.Itoa(maxNameBytes) + " letters, digits, - and _."}
+		}
+		r.preset = v
+		r.transform = true
+	}
+	return nil
+}

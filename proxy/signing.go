@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/url"
+	"strings"
+
+	"image-proxy/metrics"
+)
+
+// A signed URL carries sig = base64url without padding (RFC 4648 §5) of
+// HMAC-SHA256(key, message), where
+//
+//	message = path + "?" + canonical
+//
+// path is the image's path below the root, percent-decoded, with a leading
+// "/": what remains after Traefik's prefix stripping or
+// IMAGE_PROXY_STRIP_PATH, so a site signs the same string wherever the
+// proxy is mounted. canonical is request.canonical(): the output
+// parameters the URL gives (dpr, format, preset, quality, resize_algorithm,
+// size), in that order, as key=value joined by "&", each value in its one
+// spelling; other parameters (sig itself, cache-busters) are not covered.
+// The "?" is always there, so no path can pass for a path plus parameters.
+// An /r/ URL is signed as the main-form URL it stands for.
+//
+// The README's "Locking it down" section is the same text for sites.
+
+// signedMessage is the string a signature covers.
+func signedMessage(rel string, r request) string {
+	return "/" + rel + "?" + r.canonical()
+}
+
+// signature is the sig value of message under key.
+func signature(key []byte, message string) string {
+	return base64.RawURLEncoding.EncodeToString(mac(key, message))
+}
+
+func mac(key []byte, message string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(message))
+	return h.Sum(nil)
+}
+
+// verify checks the sig parameter against every key, in constant time per
+// key. Without keys, or for a plain passthrough with
+// IMAGE_PROXY_SIGN_PASSTHROUGH=false, there is nothing to check.
+func (g *gate) verify(rel string, r request, q queryValues) error {
+	if len(g.keys) == 0 || (!r.transform && !g.signPassthrough) {
+		return nil
+	}
+	missing := &refusal{metrics.RefusalSignatureMissing, kindForbidden, "This URL needs a signature (sig)."}
+	invalid := &refusal{metrics.RefusalSignatureInvalid, kindForbidden, "The signature (sig) does not match this URL."}
+	vs := q("sig")
+	switch {
+	case len(vs) == 0 || vs[0] == "":
+		return missing
+	case len(vs) > 1:
+		return invalid
+	}
+	got, err := base64.RawURLEncoding.DecodeString(vs[0])
+	if err != nil || len(got) != sha256.Size {
+		return invalid
+	}
+	message := signedMessage(rel, r)
+	ok := false
+	for _, k := range g.keys {
+		// Every key is tried, so the time does not say which one matched.
+		ok = hmac.Equal(mac(k, message), got) || ok
+	}
+	if !ok {
+		return invalid
+	}
+	return nil
+}
+
+// SignURL returns target (a path and query as a client requests it, such
+// as "/photos/cat.jpg?size=400&format=webp") with the sig parameter that
+// cfg's current key gives it appended; the rest of the query stays as it
+// was, minus any sig. It is `image-proxy sign`.
+func SignURL(cfg Config, target string) (string, error) {
+	if cfg.Controls.SigningKey == "" {
+		return "", errors.New("IMAGE_PROXY_SIGNING_KEY is not set")
+	}
+	rawPath, rawQ := splitTarget(target)
+	if !strings.HasPrefix(target, "/") {
+		return "", errors.New("give the URL's path and query, starting with /, such as '/photos/cat.jpg?size=400'")
+	}
+	rel, err := resolvePath(rawPath, stripPrefix(cfg.StripPath))
+	if err != nil {
+		return "", errors.New("the path " + rawPath + " is not one this server serves (" + err.Error() + ")")
+	}
+	q := rawQuery(rawQ)
+	if cfg.Controls.EnableRRoutes {
+		if rel, q, err = routeR(rel, q); err != nil {
+			return "", err
+		}
+	}
+	r, err := parseRequest(q, "", cfg.MaxBox)
+	if err != nil {
+		return "", err
+	}
+	var kept []string
+	for p := range strings.SplitSeq(rawQ, "&") {
+		k, _, _ := strings.Cut(p, "=")
+		if dk, err := url.QueryUnescape(k); p != "" && k != "sig" && (err != nil || dk != "sig") {
+			kept = append(kept, p)
+		}
+	}
+	kept = append(kept, "sig="+signature([]byte(cfg.Controls.SigningKey), signedMessage(rel, r)))
+	return rawPath + "?" + strings.Join(kept, "&"), nil
+}
