@@ -40,7 +40,7 @@ func runServer(s settings, log *slog.Logger) error {
 	c := cache.New(tiers, m)
 	defer c.Close()
 
-	sources, closeLocal, err := originSources(s, c, m)
+	sources, closeLocal, err := originSources(s, c, m, log)
 	if err != nil {
 		return err
 	}
@@ -69,11 +69,11 @@ const renderLease = 30 * time.Second
 // originSources is the chain originals come from, in order: the root
 // directory (left out in S3-only deployments without one), the bucket, the
 // fallback upstream.
-func originSources(s settings, c cache.Cache, m *metrics.Metrics) (proxy.Chain, func(), error) {
+func originSources(s settings, c cache.Cache, m *metrics.Metrics, log *slog.Logger) (proxy.Chain, func(), error) {
 	var chain proxy.Chain
 	closeLocal := func() {}
 	if _, err := os.Stat(s.Proxy.RootPath); err == nil || !s.Proxy.S3.Enabled() {
-		local, err := proxy.OpenLocal(s.Proxy.RootPath)
+		local, err := proxy.OpenLocal(s.Proxy.RootPath, proxy.WithStatCache(s.Proxy.StatCacheMaxAge, log))
 		if err != nil {
 			return nil, nil, err
 		}
