@@ -71,6 +71,18 @@ func (t *tiered) Fetch(ctx context.Context, key string, render RenderFunc) ([]by
 	})
 }
 
+func (t *tiered) Cached(ctx context.Context, key string) ([]byte, Status, bool) {
+	if len(t.levels) == 0 {
+		return nil, StatusBypass, false
+	}
+	l := &t.levels[0]
+	v, ok := l.Get(ctx, key)
+	if ok {
+		l.hit.Inc()
+	}
+	return v, l.status, ok
+}
+
 // fill runs once per key for all concurrent callers.
 func (t *tiered) fill(ctx context.Context, key string, render RenderFunc) ([]byte, Status, error) {
 	// A flight for this key may have finished between our miss and now;

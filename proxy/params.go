@@ -238,35 +238,87 @@ func splitTarget(target string) (path, query string) {
 }
 
 // rawQuery reads values from an encoded query string the way browsers and
-// CDNs encode them ("+" is a space); unlike url.ParseQuery it allocates only
-// for the keys asked for.
+// CDNs encode them ("+" is a space). The query is split once; a value is
+// decoded only when its key is asked for, and a key given once costs no
+// allocation.
 func rawQuery(query string) queryValues {
-	return func(key string) []string {
-		var out []string
-		for rest := query; rest != ""; {
-			var part string
-			part, rest, _ = strings.Cut(rest, "&")
-			if part == "" {
-				continue
-			}
-			k, v, _ := strings.Cut(part, "=")
-			if k != key {
-				if !strings.ContainsAny(k, "%+") {
-					continue
-				}
-				if dk, err := url.QueryUnescape(k); err != nil || dk != key {
-					continue
-				}
-			}
-			if strings.ContainsAny(v, "%+") {
-				if dv, err := url.QueryUnescape(v); err == nil {
-					v = dv
-				}
-			}
-			out = append(out, v)
+	var p queryPairs
+	p.split(query)
+	return p.values
+}
+
+// queryPairs is a query split at "&" and "=", keys decoded; the first
+// maxPairs pairs live in the arrays, the rest in more.
+type queryPairs struct {
+	n          int
+	keys, vals [maxPairs]string
+	more       [][2]string
+}
+
+const maxPairs = 8
+
+func (p *queryPairs) split(query string) {
+	for rest := query; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if part == "" {
+			continue
 		}
-		return out
+		k, v, _ := strings.Cut(part, "=")
+		if strings.ContainsAny(k, "%+") {
+			dk, err := url.QueryUnescape(k)
+			if err != nil {
+				continue // a key that does not decode is nobody's
+			}
+			k = dk
+		}
+		if p.n < maxPairs {
+			p.keys[p.n], p.vals[p.n] = k, v
+		} else {
+			p.more = append(p.more, [2]string{k, v})
+		}
+		p.n++
 	}
+}
+
+func (p *queryPairs) pair(i int) (k, v string) {
+	if i < maxPairs {
+		return p.keys[i], p.vals[i]
+	}
+	kv := p.more[i-maxPairs]
+	return kv[0], kv[1]
+}
+
+func (p *queryPairs) values(key string) []string {
+	var out []string
+	for i := 0; i < p.n; i++ {
+		k, v := p.pair(i)
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if dv, err := url.QueryUnescape(v); err == nil {
+				v = dv
+			}
+		}
+		if out == nil && i < maxPairs && p.count(key, i+1) == 0 {
+			p.vals[i] = v
+			return p.vals[i : i+1 : i+1] // the usual case: given once
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// count is how many pairs from index from on have key.
+func (p *queryPairs) count(key string, from int) int {
+	n := 0
+	for i := from; i < p.n; i++ {
+		if k, _ := p.pair(i); k == key {
+			n++
+		}
+	}
+	return n
 }
 
 // canonical writes the output-affecting parameters the query gave, in one

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -43,8 +42,10 @@ type Server struct {
 	cache   cache.Cache
 	m       *metrics.Metrics
 	log     *slog.Logger
-	started time.Time
-	app     *fiber.App
+
+	reqMetrics requestMetrics // resolved once: hotpath.go
+	started    time.Time
+	app        *fiber.App
 }
 
 // New builds the Fiber app.
@@ -58,7 +59,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cache:   d.Cache,
 		m:       d.Metrics,
 		log:     d.Log,
-		started: time.Now(),
+
+		reqMetrics: newRequestMetrics(d.Metrics),
+		started:    time.Now(),
 	}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -108,8 +111,7 @@ func (s *Server) handleImage(c *fiber.Ctx) error {
 	}
 	code := c.Response().StatusCode()
 	elapsed := time.Since(start)
-	s.m.HTTPRequests.WithLabelValues(strconv.Itoa(code), kind).Inc()
-	s.m.HTTPDuration.WithLabelValues(kind).Observe(elapsed.Seconds())
+	s.reqMetrics.observe(code, kind, elapsed)
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
 		resp := c.Response()
 		// A streamed file's length is only in the header (Body() would drain

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Cache hits against the ceiling (a bare Fiber handler returning the same
+# bytes), for a ~3 KB and a ~30 KB body. Prints a Markdown section.
+#
+#   bash docs/bench/hits.sh            # standalone: builds, measures, splices the
+#                                      # section into docs/benchmarks.md
+#   hits.sh BINDIR ROOT                # from run.sh: binaries and sources prepared
+#
+# Three servers run side by side (image-proxy with the memory tier,
+# image-proxy with values kept out of memory so every hit is a disk hit,
+# and the ceiling), and every round measures each workload once, so the
+# ratios compare runs minutes apart at most. Ratios are per round; the
+# table shows medians over ROUNDS rounds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${HIT_DURATION:-3s} # per wrk run: short, the machine is shared
+CONNS=${HIT_CONNS:-16}
+corpus=../shared/corpus
+
+standalone=false
+if [ $# -eq 0 ]; then
+	standalone=true
+	tmp=$(mktemp -d)
+	go build -o "$tmp/image-proxy" .
+	go build -o "$tmp/ceiling" ./docs/bench/ceiling
+	bindir=$tmp root=$tmp/root
+	mkdir -p "$root"
+	if [ -f "$corpus/volna-baseline-5120x2880.jpg" ]; then
+		cp "$corpus/volna-baseline-5120x2880.jpg" "$root/baseline.jpg"
+	else
+		cp data/images/hubble_deep_field.jpg "$root/baseline.jpg"
+	fi
+else
+	bindir=$1 root=$2
+	tmp=$(mktemp -d)
+fi
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port0=$((20000 + RANDOM % 20000))
+mem=http://127.0.0.1:$port0 disk=http://127.0.0.1:$((port0 + 1)) ceil=http://127.0.0.1:$((port0 + 2))
+serve() { # PORT env...
+	local port=$1
+	shift
+	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$root" \
+		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY=2 "$@" "$bindir/image-proxy" >>"$tmp/server.log" 2>&1 &
+	pids+=($!)
+	until curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1; do sleep 0.1; done
+}
+serve "$port0" IMAGE_PROXY_ENABLE_CACHE=true
+serve $((port0 + 1)) IMAGE_PROXY_ENABLE_CACHE=true IMAGE_PROXY_ENABLE_DISK_CACHE=true \
+	IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=1024 IMAGE_PROXY_CACHE_DISK_PATH="$tmp/cache"
+
+small="baseline.jpg?size=400&format=webp"   # ~3 KB
+large="baseline.jpg?size=1200&format=jpeg"  # ~30 KB
+status() { curl -fs -D - -o /dev/null "$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}'; }
+for q in "$small" "$large"; do
+	curl -fs -o /dev/null "$mem/$q"
+	curl -fs -o /dev/null "$disk/$q"
+	[ "$(status "$mem/$q")" = HIT-MEMORY ] || { echo "$q: not a memory hit" >&2; exit 1; }
+	[ "$(status "$disk/$q")" = HIT-DISK ] || { echo "$q: not a disk hit" >&2; exit 1; }
+done
+curl -fs -o "$tmp/small" "$mem/$small"
+curl -fs -o "$tmp/large" "$mem/$large"
+"$bindir/ceiling" "127.0.0.1:$((port0 + 2))" "$tmp/small" image/webp "$tmp/large" image/jpeg >>"$tmp/server.log" 2>&1 &
+pids+=($!)
+until curl -fs "$ceil/0" >/dev/null 2>&1; do sleep 0.1; done
+
+workloads=(
+	"ceiling-3k $ceil/0"
+	"memory-hit-3k $mem/$small"
+	"disk-hit-3k $disk/$small"
+	"ceiling-30k $ceil/1"
+	"memory-hit-30k $mem/$large"
+	"disk-hit-30k $disk/$large"
+)
+rps() { wrk -t2 -c"$CONNS" -d"$DURATION" "$1" | awk '/^Requests\/sec/{print $2}'; }
+: >"$tmp/rounds"
+for r in $(seq "$ROUNDS"); do
+	for w in "${workloads[@]}"; do
+		set -- $w
+		echo "$r $1 $(rps "$2")" >>"$tmp/rounds"
+	done
+	echo "round $r done" >&2
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col() { awk -v n="$1" '$2==n{print $3}' "$tmp/rounds"; }
+ratios() { # HIT CEILING: per-round ratios in %
+	join <(awk -v n="$1" '$2==n{print $1, $3}' "$tmp/rounds" | sort) \
+		<(awk -v n="$2" '$2==n{print $1, $3}' "$tmp/rounds" | sort) | awk '{printf "%.1f\n", 100*$2/$3}'
+}
+section() {
+	echo "## Hits against the ceiling"
+	echo
+	echo "The ceiling is docs/bench/ceiling: a bare Fiber handler returning the same bytes from memory."
+	echo "Three servers side by side, every round measures each workload once for $DURATION"
+	echo "(\`wrk -t2 -c$CONNS\`); ratios are per round, the table shows medians of $ROUNDS rounds and the"
+	echo "range of the ratio. Bodies: \`$small\` ($(wc -c <"$tmp/small") bytes), \`$large\` ($(wc -c <"$tmp/large") bytes)."
+	echo "Disk hits: \`IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=1024\` keeps the values out of the memory tier."
+	echo
+	echo "| workload | req/s | / ceiling | ratio range |"
+	echo "| --- | --- | --- | --- |"
+	for size in 3k 30k; do
+		echo "| ceiling-$size | $(col ceiling-$size | median) |  |  |"
+		for w in memory-hit-$size disk-hit-$size; do
+			echo "| $w | $(col $w | median) | $(ratios $w ceiling-$size | median) % | $(ratios $w ceiling-$size | sort -g | head -1)–$(ratios $w ceiling-$size | sort -g | tail -1) % |"
+		done
+	done
+	echo
+	echo "Command: \`bash docs/bench/hits.sh\` (ROUNDS=$ROUNDS HIT_DURATION=$DURATION), or \`make bench\`."
+}
+
+if $standalone; then
+	section >"$tmp/section.md"
+	cat "$tmp/section.md"
+	# Replace the section in docs/benchmarks.md, up to the next "## " heading.
+	awk -v f="$tmp/section.md" '
+		/^## Hits against the ceiling$/ { while ((getline l < f) > 0) print l; print ""; skip = 1; next }
+		skip && /^## / { skip = 0 }
+		!skip' docs/benchmarks.md >"$tmp/benchmarks.md"
+	grep -q '^## Hits against the ceiling$' docs/benchmarks.md || { echo "docs/benchmarks.md has no hits section: run make bench" >&2; exit 1; }
+	cp "$tmp/benchmarks.md" docs/benchmarks.md
+	echo "updated docs/benchmarks.md" >&2
+else
+	section
+fi
