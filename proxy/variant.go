@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 
 	"image-proxy/transform"
 )
@@ -41,18 +42,24 @@ func (s *Server) variantOf(o Original, req request, accept string) Variant {
 // Key is the cache key. Its layout is unchanged since the first release, so
 // ETags (and CDN revalidations) survive an upgrade.
 func (v Variant) Key() string {
-	b := make([]byte, 0, 64+len(v.Source)+len(v.Encoder))
-	b = append(b, "v1|"...)
-	b = append(b, v.Source...)
-	b = append(b, '|')
-	b = strconv.AppendInt(b, int64(v.Box), 10)
-	b = append(b, '|')
-	b = append(b, v.outputKey()...)
-	b = append(b, '|')
-	b = append(b, v.Algorithm.String()...)
-	b = append(b, '|')
-	b = append(b, v.Encoder...)
-	return string(b)
+	// One allocation: the builder's buffer becomes the string.
+	var b strings.Builder
+	var num [20]byte
+	out := v.outputKey()
+	algo := v.Algorithm.String()
+	box := strconv.AppendInt(num[:0], int64(v.Box), 10)
+	b.Grow(3 + len(v.Source) + 1 + len(box) + 1 + len(out) + 1 + len(algo) + 1 + len(v.Encoder))
+	b.WriteString("v1|")
+	b.WriteString(v.Source)
+	b.WriteByte('|')
+	b.Write(box)
+	b.WriteByte('|')
+	b.WriteString(out)
+	b.WriteByte('|')
+	b.WriteString(algo)
+	b.WriteByte('|')
+	b.WriteString(v.Encoder)
+	return b.String()
 }
 
 // ETag is the strong validator of the variant's bytes.

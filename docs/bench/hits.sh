@@ -45,7 +45,8 @@ cleanup() {
 trap cleanup EXIT
 
 port0=$((20000 + RANDOM % 20000))
-mem=http://127.0.0.1:$port0 disk=http://127.0.0.1:$((port0 + 1)) ceil=http://127.0.0.1:$((port0 + 2))
+mem=http://127.0.0.1:$port0 disk=http://127.0.0.1:$((port0 + 1))
+ceil=http://127.0.0.1:$((port0 + 2)) bare=http://127.0.0.1:$((port0 + 3))
 serve() { # PORT env...
 	local port=$1
 	shift
@@ -71,17 +72,27 @@ curl -fs -o "$tmp/small" "$mem/$small"
 curl -fs -o "$tmp/large" "$mem/$large"
 "$bindir/ceiling" "127.0.0.1:$((port0 + 2))" "$tmp/small" image/webp "$tmp/large" image/jpeg >>"$tmp/server.log" 2>&1 &
 pids+=($!)
-until curl -fs "$ceil/0" >/dev/null 2>&1; do sleep 0.1; done
+"$bindir/ceiling" -bare "127.0.0.1:$((port0 + 3))" "$tmp/small" image/webp "$tmp/large" image/jpeg >>"$tmp/server.log" 2>&1 &
+pids+=($!)
+until curl -fs "$ceil/0" >/dev/null 2>&1 && curl -fs "$bare/0" >/dev/null 2>&1; do sleep 0.1; done
 
 workloads=(
 	"ceiling-3k $ceil/0"
+	"bare-ceiling-3k $bare/0"
 	"memory-hit-3k $mem/$small"
 	"disk-hit-3k $disk/$small"
 	"ceiling-30k $ceil/1"
+	"bare-ceiling-30k $bare/1"
 	"memory-hit-30k $mem/$large"
 	"disk-hit-30k $disk/$large"
 )
-rps() { wrk -t2 -c"$CONNS" -d"$DURATION" "$1" | awk '/^Requests\/sec/{print $2}'; }
+rps() {
+	local v
+	v=$(wrk -t2 -c"$CONNS" -d"$DURATION" "$1" | awk '/^Requests\/sec/{print $2}')
+	[ -n "$v" ] || { echo "wrk gave no result for $1" >&2; exit 1; }
+	echo "$v"
+}
+command -v wrk >/dev/null || { echo "wrk is missing: make bench-deps" >&2; exit 1; }
 : >"$tmp/rounds"
 for r in $(seq "$ROUNDS"); do
 	for w in "${workloads[@]}"; do
@@ -100,18 +111,22 @@ ratios() { # HIT CEILING: per-round ratios in %
 section() {
 	echo "## Hits against the ceiling"
 	echo
-	echo "The ceiling is docs/bench/ceiling: a bare Fiber handler returning the same bytes from memory."
-	echo "Three servers side by side, every round measures each workload once for $DURATION"
-	echo "(\`wrk -t2 -c$CONNS\`); ratios are per round, the table shows medians of $ROUNDS rounds and the"
-	echo "range of the ratio. Bodies: \`$small\` ($(wc -c <"$tmp/small") bytes), \`$large\` ($(wc -c <"$tmp/large") bytes)."
-	echo "Disk hits: \`IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=1024\` keeps the values out of the memory tier."
+	echo "The ceiling is docs/bench/ceiling: a bare Fiber handler returning the same bytes from memory,"
+	echo "with image-proxy's default server settings (read, write and idle timeouts, buffer and"
+	echo "connection limits); the bare ceiling has Fiber's defaults (no timeouts, so no deadline update"
+	echo "per request). Four servers side by side; every round measures each workload once for $DURATION"
+	echo "(\`wrk -t2 -c$CONNS\`, wrk on the same 2 cores); ratios are per round, the table shows medians"
+	echo "of $ROUNDS rounds and the range. Bodies: \`$small\` ($(wc -c <"$tmp/small") bytes),"
+	echo "\`$large\` ($(wc -c <"$tmp/large") bytes). Disk hits: \`IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=1024\`"
+	echo "keeps the values out of the memory tier."
 	echo
-	echo "| workload | req/s | / ceiling | ratio range |"
-	echo "| --- | --- | --- | --- |"
+	echo "| workload | req/s | / ceiling | range | / bare ceiling |"
+	echo "| --- | --- | --- | --- | --- |"
 	for size in 3k 30k; do
-		echo "| ceiling-$size | $(col ceiling-$size | median) |  |  |"
+		echo "| ceiling-$size | $(col ceiling-$size | median) |  |  | $(ratios ceiling-$size bare-ceiling-$size | median) % |"
+		echo "| bare-ceiling-$size | $(col bare-ceiling-$size | median) |  |  |  |"
 		for w in memory-hit-$size disk-hit-$size; do
-			echo "| $w | $(col $w | median) | $(ratios $w ceiling-$size | median) % | $(ratios $w ceiling-$size | sort -g | head -1)–$(ratios $w ceiling-$size | sort -g | tail -1) % |"
+			echo "| $w | $(col $w | median) | $(ratios $w ceiling-$size | median) % | $(ratios $w ceiling-$size | sort -g | head -1)–$(ratios $w ceiling-$size | sort -g | tail -1) % | $(ratios $w bare-ceiling-$size | median) % |"
 		done
 	done
 	echo
