@@ -103,6 +103,7 @@ soak: bench-deps
 FUZZTIME ?= 1m
 fuzz: deps
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+	go test ./proxy -run '^$$' -fuzz '^FuzzRawQuery$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzResolvePath$$' -fuzztime $(FUZZTIME)
 	go test ./transform -run '^$$' -fuzz '^FuzzSniff$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime $(FUZZTIME)

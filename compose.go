@@ -73,7 +73,7 @@ func originSources(s settings, c cache.Cache, m *metrics.Metrics, log *slog.Logg
 	var chain proxy.Chain
 	closeLocal := func() {}
 	if _, err := os.Stat(s.Proxy.RootPath); err == nil || !s.Proxy.S3.Enabled() {
-		local, err := proxy.OpenLocal(s.Proxy.RootPath, proxy.WithStatCache(s.Proxy.StatCacheMaxAge, log))
+		local, err := proxy.OpenLocal(s.Proxy.RootPath, proxy.WithStatCache(s.Proxy.StatCacheMaxAge, log, m))
 		if err != nil {
 			return nil, nil, err
 		}

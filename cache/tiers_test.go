@@ -472,3 +472,19 @@ func TestCachedLooksOnThisMachineOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskReadSizes: entries around the read buffer's size come back whole.
+func TestDiskReadSizes(t *testing.T) {
+	tier := NewDiskTier(t.TempDir(), 16<<20, nil, nil)
+	t.Cleanup(func() { tier.Close() })
+	ctx := context.Background()
+	for _, n := range []int{0, 1, readBuffer - headerBytes - 1, readBuffer - headerBytes, readBuffer - headerBytes + 1, readBuffer, 3*readBuffer + 7} {
+		key := fmt.Sprint("size-", n)
+		v := value(n, byte(n))
+		tier.Set(ctx, key, v)
+		got, ok := tier.Get(ctx, key)
+		if !ok || !bytes.Equal(got, v) {
+			t.Errorf("%d bytes: ok %t, got %d bytes", n, ok, len(got))
+		}
+	}
+}

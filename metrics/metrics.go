@@ -51,6 +51,15 @@ const (
 	LeaseBypassed = "bypassed"
 )
 
+// Stat cache results, the only values of the "result" label of
+// StatCacheLookups: answered from memory, or a stat system call (not
+// cached yet, invalidated by a watch event or the age limit, or in a
+// directory that cannot be watched).
+const (
+	StatCacheHit  = "hit"
+	StatCacheStat = "stat"
+)
+
 // Transform results, the only values of the "result" label of Transforms.
 const (
 	TransformOK    = "ok"
@@ -67,6 +76,7 @@ var (
 	CacheResults     = []string{CacheHit, CacheMiss}
 	LeaseResults     = []string{LeaseWon, LeaseShared, LeaseBypassed}
 	TransformResults = []string{TransformOK, TransformError}
+	StatCacheResults = []string{StatCacheHit, StatCacheStat}
 	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
 	// OutputFormats are the encodable formats (transform.Format names);
 	// a failed render of an unresolved format is labelled "source" and is
@@ -106,6 +116,8 @@ type Metrics struct {
 	QueueRejections    prometheus.Counter
 	QueueWaiting       prometheus.Gauge
 	FallbackRequests   *prometheus.CounterVec // result
+	StatCacheLookups   *prometheus.CounterVec // result (hit|stat)
+	StatCacheWatches   prometheus.Gauge       // directories watched for the stat cache
 	LibvipsMemoryBytes prometheus.GaugeFunc
 	LibvipsOpenFiles   prometheus.GaugeFunc
 }
@@ -147,6 +159,10 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Requests waiting for a transform slot now."),
 		FallbackRequests: f.counterVec("image_proxy_fallback_requests_total",
 			"Fetches from the fallback upstream, by result.", "result"),
+		StatCacheLookups: f.counterVec("image_proxy_stat_cache_lookups_total",
+			"Descriptions of local originals for transforms: answered from the stat cache (hit) or by a stat system call (stat).", "result"),
+		StatCacheWatches: f.gauge("image_proxy_stat_cache_watched_directories",
+			"Directories of the root watched with inotify for the stat cache."),
 	}
 	m.initSeries()
 	if vips != nil {
@@ -190,6 +206,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range FallbackResults {
 		m.FallbackRequests.WithLabelValues(r)
+	}
+	for _, r := range StatCacheResults {
+		m.StatCacheLookups.WithLabelValues(r)
 	}
 }
 

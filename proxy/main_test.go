@@ -99,7 +99,7 @@ func newTestServerWith(t testing.TB, edit func(*Config, *cache.Config, *transfor
 // testSources is main's chain: the root, then the fallback when configured.
 func testSources(t testing.TB, cfg Config, c cache.Cache, m *metrics.Metrics, opts ...LocalOption) (Chain, *Fallback) {
 	t.Helper()
-	local, err := OpenLocal(cfg.RootPath, append([]LocalOption{WithStatCache(cfg.StatCacheMaxAge, nil)}, opts...)...)
+	local, err := OpenLocal(cfg.RootPath, append([]LocalOption{WithStatCache(cfg.StatCacheMaxAge, nil, m)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

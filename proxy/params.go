@@ -28,8 +28,9 @@ type outputFormat struct {
 }
 
 // queryValues is the view of the query string the parser needs: every value
-// of a key, in order. It lets parsing stay independent of Fiber.
-type queryValues func(key string) []string
+// of a key, in order (values). It lets parsing stay independent of Fiber; a
+// concrete type rather than a func, so a request's pairs stay on the stack.
+type queryValues = *queryPairs
 
 // paramError names the parameter and what is allowed; its text is the public message.
 type paramError struct{ msg string }
@@ -114,7 +115,7 @@ func (r request) box(maxBox int) int {
 
 // single returns the one value of key; a repeated or empty value is an error.
 func single(q queryValues, key string) (string, bool, error) {
-	vs := q(key)
+	vs := q.values(key)
 	switch {
 	case len(vs) == 0:
 		return "", false, nil
@@ -242,9 +243,9 @@ func splitTarget(target string) (path, query string) {
 // decoded only when its key is asked for, and a key given once costs no
 // allocation.
 func rawQuery(query string) queryValues {
-	var p queryPairs
+	p := &queryPairs{}
 	p.split(query)
-	return p.values
+	return p
 }
 
 // queryPairs is a query split at "&" and "=", keys decoded; the first

@@ -12,6 +12,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"image-proxy/metrics"
 )
 
 // Local reads originals under a root directory. os.Root refuses every
@@ -22,12 +26,15 @@ type Local struct {
 	dir   string       // the root's path, for the stat fast path
 	meta  *statCache   // nil: stat on every request
 	stats atomic.Int64 // stat system calls made by Stat (for tests)
+
+	hits, statted prometheus.Counter // image_proxy_stat_cache_lookups_total
 }
 
 // LocalOption configures OpenLocal.
 type LocalOption func(*localOptions)
 
 type localOptions struct {
+	m          *metrics.Metrics
 	maxAge     time.Duration
 	maxWatches int
 	now        func() time.Time
@@ -37,9 +44,10 @@ type localOptions struct {
 
 // WithStatCache keeps file metadata between requests, invalidated by
 // inotify and never trusted longer than maxAge (statcache.go); 0 leaves it
-// off. log receives the one-time warnings when watching is not possible.
-func WithStatCache(maxAge time.Duration, log *slog.Logger) LocalOption {
-	return func(o *localOptions) { o.maxAge, o.log = maxAge, log }
+// off. log receives the one-time warnings when watching is not possible;
+// m, which may be nil, the look-up counts and the number of watches.
+func WithStatCache(maxAge time.Duration, log *slog.Logger, m *metrics.Metrics) LocalOption {
+	return func(o *localOptions) { o.maxAge, o.log, o.m = maxAge, log, m }
 }
 
 // OpenLocal opens the root directory. Without WithStatCache every Stat
@@ -56,7 +64,12 @@ func OpenLocal(dir string, opts ...LocalOption) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open root: %w", err)
 	}
-	l := &Local{root: root, dir: dir}
+	if o.m == nil {
+		o.m = metrics.New(prometheus.NewRegistry(), nil)
+	}
+	l := &Local{root: root, dir: dir,
+		hits:    o.m.StatCacheLookups.WithLabelValues(metrics.StatCacheHit),
+		statted: o.m.StatCacheLookups.WithLabelValues(metrics.StatCacheStat)}
 	if o.maxAge > 0 {
 		if l.meta, err = newStatCache(dir, o); err != nil {
 			// No inotify at all (a seccomp profile, a kernel without it):
@@ -90,11 +103,14 @@ func (l *Local) Close() error {
 // is not cached: its target's changes are reported elsewhere.
 func (l *Local) Stat(_ context.Context, rel string) (Original, error) {
 	if l.meta == nil {
+		l.statted.Inc()
 		return l.stat(rel, os.Stat)
 	}
 	if o, ok := l.meta.lookup(rel); ok {
+		l.hits.Inc()
 		return o, nil
 	}
+	l.statted.Inc()
 	d, gen := l.meta.watch(rel)
 	o, err := l.stat(rel, os.Lstat)
 	if errors.Is(err, errSymlink) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +40,7 @@ type statCache struct {
 	now        func() time.Time
 	fsMagic    func(dir string) (int64, error)
 	log        *slog.Logger
+	watches    prometheus.Gauge
 
 	entries sync.Map // rel → *statEntry
 	count   atomic.Int64
@@ -84,7 +86,7 @@ func newStatCache(root string, o localOptions) (*statCache, error) {
 	}
 	c := &statCache{
 		root: filepath.Clean(root), maxAge: o.maxAge, maxWatches: o.maxWatches, now: o.now, fsMagic: o.fsMagic,
-		log: o.log, w: w, dirs: map[string]*dirState{}, inodes: map[fileID]string{}, warned: map[string]bool{}, done: make(chan struct{}),
+		log: o.log, watches: o.m.StatCacheWatches, w: w, dirs: map[string]*dirState{}, inodes: map[fileID]string{}, warned: map[string]bool{}, done: make(chan struct{}),
 	}
 	go c.run()
 	return c, nil
@@ -190,6 +192,7 @@ func (c *statCache) addLocked(p string) *dirState {
 	d.live.Store(true)
 	c.dirs[p] = d
 	c.inodes[id] = p
+	c.watches.Set(float64(len(c.dirs)))
 	return d
 }
 
@@ -272,6 +275,7 @@ func (c *statCache) apply(ev fsnotify.Event) {
 func (c *statCache) dropLocked(p string, d *dirState) {
 	d.live.Store(false)
 	delete(c.dirs, p)
+	c.watches.Set(float64(len(c.dirs)))
 	if c.inodes[d.id] == p {
 		delete(c.inodes, d.id)
 	}

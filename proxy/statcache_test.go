@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"image-proxy/cache"
@@ -117,6 +118,12 @@ func TestStatCacheHitMakesNoStat(t *testing.T) {
 	if !ts.local.meta.trusted(servedRel) {
 		t.Fatal("entry not trusted after hits")
 	}
+	hits := testutil.ToFloat64(ts.m.StatCacheLookups.WithLabelValues("hit"))
+	stats := testutil.ToFloat64(ts.m.StatCacheLookups.WithLabelValues("stat"))
+	watched := testutil.ToFloat64(ts.m.StatCacheWatches)
+	if hits != 3 || stats != 1 || watched != 3 { // the root, a and a/b
+		t.Errorf("metrics: %v hits, %v stats, %v watched directories; want 3, 1, 3", hits, stats, watched)
+	}
 }
 
 // TestStatCacheSeesChanges: with watches, once the change's event is
@@ -171,6 +178,9 @@ func TestStatCacheWithoutWatches(t *testing.T) {
 				first := serveNested(t, ts)
 				if n, etag, _ := ts.statted(t, servedURL); n != 1 || etag != first {
 					t.Fatalf("hit: %d stat calls (want 1), ETag %s (first %s)", n, etag, first)
+				}
+				if hits := testutil.ToFloat64(ts.m.StatCacheLookups.WithLabelValues("hit")); hits != 0 {
+					t.Fatalf("%v stat cache hits counted", hits)
 				}
 				c.change(t, ts.root)
 				n, etag, status := ts.statted(t, servedURL)
