@@ -239,8 +239,9 @@ func splitTarget(target string) (path, query string) {
 }
 
 // rawQuery reads values from an encoded query string the way browsers and
-// CDNs encode them ("+" is a space). The query is split once; a value is
-// decoded only when its key is asked for, and a key given once costs no
+// CDNs encode them ("+" is a space). The query is split once and its keys
+// decoded; a value is decoded only when its key is asked for (by parameter
+// name, which never needs escaping), and a key given once costs no
 // allocation.
 func rawQuery(query string) queryValues {
 	p := &queryPairs{}

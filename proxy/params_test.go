@@ -198,8 +198,8 @@ func FuzzRawQuery(f *testing.F) {
 		f.Add(s, "size")
 	}
 	f.Fuzz(func(t *testing.T, query, key string) {
-		if key == "" {
-			return // parseRequest asks only for named parameters
+		if key == "" || strings.ContainsAny(key, "%+") {
+			return // parseRequest asks only for parameter names, never escaped
 		}
 		q := rawQuery(query)
 		got, want := q.values(key), referenceQuery(query, key)
