@@ -6,10 +6,10 @@
 #                                      # section into docs/benchmarks.md
 #   hits.sh BINDIR ROOT                # from run.sh: binaries and sources prepared
 #
-# Three servers run side by side (image-proxy with the memory tier,
+# Five servers run side by side (image-proxy with the memory tier,
 # image-proxy with values kept out of memory so every hit is a disk hit,
-# and the ceiling), and every round measures each workload once, so the
-# ratios compare runs minutes apart at most. Ratios are per round; the
+# and three ceilings), and every round measures each workload once, so the
+# ratios compare runs seconds apart. Ratios are per round; the
 # table shows medians over ROUNDS rounds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,7 +46,7 @@ trap cleanup EXIT
 
 port0=$((20000 + RANDOM % 20000))
 mem=http://127.0.0.1:$port0 disk=http://127.0.0.1:$((port0 + 1))
-ceil=http://127.0.0.1:$((port0 + 2)) bare=http://127.0.0.1:$((port0 + 3))
+ceil=http://127.0.0.1:$((port0 + 2)) bare=http://127.0.0.1:$((port0 + 3)) same=http://127.0.0.1:$((port0 + 4))
 serve() { # PORT env...
 	local port=$1
 	shift
@@ -72,21 +72,29 @@ for q in "$small" "$large"; do
 done
 curl -fs -o "$tmp/small" "$mem/$small"
 curl -fs -o "$tmp/large" "$mem/$large"
+# image-proxy's header lines for the small hit, for the same-response ceiling
+curl -fs -D - -o /dev/null "$mem/$small" | tr -d '\r' |
+	grep -iv '^HTTP/\|^date:\|^content-type:\|^content-length:\|^server:\|^$' >"$tmp/headers"
 "$bindir/ceiling" "127.0.0.1:$((port0 + 2))" "$tmp/small" image/webp "$tmp/large" image/jpeg >>"$tmp/server.log" 2>&1 &
 ceil_pid=$!
 pids+=($!)
 "$bindir/ceiling" -bare "127.0.0.1:$((port0 + 3))" "$tmp/small" image/webp "$tmp/large" image/jpeg >>"$tmp/server.log" 2>&1 &
 bare_pid=$!
 pids+=($!)
-until curl -fs "$ceil/0" >/dev/null 2>&1 && curl -fs "$bare/0" >/dev/null 2>&1; do sleep 0.1; done
+"$bindir/ceiling" -headers "$tmp/headers" "127.0.0.1:$((port0 + 4))" "$tmp/small" image/webp "$tmp/large" image/jpeg >>"$tmp/server.log" 2>&1 &
+same_pid=$!
+pids+=($!)
+until curl -fs "$ceil/0" >/dev/null 2>&1 && curl -fs "$bare/0" >/dev/null 2>&1 && curl -fs "$same/0" >/dev/null 2>&1; do sleep 0.1; done
 
 workloads=(
 	"ceiling-3k $ceil/0 $ceil_pid"
 	"bare-ceiling-3k $bare/0 $bare_pid"
+	"same-response-ceiling-3k $same/0 $same_pid"
 	"memory-hit-3k $mem/$small $mem_pid"
 	"disk-hit-3k $disk/$small $disk_pid"
 	"ceiling-30k $ceil/1 $ceil_pid"
 	"bare-ceiling-30k $bare/1 $bare_pid"
+	"same-response-ceiling-30k $same/1 $same_pid"
 	"memory-hit-30k $mem/$large $mem_pid"
 	"disk-hit-30k $disk/$large $disk_pid"
 )
@@ -124,20 +132,23 @@ section() {
 	echo
 	echo "The ceiling is docs/bench/ceiling: a bare Fiber handler returning the same bytes from memory,"
 	echo "with image-proxy's default server settings (read, write and idle timeouts, buffer and"
-	echo "connection limits); the bare ceiling has Fiber's defaults (no timeouts, so no deadline update"
-	echo "per request). Four servers side by side; every round measures each workload once for $DURATION"
-	echo "(\`wrk -t2 -c$CONNS\`, wrk on the same 2 cores); ratios are per round, the table shows medians"
-	echo "of $ROUNDS rounds and the range. Bodies: \`$small\` ($(wc -c <"$tmp/small") bytes),"
-	echo "\`$large\` ($(wc -c <"$tmp/large") bytes). Disk hits: \`IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=1024\`"
-	echo "keeps the values out of the memory tier."
+	echo "connection limits). Two more yardsticks: the bare ceiling has Fiber's defaults (no timeouts,"
+	echo "so no deadline update per request); the same-response ceiling also sends image-proxy's header"
+	echo "lines (Cache-Control, ETag, Last-Modified, Vary, Accept-CH, X-Cache-Status,"
+	echo "X-Content-Type-Options), so it differs from a hit only in the handler's work. Five servers side"
+	echo "by side; every round measures each workload once for $DURATION (\`wrk -t2 -c$CONNS\`, wrk on the"
+	echo "same 2 cores); ratios are per round, the table shows medians of $ROUNDS rounds and the range."
+	echo "Bodies: \`$small\` ($(wc -c <"$tmp/small") bytes), \`$large\` ($(wc -c <"$tmp/large") bytes)."
+	echo "Disk hits: \`IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=1024\` keeps the values out of the memory tier."
 	echo
-	echo "| workload | req/s | / ceiling | range | / bare ceiling | server CPU µs/req |"
-	echo "| --- | --- | --- | --- | --- | --- |"
+	echo "| workload | req/s | / ceiling | range | / bare ceiling | / same-response ceiling | server CPU µs/req |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
 	for size in 3k 30k; do
-		echo "| ceiling-$size | $(col ceiling-$size | median) |  |  | $(ratios ceiling-$size bare-ceiling-$size | median) % | $(col ceiling-$size 4 | median) |"
-		echo "| bare-ceiling-$size | $(col bare-ceiling-$size | median) |  |  |  | $(col bare-ceiling-$size 4 | median) |"
+		for c in ceiling bare-ceiling same-response-ceiling; do
+			echo "| $c-$size | $(col $c-$size | median) |  |  |  |  | $(col $c-$size 4 | median) |"
+		done
 		for w in memory-hit-$size disk-hit-$size; do
-			echo "| $w | $(col $w | median) | **$(ratios $w ceiling-$size | median) %** | $(ratios $w ceiling-$size | sort -g | head -1)–$(ratios $w ceiling-$size | sort -g | tail -1) % | $(ratios $w bare-ceiling-$size | median) % | $(col $w 4 | median) |"
+			echo "| $w | $(col $w | median) | **$(ratios $w ceiling-$size | median) %** | $(ratios $w ceiling-$size | sort -g | head -1)–$(ratios $w ceiling-$size | sort -g | tail -1) % | $(ratios $w bare-ceiling-$size | median) % | $(ratios $w same-response-ceiling-$size | median) % | $(col $w 4 | median) |"
 		done
 	done
 	echo

@@ -1,13 +1,16 @@
 // Command ceiling is the benchmark yardstick for cache hits: a bare Fiber
 // handler returning fixed bytes from memory.
 //
-//	ceiling [-bare] ADDR FILE CONTENT-TYPE [FILE CONTENT-TYPE]...
+//	ceiling [-bare] [-headers FILE] ADDR FILE CONTENT-TYPE [FILE CONTENT-TYPE]...
 //
 // The first file is served at /0, the second at /1, and so on. By default
 // the server has image-proxy's default server settings (timeouts, buffer
 // and connection limits), so the comparison is of the handlers alone: a
 // read and a write timeout cost a deadline update per request. -bare
-// leaves Fiber's defaults (no timeouts at all).
+// leaves Fiber's defaults (no timeouts at all). -headers adds the
+// "Name: value" lines of FILE to every response (image-proxy's header table
+// for a hit, say), so both servers send the same response, not only the
+// same body.
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"log"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,7 +26,20 @@ import (
 
 func main() {
 	bare := flag.Bool("bare", false, "Fiber's defaults instead of image-proxy's server settings")
+	headerFile := flag.String("headers", "", "file of \"Name: value\" lines added to every response")
 	flag.Parse()
+	var extra [][2]string
+	if *headerFile != "" {
+		b, err := os.ReadFile(*headerFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), ": "); ok {
+				extra = append(extra, [2]string{k, v})
+			}
+		}
+	}
 	args := flag.Args()
 	if len(args) < 3 || len(args)%2 != 1 {
 		log.Fatal("usage: ceiling [-bare] ADDR FILE CONTENT-TYPE [FILE CONTENT-TYPE]...")
@@ -43,6 +60,9 @@ func main() {
 		ctype := args[i+1]
 		app.Get("/"+strconv.Itoa(i/2), func(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderContentType, ctype)
+			for _, h := range extra {
+				c.Set(h[0], h[1])
+			}
 			return c.Send(body)
 		})
 	}
