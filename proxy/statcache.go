@@ -50,6 +50,8 @@ type statCache struct {
 	dirs      map[string]*dirState // by watched path; a dir's ancestors are always here too
 	inodes    map[fileID]string    // watched directories by inode
 	fullUntil time.Time            // after ENOSPC, no new watch is tried before this
+	skip      map[string]time.Time // directories found unwatchable, not probed again before then
+	probes    atomic.Int64         // lstat and statfs calls made to decide on a watch (for tests)
 	warned    map[string]bool      // fallback reasons already logged
 	done      chan struct{}
 }
@@ -86,7 +88,7 @@ func newStatCache(root string, o localOptions) (*statCache, error) {
 	}
 	c := &statCache{
 		root: filepath.Clean(root), maxAge: o.maxAge, maxWatches: o.maxWatches, now: o.now, fsMagic: o.fsMagic,
-		log: o.log, watches: o.m.StatCacheWatches, w: w, dirs: map[string]*dirState{}, inodes: map[fileID]string{}, warned: map[string]bool{}, done: make(chan struct{}),
+		log: o.log, watches: o.m.StatCacheWatches, w: w, dirs: map[string]*dirState{}, inodes: map[fileID]string{}, skip: map[string]time.Time{}, warned: map[string]bool{}, done: make(chan struct{}),
 	}
 	go c.run()
 	return c, nil
@@ -169,16 +171,21 @@ func (c *statCache) addLocked(p string) *dirState {
 		c.fallback("watch cap reached", p, nil)
 		return nil
 	}
+	if until, ok := c.skip[p]; ok && c.now().Before(until) {
+		return nil // every request here stats, but probes nothing more
+	}
 	id, ok := c.dirID(p)
 	if !ok {
 		return nil
 	}
+	c.probes.Add(1)
 	magic, err := c.fsMagic(p)
 	if err != nil {
 		return nil // gone or unreadable: the stat says what it is
 	}
 	if name := remoteFS(magic); name != "" {
 		c.fallback("network or FUSE file system ("+name+"): inotify misses remote changes", p, nil)
+		c.skipLocked(p)
 		return nil
 	}
 	if err := c.w.Add(p); err != nil {
@@ -196,6 +203,15 @@ func (c *statCache) addLocked(p string) *dirState {
 	return d
 }
 
+// skipLocked remembers p as unwatchable for watchRetry; the set is bounded
+// like the watches.
+func (c *statCache) skipLocked(p string) {
+	if len(c.skip) >= c.maxWatches {
+		clear(c.skip)
+	}
+	c.skip[p] = c.now().Add(watchRetry)
+}
+
 // dirID identifies the directory at p, refusing a symlink below the root
 // and a directory already watched under another path (a bind mount):
 // inotify reports each inode's events under one path only, so a second
@@ -206,16 +222,19 @@ func (c *statCache) dirID(p string) (fileID, bool) {
 	if p == c.root {
 		stat = unix.Stat // the root itself may be a symlink; inotify follows it
 	}
+	c.probes.Add(1)
 	if err := stat(p, &st); err != nil {
-		return fileID{}, false
+		return fileID{}, false // missing: not remembered, it may be created
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		c.fallback("symlinked directory", p, nil)
+		c.skipLocked(p)
 		return fileID{}, false
 	}
 	id := fileID{dev: uint64(st.Dev), ino: st.Ino}
 	if other, ok := c.inodes[id]; ok && other != p {
 		c.fallback("directory reachable under two paths", p, nil)
+		c.skipLocked(p)
 		return fileID{}, false
 	}
 	return id, true

@@ -182,6 +182,15 @@ func TestStatCacheWithoutWatches(t *testing.T) {
 				if hits := testutil.ToFloat64(ts.m.StatCacheLookups.WithLabelValues("hit")); hits != 0 {
 					t.Fatalf("%v stat cache hits counted", hits)
 				}
+				if meta := ts.local.meta; meta != nil {
+					// Deciding that a directory cannot be watched costs
+					// probes once, not on every request.
+					before := meta.probes.Load()
+					ts.statted(t, servedURL)
+					if n := meta.probes.Load() - before; n != 0 {
+						t.Fatalf("%d lstat/statfs probes on a repeated request", n)
+					}
+				}
 				c.change(t, ts.root)
 				n, etag, status := ts.statted(t, servedURL)
 				if status != c.status || (status == 200 && etag == first) || n == 0 {
