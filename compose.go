@@ -66,7 +66,7 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s3.ResultPrefix, s3.Timeout, renderLease, m, log))
 	}
 	c := cache.New(cache.Traced(tiers, tp), m)
-	sources, closeLocal, err := originSources(s, c, m)
+	sources, closeLocal, err := originSources(s, c, m, log)
 	if err != nil {
 		c.Close()
 		return parts{}, nil, err
@@ -91,11 +91,11 @@ const renderLease = 30 * time.Second
 // originSources is the chain originals come from, in order: the root
 // directory (left out in S3-only deployments without one), the bucket, the
 // fallback upstream.
-func originSources(s settings, c cache.Cache, m *metrics.Metrics) (proxy.Chain, func(), error) {
+func originSources(s settings, c cache.Cache, m *metrics.Metrics, log *slog.Logger) (proxy.Chain, func(), error) {
 	var chain proxy.Chain
 	closeLocal := func() {}
 	if _, err := os.Stat(s.Proxy.RootPath); err == nil || !s.Proxy.S3.Enabled() {
-		local, err := proxy.OpenLocal(s.Proxy.RootPath)
+		local, err := proxy.OpenLocal(s.Proxy.RootPath, proxy.WithStatCache(s.Proxy.StatCacheMaxAge, log, m))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -33,6 +33,11 @@ type Cache interface {
 	// successful result and returns it. Errors are returned, never stored.
 	// The returned slice is shared: callers must not modify it.
 	Fetch(ctx context.Context, key string, render RenderFunc) ([]byte, Status, error)
+	// Cached looks only in the tiers on this machine (memory, then disk),
+	// without the flight, a render or any waiting, and promotes a hit as
+	// Fetch does. A caller that would set something up for a slow Fetch
+	// (a hang-up watch) asks this first.
+	Cached(ctx context.Context, key string) ([]byte, Status, bool)
 	// Close flushes nothing half-written and releases the tiers.
 	Close() error
 }

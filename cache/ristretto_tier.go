@@ -67,3 +67,5 @@ func (t *memoryTier) Close() error {
 	t.c.Close()
 	return nil
 }
+
+func (t *memoryTier) onThisMachine() {}

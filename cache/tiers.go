@@ -15,7 +15,12 @@ type level struct {
 	Tier
 	status    Status
 	hit, miss prometheus.Counter
+	local     bool // on this machine: read without coalescing (Cached)
 }
+
+// localTier marks the tiers on this machine, cheap enough to read outside
+// the flight.
+type localTier interface{ onThisMachine() }
 
 // lookup is Get, counted.
 func (l *level) lookup(ctx context.Context, key string) ([]byte, bool) {
@@ -50,6 +55,7 @@ func New(tiers []Tier, m *metrics.Metrics) Cache {
 			hit:    m.CacheRequests.WithLabelValues(name, metrics.CacheHit),
 			miss:   m.CacheRequests.WithLabelValues(name, metrics.CacheMiss),
 		}
+		_, t.levels[i].local = tier.(localTier)
 	}
 	t.lease = newLeasing(t.levels, m)
 	return t
@@ -69,6 +75,30 @@ func (t *tiered) Fetch(ctx context.Context, key string, render RenderFunc) ([]by
 	return t.flight.do(ctx, key, func(ctx context.Context) ([]byte, Status, error) {
 		return t.fill(ctx, key, render)
 	})
+}
+
+// Cached looks in the tiers on this machine (memory, disk) in order and
+// promotes a hit to the faster ones; the remote tiers (S3) are left to
+// Fetch, whose flight coalesces them. A hit counts the misses before it; a
+// miss counts nothing, since the Fetch that follows counts every tier.
+func (t *tiered) Cached(ctx context.Context, key string) ([]byte, Status, bool) {
+	for i := range t.levels {
+		l := &t.levels[i]
+		if !l.local {
+			break
+		}
+		if v, ok := l.Get(ctx, key); ok {
+			for j := range i {
+				t.levels[j].miss.Inc()
+			}
+			l.hit.Inc()
+			if i > 0 {
+				store(ctx, t.levels[:i], key, v)
+			}
+			return v, l.status, true
+		}
+	}
+	return nil, StatusMiss, false
 }
 
 // fill runs once per key for all concurrent callers.

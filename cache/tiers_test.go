@@ -424,3 +424,67 @@ func TestDiskFailingLaterDegrades(t *testing.T) {
 		t.Errorf("%d warnings, want 1", n)
 	}
 }
+
+// TestCachedLooksOnThisMachineOnly: Cached answers from memory or disk
+// (promoting a disk hit) and never renders, never asks a remote tier; each
+// look at a tier is counted once, whether Cached answers or the Fetch that
+// follows its miss does.
+func TestCachedLooksOnThisMachineOnly(t *testing.T) {
+	dir := t.TempDir()
+	first := newEnv(t, diskConfig(dir))
+	first.fetch(t, "k", value(500, 3))
+	first.c.Close()
+
+	m := metrics.New(prometheus.NewRegistry(), nil)
+	remote := newMapTier("remote")
+	remote.Set(context.Background(), "r", value(10, 4))
+	mem, err := NewMemoryTier(1<<20, 64<<10, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New([]Tier{mem, NewDiskTier(dir, 1<<20, m, nil), remote}, m)
+	t.Cleanup(func() { c.Close() })
+	count := func(tier, result string) float64 {
+		return testutil.ToFloat64(m.CacheRequests.WithLabelValues(tier, result))
+	}
+	ctx := context.Background()
+	for i, want := range []Status{hitDisk, hitMemory} {
+		v, st, ok := c.Cached(ctx, "k")
+		if !ok || st != want || !bytes.Equal(v, value(500, 3)) {
+			t.Fatalf("look %d: %s %t, want %s", i, st, ok, want)
+		}
+	}
+	if _, _, ok := c.Cached(ctx, "r"); ok {
+		t.Fatal("Cached answered from the remote tier")
+	}
+	if v, st, err := c.Fetch(ctx, "r", func(context.Context) ([]byte, error) { return nil, errors.New("rendered") }); err != nil || st != "HIT-REMOTE" || len(v) != 10 {
+		t.Fatalf("Fetch after Cached's miss: %s %v", st, err)
+	}
+	for _, c := range []struct {
+		tier, result string
+		want         float64
+	}{
+		{"memory", "hit", 1}, {"memory", "miss", 2}, {"disk", "hit", 1}, {"disk", "miss", 1},
+		{"remote", "hit", 1}, {"remote", "miss", 0},
+	} {
+		if got := count(c.tier, c.result); got != c.want {
+			t.Errorf("%s %s: %v, want %v", c.tier, c.result, got, c.want)
+		}
+	}
+}
+
+// TestDiskReadSizes: entries around the read buffer's size come back whole.
+func TestDiskReadSizes(t *testing.T) {
+	tier := NewDiskTier(t.TempDir(), 16<<20, nil, nil)
+	t.Cleanup(func() { tier.Close() })
+	ctx := context.Background()
+	for _, n := range []int{0, 1, readBuffer - headerBytes - 1, readBuffer - headerBytes, readBuffer - headerBytes + 1, readBuffer, 3*readBuffer + 7} {
+		key := fmt.Sprint("size-", n)
+		v := value(n, byte(n))
+		tier.Set(ctx, key, v)
+		got, ok := tier.Get(ctx, key)
+		if !ok || !bytes.Equal(got, v) {
+			t.Errorf("%d bytes: ok %t, got %d bytes", n, ok, len(got))
+		}
+	}
+}

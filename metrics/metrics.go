@@ -62,6 +62,15 @@ const (
 	RefusalSignatureInvalid  = "signature_invalid"
 )
 
+// Stat cache results, the only values of the "result" label of
+// StatCacheLookups: answered from memory, or a stat system call (not
+// cached yet, invalidated by a watch event or the age limit, or in a
+// directory that cannot be watched).
+const (
+	StatCacheHit  = "hit"
+	StatCacheStat = "stat"
+)
+
 // Transform results, the only values of the "result" label of Transforms.
 const (
 	TransformOK    = "ok"
@@ -80,7 +89,8 @@ var (
 	TransformResults = []string{TransformOK, TransformError}
 	RefusalReasons   = []string{RefusalUnknownPreset, RefusalQualityNotAllowed, RefusalSizeNotAllowed,
 		RefusalSignatureMissing, RefusalSignatureInvalid}
-	FallbackResults = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
+	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
+	StatCacheResults = []string{StatCacheHit, StatCacheStat}
 	// OutputFormats are the encodable formats (transform.Format names);
 	// a failed render of an unresolved format is labelled "source" and is
 	// left to appear when it happens.
@@ -120,6 +130,8 @@ type Metrics struct {
 	QueueWaiting       prometheus.Gauge
 	FallbackRequests   *prometheus.CounterVec // result
 	Refusals           *prometheus.CounterVec // reason
+	StatCacheLookups   *prometheus.CounterVec // result (hit|stat)
+	StatCacheWatches   prometheus.Gauge       // directories watched for the stat cache
 	LibvipsMemoryBytes prometheus.GaugeFunc
 	LibvipsOpenFiles   prometheus.GaugeFunc
 }
@@ -163,6 +175,10 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Fetches from the fallback upstream, by result.", "result"),
 		Refusals: f.counterVec("image_proxy_refusals_total",
 			"Requests refused by the operator's controls (presets, quality, allowed sizes, signed URLs), by reason.", "reason"),
+		StatCacheLookups: f.counterVec("image_proxy_stat_cache_lookups_total",
+			"Descriptions of local originals for transforms: answered from the stat cache (hit) or by a stat system call (stat).", "result"),
+		StatCacheWatches: f.gauge("image_proxy_stat_cache_watched_directories",
+			"Directories of the root watched with inotify for the stat cache."),
 	}
 	m.initSeries()
 	if vips != nil {
@@ -209,6 +225,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range RefusalReasons {
 		m.Refusals.WithLabelValues(r)
+	}
+	for _, r := range StatCacheResults {
+		m.StatCacheLookups.WithLabelValues(r)
 	}
 }
 

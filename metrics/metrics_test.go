@@ -37,12 +37,14 @@ var ours = map[string]struct {
 	typ    dto.MetricType
 	labels string
 }{
-	"image_proxy_cache_corrupt_entries_total": {dto.MetricType_COUNTER, ""},
-	"image_proxy_cache_leases_total":          {dto.MetricType_COUNTER, "result"},
-	"image_proxy_transform_queue_waiting":     {dto.MetricType_GAUGE, ""},
-	"image_proxy_libvips_memory_bytes":        {dto.MetricType_GAUGE, ""},
-	"image_proxy_libvips_open_files":          {dto.MetricType_GAUGE, ""},
-	"image_proxy_refusals_total":              {dto.MetricType_COUNTER, "reason"},
+	"image_proxy_cache_corrupt_entries_total":    {dto.MetricType_COUNTER, ""},
+	"image_proxy_cache_leases_total":             {dto.MetricType_COUNTER, "result"},
+	"image_proxy_transform_queue_waiting":        {dto.MetricType_GAUGE, ""},
+	"image_proxy_libvips_memory_bytes":           {dto.MetricType_GAUGE, ""},
+	"image_proxy_libvips_open_files":             {dto.MetricType_GAUGE, ""},
+	"image_proxy_refusals_total":                 {dto.MetricType_COUNTER, "reason"},
+	"image_proxy_stat_cache_lookups_total":       {dto.MetricType_COUNTER, "result"},
+	"image_proxy_stat_cache_watched_directories": {dto.MetricType_GAUGE, ""},
 }
 
 // touched builds the collectors and gives every vector one child, since
@@ -192,6 +194,7 @@ func TestLabelValueConstants(t *testing.T) {
 		{"cache result", []string{CacheHit, CacheMiss}, []string{"hit", "miss"}},
 		{"lease result", LeaseResults, []string{"won", "shared", "bypassed"}},
 		{"transform result", []string{TransformOK, TransformError}, []string{"ok", "error"}},
+		{"stat cache result", StatCacheResults, []string{"hit", "stat"}},
 		{"fallback result", []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout},
 			[]string{"ok", "not_found", "error", "too_large", "timeout"}},
 		{"refusal reason", RefusalReasons,
@@ -272,6 +275,8 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_libvips_open_files":               {""},
 		"image_proxy_refusals_total": labelSets(map[string][]string{"reason": {"unknown_preset", "quality_not_allowed",
 			"size_not_allowed", "signature_missing", "signature_invalid"}}),
+		"image_proxy_stat_cache_lookups_total":       labelSets(map[string][]string{"result": {"hit", "stat"}}),
+		"image_proxy_stat_cache_watched_directories": {""},
 	}
 	reg := prometheus.NewRegistry()
 	New(reg, func() (int64, int64) { return 0, 0 })

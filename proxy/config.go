@@ -34,7 +34,8 @@ type Config struct {
 	WriteTimeout      time.Duration       `env:"IMAGE_PROXY_WRITE_TIMEOUT" envDefault:"60s"`
 	IdleTimeout       time.Duration       `env:"IMAGE_PROXY_IDLE_TIMEOUT" envDefault:"75s"`
 	MaxConns          int                 `env:"IMAGE_PROXY_MAX_CONNECTIONS" envDefault:"10000"`
-	MaxHeaderBytes    int                 `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"` // larger request headers get 431
+	MaxHeaderBytes    int                 `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"`  // larger request headers get 431
+	StatCacheMaxAge   time.Duration       `env:"IMAGE_PROXY_STAT_CACHE_MAX_AGE" envDefault:"10s"` // 0: stat the original on every request
 	Fallback          FallbackConfig      // read by main to build the source chain
 	S3                S3Config            // read by main to build the source chain and the result tier
 	Controls          ControlsConfig      // presets, quality, allowed sizes, signed URLs, /r/ routes
@@ -208,6 +209,11 @@ func (c Config) Validate() error {
 	} {
 		if err := CheckDuration(d.name, d.v); err != nil {
 			return err
+		}
+	}
+	if c.StatCacheMaxAge != 0 {
+		if err := CheckDuration("IMAGE_PROXY_STAT_CACHE_MAX_AGE", c.StatCacheMaxAge); err != nil {
+			return settingError("IMAGE_PROXY_STAT_CACHE_MAX_AGE", c.StatCacheMaxAge.String(), "0 (off) or a positive duration up to 24h, such as 10s or 1m")
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddress); err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"image-proxy/cache"
 	"image-proxy/transform"
@@ -30,33 +30,35 @@ type imageHeaders struct {
 	passthrough  bool
 }
 
-// setImageHeaders is the header table of the contract, in one place.
+// setImageHeaders is the header table of the contract, in one place. Names
+// are canonical and values fixed strings, so nothing is normalised or
+// allocated (hotpath.go).
 func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
 	rh := &c.Response().Header
 	rh.SetContentType(h.format.MIME())
 	if s.cfg.CacheControl != "" {
-		rh.Set(fiber.HeaderCacheControl, s.cfg.CacheControl)
+		setCanonical(rh, fiber.HeaderCacheControl, s.cfg.CacheControl)
 	}
-	rh.Set(fiber.HeaderETag, h.etag)
+	setCanonical(rh, fiber.HeaderETag, h.etag)
 	if !h.lastModified.IsZero() {
 		var buf [32]byte
-		rh.SetBytesV(fiber.HeaderLastModified, fasthttp.AppendHTTPDate(buf[:0], h.lastModified))
+		rh.SetCanonical(utils.UnsafeBytes(fiber.HeaderLastModified), appendHTTPDate(buf[:0], h.lastModified))
 	}
 	switch {
 	case h.varyDPR && h.varyAccept:
-		rh.Set(fiber.HeaderVary, "Sec-CH-DPR, Accept")
+		setCanonical(rh, fiber.HeaderVary, "Sec-CH-DPR, Accept")
 	case h.varyDPR:
-		rh.Set(fiber.HeaderVary, "Sec-CH-DPR")
+		setCanonical(rh, fiber.HeaderVary, "Sec-CH-DPR")
 	case h.varyAccept:
-		rh.Set(fiber.HeaderVary, "Accept")
+		setCanonical(rh, fiber.HeaderVary, "Accept")
 	}
-	rh.Set(fiber.HeaderAcceptCH, "Sec-CH-DPR")
-	rh.Set("X-Cache-Status", h.cacheStatus.String())
-	rh.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	setCanonical(rh, fiber.HeaderAcceptCH, "Sec-CH-DPR")
+	setCanonical(rh, "X-Cache-Status", h.cacheStatus.String())
+	setCanonical(rh, fiber.HeaderXContentTypeOptions, "nosniff")
 	if h.passthrough {
-		rh.Set(fiber.HeaderAcceptRanges, "bytes")
+		setCanonical(rh, fiber.HeaderAcceptRanges, "bytes")
 		if h.format == transform.FormatSVG {
-			rh.Set(fiber.HeaderContentSecurityPolicy, svgCSP)
+			setCanonical(rh, fiber.HeaderContentSecurityPolicy, svgCSP)
 		}
 	}
 }

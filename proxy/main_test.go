@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 type testServer struct {
 	*Server
 	root     string
+	local    *Local
 	m        *metrics.Metrics
 	fallback *Fallback // nil unless configured
 }
@@ -55,6 +56,7 @@ func defaultTestConfig(root string) Config {
 		IdleTimeout:       5 * time.Second,
 		MaxConns:          1000,
 		MaxHeaderBytes:    8192,
+		StatCacheMaxAge:   24 * time.Hour, // only events invalidate: TestStatCacheMaxAge covers the age
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
 		Controls:          ControlsConfig{AllowQuality: true, SignPassthrough: true}, // the envDefaults
@@ -62,6 +64,12 @@ func defaultTestConfig(root string) Config {
 }
 
 func newTestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.Config)) *testServer {
+	t.Helper()
+	return newTestServerWith(t, edit)
+}
+
+// newTestServerWith is newTestServer with options for the local source.
+func newTestServerWith(t testing.TB, edit func(*Config, *cache.Config, *transform.Config), opts ...LocalOption) *testServer {
 	t.Helper()
 	root := t.TempDir()
 	copyTree(t, "../data/images", root)
@@ -79,19 +87,20 @@ func newTestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.Co
 		t.Fatal(err)
 	}
 	c := cache.New(tiers, m)
-	sources, fb := testSources(t, cfg, c, m)
+	sources, fb := testSources(t, cfg, c, m, opts...)
+	local := sources[0].(*Local)
 	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &testServer{Server: s, root: root, m: m, fallback: fb}
+	return &testServer{Server: s, root: root, local: local, m: m, fallback: fb}
 }
 
 // testSources is main's chain: the root, then the fallback when configured.
-func testSources(t testing.TB, cfg Config, c cache.Cache, m *metrics.Metrics) (Chain, *Fallback) {
+func testSources(t testing.TB, cfg Config, c cache.Cache, m *metrics.Metrics, opts ...LocalOption) (Chain, *Fallback) {
 	t.Helper()
-	local, err := OpenLocal(cfg.RootPath)
+	local, err := OpenLocal(cfg.RootPath, append([]LocalOption{WithStatCache(cfg.StatCacheMaxAge, nil, m)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,8 +30,9 @@ type outputFormat struct {
 }
 
 // queryValues is the view of the query string the parser needs: every value
-// of a key, in order. It lets parsing stay independent of Fiber.
-type queryValues func(key string) []string
+// of a key, in order (values). It lets parsing stay independent of Fiber; a
+// concrete type rather than a func, so a request's pairs stay on the stack.
+type queryValues = *queryPairs
 
 // paramError names the parameter and what is allowed; its text is the public message.
 type paramError struct{ msg string }
@@ -121,7 +122,7 @@ func (r request) box(maxBox int) int {
 
 // single returns the one value of key; a repeated or empty value is an error.
 func single(q queryValues, key string) (string, bool, error) {
-	vs := q(key)
+	vs := q.values(key)
 	switch {
 	case len(vs) == 0:
 		return "", false, nil
@@ -245,35 +246,97 @@ func splitTarget(target string) (path, query string) {
 }
 
 // rawQuery reads values from an encoded query string the way browsers and
-// CDNs encode them ("+" is a space); unlike url.ParseQuery it allocates only
-// for the keys asked for.
+// CDNs encode them ("+" is a space). The query is split once and its keys
+// decoded; a value is decoded only when its key is asked for (by parameter
+// name, which never needs escaping), and a key given once costs no
+// allocation.
 func rawQuery(query string) queryValues {
-	return func(key string) []string {
-		var out []string
-		for rest := query; rest != ""; {
-			var part string
-			part, rest, _ = strings.Cut(rest, "&")
-			if part == "" {
-				continue
-			}
-			k, v, _ := strings.Cut(part, "=")
-			if k != key {
-				if !strings.ContainsAny(k, "%+") {
-					continue
-				}
-				if dk, err := url.QueryUnescape(k); err != nil || dk != key {
-					continue
-				}
-			}
-			if strings.ContainsAny(v, "%+") {
-				if dv, err := url.QueryUnescape(v); err == nil {
-					v = dv
-				}
-			}
-			out = append(out, v)
+	p := &queryPairs{}
+	p.split(query)
+	return p
+}
+
+// queryPairs is a query split at "&" and "=", keys decoded; the first
+// maxPairs pairs live in the arrays, the rest in more.
+type queryPairs struct {
+	n          int
+	keys, vals [maxPairs]string
+	more       [][2]string
+	// fixed values (already decoded) win over the query's: presets, the
+	// /r/ form's path segments.
+	fixed map[string][]string
+}
+
+// fixedQuery is a query of decoded values only.
+func fixedQuery(m map[string][]string) queryValues { return &queryPairs{fixed: m} }
+
+const maxPairs = 8
+
+func (p *queryPairs) split(query string) {
+	for rest := query; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if part == "" {
+			continue
 		}
-		return out
+		k, v, _ := strings.Cut(part, "=")
+		if strings.ContainsAny(k, "%+") {
+			dk, err := url.QueryUnescape(k)
+			if err != nil {
+				continue // a key that does not decode is nobody's
+			}
+			k = dk
+		}
+		if p.n < maxPairs {
+			p.keys[p.n], p.vals[p.n] = k, v
+		} else {
+			p.more = append(p.more, [2]string{k, v})
+		}
+		p.n++
 	}
+}
+
+func (p *queryPairs) pair(i int) (k, v string) {
+	if i < maxPairs {
+		return p.keys[i], p.vals[i]
+	}
+	kv := p.more[i-maxPairs]
+	return kv[0], kv[1]
+}
+
+func (p *queryPairs) values(key string) []string {
+	if v, ok := p.fixed[key]; ok {
+		return v
+	}
+	var out []string
+	for i := 0; i < p.n; i++ {
+		k, v := p.pair(i)
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if dv, err := url.QueryUnescape(v); err == nil {
+				v = dv
+			}
+		}
+		if out == nil && i < maxPairs && p.count(key, i+1) == 0 {
+			p.vals[i] = v
+			return p.vals[i : i+1 : i+1] // the usual case: given once
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// count is how many pairs from index from on have key.
+func (p *queryPairs) count(key string, from int) int {
+	n := 0
+	for i := from; i < p.n; i++ {
+		if k, _ := p.pair(i); k == key {
+			n++
+		}
+	}
+	return n
 }
 
 // canonical writes the output-affecting parameters the query gave, in one

@@ -15,7 +15,7 @@ func TestRawQueryMatchesParseQuery(t *testing.T) {
 	for _, raw := range []string{"size=1&size=2", "a=%20b&c=d+e", "%73ize=5", "size", "size=", "x=%zz&size=3", "&&size=4&", "format=web%70"} {
 		want, _ := url.ParseQuery(raw)
 		for _, k := range []string{"size", "a", "c", "format", "x"} {
-			got := rawQuery(raw)(k)
+			got := rawQuery(raw).values(k)
 			if strings.Join(got, "|") != strings.Join(want[k], "|") || len(got) != len(want[k]) {
 				if !(k == "x" && raw == "x=%zz&size=3") { // ParseQuery drops the whole pair
 					t.Errorf("%q[%s] = %q, ParseQuery says %q", raw, k, got, want[k])
@@ -164,4 +164,50 @@ func TestAccepts(t *testing.T) {
 			t.Errorf("%q: %+v", c.header, got)
 		}
 	}
+}
+
+// referenceQuery is the query reader rawQuery replaced (a scan per key):
+// FuzzRawQuery holds the split-once reader to its answers.
+func referenceQuery(query, key string) []string {
+	var out []string
+	for rest := query; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		if k != key {
+			if dk, err := url.QueryUnescape(k); err != nil || dk != key {
+				continue
+			}
+		}
+		if dv, err := url.QueryUnescape(v); err == nil {
+			v = dv
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// FuzzRawQuery: every key of every query gets the values, in order, that
+// the per-key scan gave, past the pairs kept inline too.
+func FuzzRawQuery(f *testing.F) {
+	for _, s := range []string{"size=1&size=2", "a=%20b&c=d+e", "%73ize=5", "x=%zz&size=3", "&&size=4&",
+		"a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&a=10&size=11", "s%ize=1&size=%"} {
+		f.Add(s, "size")
+	}
+	f.Fuzz(func(t *testing.T, query, key string) {
+		if key == "" || strings.ContainsAny(key, "%+") {
+			return // parseRequest asks only for parameter names, never escaped
+		}
+		q := rawQuery(query)
+		got, want := q.values(key), referenceQuery(query, key)
+		if len(got) != len(want) || strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+			t.Fatalf("%q[%q] = %q, want %q", query, key, got, want)
+		}
+		if again := q.values(key); strings.Join(again, "\x00") != strings.Join(want, "\x00") {
+			t.Fatalf("%q[%q] asked twice = %q, want %q", query, key, again, want)
+		}
+	})
 }

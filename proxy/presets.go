@@ -90,7 +90,7 @@ func parsePreset(body string, maxBox int) (request, error) {
 		}
 		q[k] = []string{v}
 	}
-	p, err := parseRequest(func(k string) []string { return q[k] }, "", maxBox)
+	p, err := parseRequest(fixedQuery(q), "", maxBox)
 	if err != nil {
 		return request{}, err
 	}

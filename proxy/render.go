@@ -19,7 +19,11 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 	if err != nil {
 		return cache.StatusBypass, err
 	}
-	v := s.variantOf(o, req, c.Get(fiber.HeaderAccept))
+	accept := ""
+	if req.format.auto {
+		accept = c.Get(fiber.HeaderAccept)
+	}
+	v := s.variantOf(o, req, accept)
 	key := v.Key() // once: the ETag and the cache look-up both need it
 	hdr := imageHeaders{etag: strongETag(key), lastModified: o.ModTime, varyDPR: req.size > 0 && !req.dprQuery, varyAccept: req.format.auto}
 
@@ -36,13 +40,13 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 		return cache.StatusBypass, errSourceTooBig
 	}
 
-	ctx, stop := peerContext(ctx, c.Context().Conn())
-	defer stop()
-	val, status, err := s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
-		return s.renderSource(ctx, src, o, v)
-	})
-	if err != nil {
-		return status, err
+	// A hit is answered before the hang-up watch (a timer and a context)
+	// that only a wait or a render needs.
+	val, status, ok := s.cache.Cached(ctx, key)
+	if !ok {
+		if val, status, err = s.fetch(ctx, c, key, src, o, v); err != nil {
+			return status, err
+		}
 	}
 	hdr.format = transform.Format(val[0])
 	hdr.cacheStatus = status
@@ -55,6 +59,16 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 	}
 	c.Response().SetBodyRaw(body)
 	return status, nil
+}
+
+// fetch is the cache's slow path: other tiers, a wait for the same key, or
+// a render, cancelled when the client hangs up.
+func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src Source, o Original, v Variant) ([]byte, cache.Status, error) {
+	ctx, stop := peerContext(ctx, c.Context().Conn())
+	defer stop()
+	return s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
+		return s.renderSource(ctx, src, o, v)
+	})
 }
 
 // renderSource waits for a transform slot, reads the original and renders

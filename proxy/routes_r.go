@@ -31,10 +31,6 @@ func routeR(rel string, q queryValues) (string, queryValues, error) {
 		return "", nil, &paramError{"the width in /r/{category}/{width}/{target}/{path} must be a whole number from 1 to " + strconv.Itoa(maxRWidth) + "."}
 	}
 	fixed := map[string][]string{"size": {width}, "preset": {target}, "format": {"webp"}}
-	return category + "/" + path, func(key string) []string {
-		if v, ok := fixed[key]; ok {
-			return v
-		}
-		return q(key)
-	}, nil
+	q.fixed = fixed
+	return category + "/" + path, q, nil
 }

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -47,9 +46,11 @@ type Server struct {
 	cache   cache.Cache
 	m       *metrics.Metrics
 	log     *slog.Logger
-	started time.Time
-	app     *fiber.App
-	tracing spans.Tracer
+
+	reqMetrics requestMetrics // resolved once: hotpath.go
+	started    time.Time
+	app        *fiber.App
+	tracing    spans.Tracer
 }
 
 // New builds the Fiber app.
@@ -63,7 +64,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cache:   d.Cache,
 		m:       d.Metrics,
 		log:     d.Log,
-		started: time.Now(),
+
+		reqMetrics: newRequestMetrics(d.Metrics),
+		started:    time.Now(),
 	}
 	var err error
 	if s.gate, err = newGate(cfg, d.Metrics); err != nil {
@@ -118,8 +121,7 @@ func (s *Server) handleImage(c *fiber.Ctx) error {
 	}
 	code := c.Response().StatusCode()
 	elapsed := time.Since(start)
-	s.m.HTTPRequests.WithLabelValues(strconv.Itoa(code), kind).Inc()
-	s.m.HTTPDuration.WithLabelValues(kind).Observe(elapsed.Seconds())
+	s.reqMetrics.observe(code, kind, elapsed)
 	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
 		resp := c.Response()
 		// A streamed file's length is only in the header (Body() would drain

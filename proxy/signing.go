@@ -53,7 +53,7 @@ func (g *gate) verify(rel string, r request, q queryValues) error {
 	}
 	missing := &refusal{metrics.RefusalSignatureMissing, kindForbidden, "This URL needs a signature (sig)."}
 	invalid := &refusal{metrics.RefusalSignatureInvalid, kindForbidden, "The signature (sig) does not match this URL."}
-	vs := q("sig")
+	vs := q.values("sig")
 	switch {
 	case len(vs) == 0 || vs[0] == "":
 		return missing

@@ -5,31 +5,89 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"image-proxy/metrics"
 )
 
 // Local reads originals under a root directory. os.Root refuses every
 // path, symlink included, that would resolve outside the root; every open
 // goes through it.
 type Local struct {
-	root *os.Root
-	dir  string // the root's path, for the stat fast path
+	root  *os.Root
+	dir   string       // the root's path, for the stat fast path
+	meta  *statCache   // nil: stat on every request
+	stats atomic.Int64 // stat system calls made by Stat (for tests)
+
+	hits, statted prometheus.Counter // image_proxy_stat_cache_lookups_total
 }
 
-// OpenLocal opens the root directory.
-func OpenLocal(dir string) (*Local, error) {
+// LocalOption configures OpenLocal.
+type LocalOption func(*localOptions)
+
+type localOptions struct {
+	m          *metrics.Metrics
+	maxAge     time.Duration
+	maxWatches int
+	now        func() time.Time
+	fsMagic    func(dir string) (int64, error)
+	log        *slog.Logger
+}
+
+// WithStatCache keeps file metadata between requests, invalidated by
+// inotify and never trusted longer than maxAge (statcache.go); 0 leaves it
+// off. log receives the one-time warnings when watching is not possible;
+// m, which may be nil, the look-up counts and the number of watches.
+func WithStatCache(maxAge time.Duration, log *slog.Logger, m *metrics.Metrics) LocalOption {
+	return func(o *localOptions) { o.maxAge, o.log, o.m = maxAge, log, m }
+}
+
+// OpenLocal opens the root directory. Without WithStatCache every Stat
+// is a system call.
+func OpenLocal(dir string, opts ...LocalOption) (*Local, error) {
+	o := localOptions{maxWatches: defaultMaxWatches, now: time.Now, fsMagic: statfsMagic, log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open root: %w", err)
 	}
-	return &Local{root: root, dir: dir}, nil
+	if o.m == nil {
+		o.m = metrics.New(prometheus.NewRegistry(), nil)
+	}
+	l := &Local{root: root, dir: dir,
+		hits:    o.m.StatCacheLookups.WithLabelValues(metrics.StatCacheHit),
+		statted: o.m.StatCacheLookups.WithLabelValues(metrics.StatCacheStat)}
+	if o.maxAge > 0 {
+		if l.meta, err = newStatCache(dir, o); err != nil {
+			// No inotify at all (a seccomp profile, a kernel without it):
+			// serve correctly, only slower.
+			o.log.Warn("stat cache off: cannot watch files", "err", err)
+		}
+	}
+	return l, nil
 }
 
-// Close releases the root directory handle.
-func (l *Local) Close() error { return l.root.Close() }
+// Close releases the root directory handle and the watches.
+func (l *Local) Close() error {
+	var err error
+	if l.meta != nil {
+		err = l.meta.close()
+	}
+	return errors.Join(err, l.root.Close())
+}
 
 // Stat uses one plain stat in the common case (os.Root.Stat costs several
 // syscalls a lookup, a third of a cache hit's time); that is safe because
@@ -38,13 +96,48 @@ func (l *Local) Close() error { return l.root.Close() }
 // the root at render time. Any failure is classified by os.Root itself, so
 // an escaping or dangling symlink is a 404 rather than a reason to ask the
 // next source.
+//
+// With the stat cache, a file already described is answered from memory
+// while its directory's watch says nothing changed; the watch is set up
+// before the stat, so a change after it is never missed. A symlinked file
+// is not cached: its target's changes are reported elsewhere.
 func (l *Local) Stat(_ context.Context, rel string) (Original, error) {
-	fi, err := os.Stat(filepath.Join(l.dir, rel))
+	if l.meta == nil {
+		l.statted.Inc()
+		return l.stat(rel, os.Stat)
+	}
+	if o, ok := l.meta.lookup(rel); ok {
+		l.hits.Inc()
+		return o, nil
+	}
+	l.statted.Inc()
+	d, gen := l.meta.watch(rel)
+	o, err := l.stat(rel, os.Lstat)
+	if errors.Is(err, errSymlink) {
+		return l.stat(rel, os.Stat)
+	}
+	if err == nil && d != nil {
+		l.meta.store(rel, o, d, gen)
+	}
+	return o, err
+}
+
+var errSymlink = errors.New("symlink")
+
+// stat describes rel with one call of statFn (os.Stat or os.Lstat);
+// errSymlink when os.Lstat found a symlink.
+func (l *Local) stat(rel string, statFn func(string) (fs.FileInfo, error)) (Original, error) {
+	l.stats.Add(1)
+	fi, err := statFn(filepath.Join(l.dir, rel))
 	if err != nil {
+		l.stats.Add(1)
 		fi, err = l.root.Stat(rel)
 	}
 	if err != nil {
 		return Original{}, missingOr404(err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return Original{}, errSymlink
 	}
 	if !fi.Mode().IsRegular() {
 		return Original{}, fail(kindNotFound, "", nil)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 
 	"image-proxy/transform"
 )
@@ -44,22 +45,28 @@ func (s *Server) variantOf(o Original, req request, accept string) Variant {
 // ETags (and CDN revalidations) survive an upgrade: a quality is appended
 // ("|q75") only when one was asked for, so keys without one keep their bytes.
 func (v Variant) Key() string {
-	b := make([]byte, 0, 64+len(v.Source)+len(v.Encoder))
-	b = append(b, "v1|"...)
-	b = append(b, v.Source...)
-	b = append(b, '|')
-	b = strconv.AppendInt(b, int64(v.Box), 10)
-	b = append(b, '|')
-	b = append(b, v.outputKey()...)
-	b = append(b, '|')
-	b = append(b, v.Algorithm.String()...)
-	b = append(b, '|')
-	b = append(b, v.Encoder...)
+	// One allocation: the builder's buffer becomes the string.
+	var b strings.Builder
+	var num [20]byte
+	out := v.outputKey()
+	algo := v.Algorithm.String()
+	box := strconv.AppendInt(num[:0], int64(v.Box), 10)
+	b.Grow(3 + len(v.Source) + 1 + len(box) + 1 + len(out) + 1 + len(algo) + 1 + len(v.Encoder) + 4)
+	b.WriteString("v1|")
+	b.WriteString(v.Source)
+	b.WriteByte('|')
+	b.Write(box)
+	b.WriteByte('|')
+	b.WriteString(out)
+	b.WriteByte('|')
+	b.WriteString(algo)
+	b.WriteByte('|')
+	b.WriteString(v.Encoder)
 	if v.Quality != 0 {
-		b = append(b, "|q"...)
-		b = strconv.AppendInt(b, int64(v.Quality), 10)
+		b.WriteString("|q")
+		b.Write(strconv.AppendInt(num[:0], int64(v.Quality), 10))
 	}
-	return string(b)
+	return b.String()
 }
 
 // ETag is the strong validator of the variant's bytes.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: Go benchmarks (the libvips floor) and wrk load against the real
-# binary on loopback, with the ceiling (a bare Fiber handler) in the same run.
+# binary on loopback, with the ceiling (a bare Fiber handler) in the same run
+# (docs/bench/hits.sh, which also runs alone: `make bench-hits`).
 # Writes docs/benchmarks.md and docs/bench-*.png. About 10 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -101,26 +102,13 @@ sleep 3
 echo "idle-after-cold $(rss_mb)" >>"$tmp/rss"
 stop_server
 
-echo "== hits"
-start_server IMAGE_PROXY_ENABLE_CACHE=true IMAGE_PROXY_ENABLE_DISK_CACHE=true IMAGE_PROXY_CACHE_MAX_ITEM_SIZE=1024
-hit_url="$base/baseline.jpg?size=400&format=webp"
-curl -fs -o "$tmp/hit.webp" "$hit_url"
-[ "$(curl -fs -D - -o /dev/null "$hit_url" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')" = HIT-DISK ]
-wrk_runs disk-hit 16 "$hit_url"
-stop_server
-start_server IMAGE_PROXY_ENABLE_CACHE=true
-curl -fs -o /dev/null "$hit_url"
-wrk_runs memory-hit 16 "$hit_url"
+echo "== hits against the ceiling (docs/bench/hits.sh)"
+bash docs/bench/hits.sh "$tmp" "$tmp/root" >"$tmp/hits.md"
+
 echo "== passthrough"
+start_server IMAGE_PROXY_ENABLE_CACHE=true
 wrk_runs passthrough-large 16 "$base/progressive.jpg"
 wrk_runs passthrough-small 16 "$base/small.jpg"
-stop_server
-
-echo "== ceiling (bare Fiber, same bytes)"
-"$tmp/ceiling" "127.0.0.1:$port" "$tmp/hit.webp" image/webp >>"$tmp/server.log" 2>&1 &
-server_pid=$!
-until curl -fs "$base/x" >/dev/null 2>&1; do sleep 0.1; done
-wrk_runs ceiling 16 "$base/x"
 stop_server
 
 echo "== cost against megapixels (Render, cold, $CONC in parallel)"
@@ -213,16 +201,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo
 	echo "Floor (baseline JPEG → 400 px WebP): **$floor_baseline img/s**."
 	echo
-	echo "## Hits and passthrough against the ceiling"
+	cat "$tmp/hits.md"
 	echo
-	echo "The ceiling is docs/bench/ceiling: a bare Fiber handler returning the same bytes from memory."
+	echo "## Passthrough"
 	echo
-	echo "| workload | req/s | p50 ms | p99 ms | MB/s | / ceiling |"
-	echo "| --- | --- | --- | --- | --- | --- |"
-	for w in memory-hit disk-hit ceiling passthrough-large passthrough-small; do
-		c=""
-		case $w in memory-hit | disk-hit) c=$(ratio "$(get $w 2)" "$(get ceiling 2)") ;; esac
-		echo "| $w | $(get $w 2) | $(get $w 3) | $(get $w 4) | $(get $w 5) | $c |"
+	echo "| workload | req/s | p50 ms | p99 ms | MB/s |"
+	echo "| --- | --- | --- | --- | --- |"
+	for w in passthrough-large passthrough-small; do
+		echo "| $w | $(get $w 2) | $(get $w 3) | $(get $w 4) | $(get $w 5) |"
 	done
 	echo
 	echo "## Memory"
