@@ -49,16 +49,32 @@ func runServer(s settings, log *slog.Logger) error {
 	cfg := s.Proxy
 
 	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
-	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log})
+	engine := transform.NewObserved(s.Transform, decodeObserver(m))
+	defer engine.Close()
+	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		return err
 	}
 	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
 		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
 		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", len(sources), "tiers", len(tiers), "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
-		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
+		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize, "decode_cache_bytes", s.Transform.DecodeCacheSize,
 		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String())
 	return serveUntilSignal(srv, cfg.BindAddress, s.ShutdownTimeout, log)
+}
+
+// decodeObserver records the decode cache's events in m.
+func decodeObserver(m *metrics.Metrics) transform.Observer {
+	return transform.Observer{
+		DecodeLookup: func(hit bool) {
+			r := metrics.CacheMiss
+			if hit {
+				r = metrics.CacheHit
+			}
+			m.DecodeCacheRequests.WithLabelValues(r).Inc()
+		},
+		DecodeBytes: func(n int64) { m.DecodeCacheSizeBytes.Set(float64(n)) },
+	}
 }
 
 // renderLease bounds how long replicas wait for one another's render of a

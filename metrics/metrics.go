@@ -106,8 +106,12 @@ type Metrics struct {
 	QueueRejections    prometheus.Counter
 	QueueWaiting       prometheus.Gauge
 	FallbackRequests   *prometheus.CounterVec // result
-	LibvipsMemoryBytes prometheus.GaugeFunc
-	LibvipsOpenFiles   prometheus.GaugeFunc
+	// The decode cache (transform): renders that found their source
+	// decoded (or being decoded) or decoded it, and the bytes it holds.
+	DecodeCacheRequests  *prometheus.CounterVec // result (hit|miss)
+	DecodeCacheSizeBytes prometheus.Gauge
+	LibvipsMemoryBytes   prometheus.GaugeFunc
+	LibvipsOpenFiles     prometheus.GaugeFunc
 }
 
 // VipsStats reports libvips' own tracked memory and open files.
@@ -147,6 +151,10 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Requests waiting for a transform slot now."),
 		FallbackRequests: f.counterVec("image_proxy_fallback_requests_total",
 			"Fetches from the fallback upstream, by result.", "result"),
+		DecodeCacheRequests: f.counterVec("image_proxy_decode_cache_requests_total",
+			"Renders of a still image by whether its decoded source was reused (hit: decoded or being decoded by another render) or decoded (miss).", "result"),
+		DecodeCacheSizeBytes: f.gauge("image_proxy_decode_cache_size_bytes",
+			"Bytes of decoded sources held for reuse by later variants."),
 	}
 	m.initSeries()
 	if vips != nil {
@@ -190,6 +198,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range FallbackResults {
 		m.FallbackRequests.WithLabelValues(r)
+	}
+	for _, r := range CacheResults {
+		m.DecodeCacheRequests.WithLabelValues(r)
 	}
 }
 

@@ -42,6 +42,8 @@ var ours = map[string]struct {
 	"image_proxy_transform_queue_waiting":     {dto.MetricType_GAUGE, ""},
 	"image_proxy_libvips_memory_bytes":        {dto.MetricType_GAUGE, ""},
 	"image_proxy_libvips_open_files":          {dto.MetricType_GAUGE, ""},
+	"image_proxy_decode_cache_requests_total": {dto.MetricType_COUNTER, "result"},
+	"image_proxy_decode_cache_size_bytes":     {dto.MetricType_GAUGE, ""},
 }
 
 // touched builds the collectors and gives every vector one child, since
@@ -267,6 +269,8 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_fallback_requests_total":          labelSets(map[string][]string{"result": {"ok", "not_found", "error", "too_large", "timeout"}}),
 		"image_proxy_libvips_memory_bytes":             {""},
 		"image_proxy_libvips_open_files":               {""},
+		"image_proxy_decode_cache_requests_total":      labelSets(map[string][]string{"result": {"hit", "miss"}}),
+		"image_proxy_decode_cache_size_bytes":          {""},
 	}
 	reg := prometheus.NewRegistry()
 	New(reg, func() (int64, int64) { return 0, 0 })

@@ -61,20 +61,20 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 // it. The value it returns is the output format's byte followed by the
 // image, so a cache hit knows its Content-Type without sniffing.
 func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Variant) ([]byte, error) {
-	release, err := s.limiter.acquire(ctx)
-	if err != nil {
-		if errors.Is(err, errOverloaded) {
-			s.m.QueueRejections.Inc()
-		}
+	sl := &slot{s: s}
+	if err := sl.Enter(ctx); err != nil {
 		return nil, err
 	}
-	defer release()
+	defer sl.Leave()
 
 	data, err := readAll(ctx, src, o, s.cfg.MaxSourceBytes)
 	if err != nil {
 		return nil, err
 	}
 	opts := v.Options(transform.Sniff(data[:min(len(data), sniffBytes)]))
+	// Renders of one source share its decode; one waiting for another's
+	// decode gives its slot back meanwhile.
+	opts.Source, opts.Gate = v.Source, sl
 	label := opts.Format.String()
 	if opts.Format == transform.FormatUnknown {
 		label = "source"
@@ -96,4 +96,32 @@ func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Var
 	out[0] = byte(res.Format)
 	copy(out[1:], res.Data)
 	return out, nil
+}
+
+// slot is one request's transform slot as a transform.Gate: the render
+// leaves it while it waits for another render's decode of the same source.
+type slot struct {
+	s       *Server
+	release func() // nil while not held
+}
+
+// Enter waits for a slot.
+func (sl *slot) Enter(ctx context.Context) error {
+	release, err := sl.s.limiter.acquire(ctx)
+	if err != nil {
+		if errors.Is(err, errOverloaded) {
+			sl.s.m.QueueRejections.Inc()
+		}
+		return err
+	}
+	sl.release = release
+	return nil
+}
+
+// Leave gives the slot back, if held.
+func (sl *slot) Leave() {
+	if sl.release != nil {
+		sl.release()
+		sl.release = nil
+	}
 }

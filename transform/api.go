@@ -78,6 +78,13 @@ type Options struct {
 	Box       int // 0 = keep the source dimensions (format-only transform)
 	Format    Format
 	Algorithm Algorithm
+	// Source is an opaque identity of the source bytes, different whenever
+	// they may differ; renders of one Source share its decode through the
+	// decode cache. Empty: the decode is not shared.
+	Source string
+	// Gate, when set, is the caller's bound on concurrent renders, held
+	// while Render runs (see Gate).
+	Gate Gate
 }
 
 // Result is an encoded image.
