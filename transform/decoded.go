@@ -90,7 +90,8 @@ type decodeCache struct {
 	size    int64
 	timer   *time.Timer
 
-	decodes atomic.Int64 // decodes run through the cache (for tests)
+	decodes      atomic.Int64 // decodes run through the cache (for tests)
+	beforeDecode func()       // tests: called before each decode
 }
 
 func newDecodeCache(budget int64, ttl time.Duration, obs Observer, idle func()) *decodeCache {
@@ -122,6 +123,9 @@ func (c *decodeCache) acquire(ctx context.Context, key decodeKey, gate Gate, dec
 	c.lookup(false)
 
 	c.decodes.Add(1)
+	if c.beforeDecode != nil {
+		c.beforeDecode()
+	}
 	img, err := decode()
 	c.finish(d, img, err)
 	if err != nil {
