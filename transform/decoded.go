@@ -2,7 +2,42 @@ package transform
 
 /*
 #cgo pkg-config: vips
+#include <sys/mman.h>
 #include <vips/vips.h>
+
+// A decode kept in the cache lives seconds among the short-lived buffers of
+// renders; in malloc's heap it would pin the arena pages around it, so it
+// is mapped on its own and unmapped when the image closes.
+typedef struct { void *p; size_t n; } mapping;
+
+static void unmap_pixels(VipsImage *im, gpointer data) {
+	mapping *m = data;
+	munmap(m->p, m->n);
+	g_free(m);
+}
+
+static VipsImage *to_mapped_memory(VipsImage *in) {
+	size_t n = VIPS_IMAGE_SIZEOF_IMAGE(in);
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		vips_error("image-proxy", "cannot map %zu bytes", n);
+		return NULL;
+	}
+	VipsImage *out = vips_image_new_from_memory(p, n, in->Xsize, in->Ysize, in->Bands, in->BandFmt);
+	if (!out) {
+		munmap(p, n);
+		return NULL;
+	}
+	mapping *m = g_new(mapping, 1);
+	m->p = p;
+	m->n = n;
+	g_signal_connect(out, "postclose", G_CALLBACK(unmap_pixels), m);
+	if (vips_image_write(in, out)) {
+		g_object_unref(out);
+		return NULL;
+	}
+	return out;
+}
 
 static guint64 image_bytes(VipsImage *im) { return VIPS_IMAGE_SIZEOF_IMAGE(im); }
 static guint64 pel_bytes(VipsImage *im) { return VIPS_IMAGE_SIZEOF_PEL(im); }
@@ -290,6 +325,18 @@ func (c *decodeCache) sized(size int64) {
 	if c.obs.DecodeBytes != nil {
 		c.obs.DecodeBytes(size)
 	}
+}
+
+// holdMapped is holdInMemory for a decode the cache keeps: every pixel
+// decoded into a mapping of its own.
+func holdMapped(im *vips.Image) error {
+	out := C.to_mapped_memory(cImage(im))
+	runtime.KeepAlive(im)
+	if out == nil {
+		return vipsError()
+	}
+	adopt(im, out)
+	return nil
 }
 
 // imageBytes is the memory of an image held in memory.

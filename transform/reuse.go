@@ -85,7 +85,7 @@ func (e *Engine) renderReused(ctx context.Context, src []byte, in Format, p plan
 		}
 		// The loader streams: without the copy every variant would decode
 		// the source again as its pipeline pulled pixels.
-		if err := holdInMemory(img); err != nil {
+		if err := holdMapped(img); err != nil {
 			img.Close()
 			return nil, broken(src, in, p.load, "decode", err)
 		}

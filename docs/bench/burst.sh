@@ -13,6 +13,7 @@ SOURCES=${SOURCES:-64}  # distinct sources per set
 CLIENTS=${CLIENTS:-8}
 CONC=${CONC:-2}
 WINDOW=${WINDOW:-4}     # sources whose variants are shuffled together
+ON_SIZE=${ON_SIZE:-134217728} # IMAGE_PROXY_DECODE_CACHE_SIZE when on
 corpus=../shared/corpus
 out=${1:-/dev/stdout}
 tmp=$(mktemp -d)
@@ -83,7 +84,7 @@ for set in $SETS; do
 	urls "$@" >"$tmp/urls"
 	for r in $(seq "$RUNS"); do
 		for reuse in on off; do
-			size=134217728
+			size=$ON_SIZE
 			[ $reuse = off ] && size=0
 			start_server IMAGE_PROXY_DECODE_CACHE_SIZE=$size
 			res=$("$tmp/burst" -c "$CLIENTS" "$tmp/urls")
