@@ -47,10 +47,12 @@ import "C"
 import (
 	"container/list"
 	"context"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"image-proxy/transform/internal/vips"
 )
@@ -336,7 +338,20 @@ func holdMapped(im *vips.Image) error {
 		return vipsError()
 	}
 	adopt(im, out)
+	forgetSource(im)
 	return nil
+}
+
+// forgetSource drops the bindings' reference to the source bytes, which
+// they keep for loaders that read them lazily: a kept decode no longer
+// reads them, and would otherwise hold the whole file in the Go heap for
+// as long as it is kept.
+func forgetSource(im *vips.Image) {
+	f := reflect.ValueOf(im).Elem().FieldByName("buf")
+	if f.Kind() != reflect.Slice {
+		panic("vips.Image has no slice field buf")
+	}
+	*(*[]byte)(unsafe.Pointer(f.UnsafeAddr())) = nil
 }
 
 // imageBytes is the memory of an image held in memory.
