@@ -34,7 +34,7 @@ func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
 		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
 		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", p.sources, "tiers", p.tiers, "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
-		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize,
+		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize, "decode_cache_bytes", s.Transform.DecodeCacheSize,
 		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "controls", cfg.Controls, "warm_on_change", s.Warm.OnChange)
 	stopWarm := warmOnChange(s, p, log)
 	defer stopWarm()
@@ -71,16 +71,31 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 		c.Close()
 		return parts{}, nil, err
 	}
-	closeAll := func() { closeLocal(); c.Close() }
+	engine := transform.NewObserved(s.Transform, decodeObserver(m))
+	closeAll := func() { closeLocal(); c.Close(); engine.Close() }
 
 	cfg := s.Proxy
 	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
-	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: transform.New(s.Transform), Cache: c, Metrics: m, Log: log, Tracing: tp})
+	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		closeAll()
 		return parts{}, nil, err
 	}
 	return parts{srv: srv, store: cache.NewStore(tiers), cfg: cfg, tiers: len(tiers), sources: len(sources)}, closeAll, nil
+}
+
+// decodeObserver records the decode cache's events in m.
+func decodeObserver(m *metrics.Metrics) transform.Observer {
+	return transform.Observer{
+		DecodeLookup: func(hit bool) {
+			r := metrics.CacheMiss
+			if hit {
+				r = metrics.CacheHit
+			}
+			m.DecodeCacheRequests.WithLabelValues(r).Inc()
+		},
+		DecodeBytes: func(n int64) { m.DecodeCacheSizeBytes.Set(float64(n)) },
+	}
 }
 
 // renderLease bounds how long replicas wait for one another's render of a

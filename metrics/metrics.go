@@ -132,8 +132,12 @@ type Metrics struct {
 	Refusals           *prometheus.CounterVec // reason
 	StatCacheLookups   *prometheus.CounterVec // result (hit|stat)
 	StatCacheWatches   prometheus.Gauge       // directories watched for the stat cache
-	LibvipsMemoryBytes prometheus.GaugeFunc
-	LibvipsOpenFiles   prometheus.GaugeFunc
+	// The decode cache (transform): renders that found their source
+	// decoded (or being decoded) or decoded it, and the bytes it holds.
+	DecodeCacheRequests  *prometheus.CounterVec // result (hit|miss)
+	DecodeCacheSizeBytes prometheus.Gauge
+	LibvipsMemoryBytes   prometheus.GaugeFunc
+	LibvipsOpenFiles     prometheus.GaugeFunc
 }
 
 // VipsStats reports libvips' own tracked memory and open files.
@@ -179,6 +183,10 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Descriptions of local originals for transforms: answered from the stat cache (hit) or by a stat system call (stat).", "result"),
 		StatCacheWatches: f.gauge("image_proxy_stat_cache_watched_directories",
 			"Directories of the root watched with inotify for the stat cache."),
+		DecodeCacheRequests: f.counterVec("image_proxy_decode_cache_requests_total",
+			"Renders of a still image by whether its decoded source was reused (hit: decoded or being decoded by another render) or decoded (miss).", "result"),
+		DecodeCacheSizeBytes: f.gauge("image_proxy_decode_cache_size_bytes",
+			"Bytes of decoded sources held for reuse by later variants."),
 	}
 	m.initSeries()
 	if vips != nil {
@@ -228,6 +236,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range StatCacheResults {
 		m.StatCacheLookups.WithLabelValues(r)
+	}
+	for _, r := range CacheResults {
+		m.DecodeCacheRequests.WithLabelValues(r)
 	}
 }
 

@@ -45,6 +45,8 @@ var ours = map[string]struct {
 	"image_proxy_refusals_total":                 {dto.MetricType_COUNTER, "reason"},
 	"image_proxy_stat_cache_lookups_total":       {dto.MetricType_COUNTER, "result"},
 	"image_proxy_stat_cache_watched_directories": {dto.MetricType_GAUGE, ""},
+	"image_proxy_decode_cache_requests_total":    {dto.MetricType_COUNTER, "result"},
+	"image_proxy_decode_cache_size_bytes":        {dto.MetricType_GAUGE, ""},
 }
 
 // touched builds the collectors and gives every vector one child, since
@@ -277,6 +279,8 @@ func TestSeriesExistAtStart(t *testing.T) {
 			"size_not_allowed", "signature_missing", "signature_invalid"}}),
 		"image_proxy_stat_cache_lookups_total":       labelSets(map[string][]string{"result": {"hit", "stat"}}),
 		"image_proxy_stat_cache_watched_directories": {""},
+		"image_proxy_decode_cache_requests_total":    labelSets(map[string][]string{"result": {"hit", "miss"}}),
+		"image_proxy_decode_cache_size_bytes":        {""},
 	}
 	reg := prometheus.NewRegistry()
 	New(reg, func() (int64, int64) { return 0, 0 })

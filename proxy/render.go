@@ -75,16 +75,14 @@ func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src Source
 // it. The value it returns is the output format's byte followed by the
 // image, so a cache hit knows its Content-Type without sniffing.
 func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Variant) ([]byte, error) {
+	sl := &slot{s: s}
 	_, wait := s.tracing.Start(ctx, "queue.wait")
-	release, err := s.limiter.acquire(ctx)
+	err := sl.Enter(ctx)
 	wait.End(err)
 	if err != nil {
-		if errors.Is(err, errOverloaded) {
-			s.m.QueueRejections.Inc()
-		}
 		return nil, err
 	}
-	defer release()
+	defer sl.Leave()
 
 	rctx, read := s.tracing.Start(ctx, "source.read")
 	data, err := readAll(rctx, src, o, s.cfg.MaxSourceBytes)
@@ -93,6 +91,9 @@ func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Var
 		return nil, err
 	}
 	opts := v.Options(transform.Sniff(data[:min(len(data), sniffBytes)]))
+	// Renders of one source share its decode; one waiting for another's
+	// decode gives its slot back meanwhile.
+	opts.Source, opts.Gate = v.Source, sl
 	label := opts.Format.String()
 	if opts.Format == transform.FormatUnknown {
 		label = "source"
@@ -114,4 +115,32 @@ func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Var
 	out[0] = byte(res.Format)
 	copy(out[1:], res.Data)
 	return out, nil
+}
+
+// slot is one request's transform slot as a transform.Gate: the render
+// leaves it while it waits for another render's decode of the same source.
+type slot struct {
+	s       *Server
+	release func() // nil while not held
+}
+
+// Enter waits for a slot.
+func (sl *slot) Enter(ctx context.Context) error {
+	release, err := sl.s.limiter.acquire(ctx)
+	if err != nil {
+		if errors.Is(err, errOverloaded) {
+			sl.s.m.QueueRejections.Inc()
+		}
+		return err
+	}
+	sl.release = release
+	return nil
+}
+
+// Leave gives the slot back, if held.
+func (sl *slot) Leave() {
+	if sl.release != nil {
+		sl.release()
+		sl.release = nil
+	}
 }

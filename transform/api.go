@@ -79,6 +79,13 @@ type Options struct {
 	Format    Format
 	Algorithm Algorithm
 	Quality   int // 1-100 replaces the format's configured quality; 0 = the setting
+	// Source is an opaque identity of the source bytes, different whenever
+	// they may differ; renders of one Source share its decode through the
+	// decode cache. Empty: the decode is not shared.
+	Source string
+	// Gate, when set, is the caller's bound on concurrent renders, held
+	// while Render runs (see Gate).
+	Gate Gate
 }
 
 // Result is an encoded image.

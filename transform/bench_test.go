@@ -181,3 +181,34 @@ func BenchmarkRenderManyVsSeparate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoneVariant is the cost of a variant no other variant shares a
+// decode with: 400 px WebP with the decode cache off (shrink-on-load 8,
+// streamed), on but missed (familyBox's shrink 4, decoded into the cache),
+// and on and hit (resize and encode of the kept decode only). One core.
+func BenchmarkLoneVariant(b *testing.B) {
+	src := benchSource(b)
+	off := DefaultConfig()
+	off.DecodeCacheSize = 0
+	for _, c := range []struct {
+		name   string
+		cfg    Config
+		source func(i int) string
+	}{
+		{"off", off, func(int) string { return "" }},
+		{"miss", DefaultConfig(), strconv.Itoa},
+		{"hit", DefaultConfig(), func(int) string { return "one source" }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := New(c.cfg)
+			defer tr.Close()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := tr.Render(context.Background(), src, Options{Box: 400, Format: FormatWebP, Source: c.source(i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

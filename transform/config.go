@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -18,6 +19,9 @@ type Config struct {
 	AVIFSpeed       int   `env:"IMAGE_PROXY_AVIF_SPEED" envDefault:"6"` // higher = faster
 	PNGCompression  int   `env:"IMAGE_PROXY_PNG_COMPRESSION_LEVEL" envDefault:"6"`
 	MaxSourcePixels int64 `env:"IMAGE_PROXY_MAX_SOURCE_PIXELS" envDefault:"50000000"` // width × height × frames
+	// Decoded sources kept for the next variants of the same source.
+	DecodeCacheSize int64         `env:"IMAGE_PROXY_DECODE_CACHE_SIZE" envDefault:"134217728"` // bytes; 0 = off
+	DecodeCacheTTL  time.Duration `env:"IMAGE_PROXY_DECODE_CACHE_TTL" envDefault:"10s"`
 }
 
 // DefaultConfig returns the defaults of the tags, as if no variable were set.
@@ -44,6 +48,7 @@ func (c Config) Validate() error {
 		{"WebPEffort", int64(c.WebPEffort), 0, 6},
 		{"PNGCompression", int64(c.PNGCompression), 0, 9},
 		{"MaxSourcePixels", c.MaxSourcePixels, 1, 1 << 40},
+		{"DecodeCacheSize", c.DecodeCacheSize, 0, 1 << 40},
 	} {
 		if r.v < r.lo || r.v > r.hi {
 			return &SettingError{
@@ -53,8 +58,16 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if c.DecodeCacheTTL < time.Second || c.DecodeCacheTTL > maxDecodeCacheTTL {
+		return &SettingError{Name: settingName("DecodeCacheTTL"), Value: c.DecodeCacheTTL.String(),
+			Allowed: "a duration from 1s to " + maxDecodeCacheTTL.String() + ", such as 10s"}
+	}
 	return nil
 }
+
+// maxDecodeCacheTTL: decodes are kept for the variants of a burst, seconds
+// apart; the result cache keeps what lasts.
+const maxDecodeCacheTTL = 10 * time.Minute
 
 // settingName is the environment variable of a Config field.
 func settingName(field string) string {
@@ -68,7 +81,13 @@ func settingName(field string) string {
 // Fingerprint is a stable string of every setting that changes output
 // bytes; it belongs in every cache key and ETag.
 func (c Config) Fingerprint() string {
-	return fmt.Sprintf("j%d.w%d.%d.a%d.%d.p%d.v1", c.JPEGQuality, c.WebPQuality, c.WebPEffort, c.AVIFQuality, c.AVIFSpeed, c.PNGCompression)
+	f := fmt.Sprintf("j%d.w%d.%d.a%d.%d.p%d.v1", c.JPEGQuality, c.WebPQuality, c.WebPEffort, c.AVIFQuality, c.AVIFSpeed, c.PNGCompression)
+	if c.DecodeCacheSize > 0 {
+		// The decode cache loads every box up to familyBox at familyBox's
+		// shrink (reuse.go): different pixels for smaller JPEG boxes.
+		f += ".d" + strconv.Itoa(familyBox)
+	}
+	return f
 }
 
 // SettingError is a setting outside what is allowed. Name is the

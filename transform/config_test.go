@@ -4,12 +4,14 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
 
 func TestDefaultConfigComesFromTheTags(t *testing.T) {
-	want := Config{JPEGQuality: 75, WebPQuality: 80, WebPEffort: 4, AVIFQuality: 85, AVIFSpeed: 6, PNGCompression: 6, MaxSourcePixels: 50_000_000}
+	want := Config{JPEGQuality: 75, WebPQuality: 80, WebPEffort: 4, AVIFQuality: 85, AVIFSpeed: 6, PNGCompression: 6, MaxSourcePixels: 50_000_000,
+		DecodeCacheSize: 128 << 20, DecodeCacheTTL: 10 * time.Second}
 	if got := DefaultConfig(); got != want {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", got, want)
 	}
@@ -22,11 +24,12 @@ func TestConfigReadsItsVariables(t *testing.T) {
 	var c Config
 	err := env.ParseWithOptions(&c, env.Options{Environment: map[string]string{
 		"IMAGE_PROXY_JPEG_QUALITY": "90", "IMAGE_PROXY_MAX_SOURCE_PIXELS": "1000",
+		"IMAGE_PROXY_DECODE_CACHE_SIZE": "0", "IMAGE_PROXY_DECODE_CACHE_TTL": "1m",
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.JPEGQuality != 90 || c.MaxSourcePixels != 1000 || c.WebPQuality != 80 {
+	if c.JPEGQuality != 90 || c.MaxSourcePixels != 1000 || c.WebPQuality != 80 || c.DecodeCacheSize != 0 || c.DecodeCacheTTL != time.Minute {
 		t.Errorf("parsed %+v", c)
 	}
 }
@@ -67,6 +70,9 @@ func TestValidateCoversEveryField(t *testing.T) {
 		{func(c *Config) { c.AVIFSpeed = 0 }, `invalid setting IMAGE_PROXY_AVIF_SPEED="0": must be from 1 to 10`},
 		{func(c *Config) { c.PNGCompression = 10 }, `invalid setting IMAGE_PROXY_PNG_COMPRESSION_LEVEL="10": must be from 0 to 9`},
 		{func(c *Config) { c.MaxSourcePixels = 0 }, `invalid setting IMAGE_PROXY_MAX_SOURCE_PIXELS="0": must be from 1 to 1099511627776`},
+		{func(c *Config) { c.DecodeCacheSize = -1 }, `invalid setting IMAGE_PROXY_DECODE_CACHE_SIZE="-1": must be from 0 to 1099511627776`},
+		{func(c *Config) { c.DecodeCacheTTL = 500 * time.Millisecond }, `invalid setting IMAGE_PROXY_DECODE_CACHE_TTL="500ms": must be a duration from 1s to 10m0s, such as 10s`},
+		{func(c *Config) { c.DecodeCacheTTL = 11 * time.Minute }, `invalid setting IMAGE_PROXY_DECODE_CACHE_TTL="11m0s": must be a duration from 1s to 10m0s, such as 10s`},
 	} {
 		cfg := DefaultConfig()
 		c.set(&cfg)
@@ -76,6 +82,11 @@ func TestValidateCoversEveryField(t *testing.T) {
 	}
 	edge := DefaultConfig()
 	edge.JPEGQuality, edge.WebPEffort, edge.AVIFSpeed, edge.PNGCompression, edge.MaxSourcePixels = 0, 6, 10, 9, 1<<40
+	edge.DecodeCacheSize, edge.DecodeCacheTTL = 0, time.Second
+	if err := edge.Validate(); err != nil {
+		t.Errorf("the range ends are refused: %v", err)
+	}
+	edge.DecodeCacheSize, edge.DecodeCacheTTL = 1<<40, 10*time.Minute
 	if err := edge.Validate(); err != nil {
 		t.Errorf("the range ends are refused: %v", err)
 	}

@@ -55,7 +55,7 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 
 	plans := make([]plan, len(opts))
 	for i, o := range opts {
-		plans[i] = newPlan(in, h, o)
+		plans[i] = e.planFor(in, h, o)
 	}
 	lp := sharedLoad(plans)
 	if ctx.Err() != nil {

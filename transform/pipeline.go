@@ -28,6 +28,7 @@ type Engine struct {
 	cfg         Config
 	running     atomic.Int64
 	trimPending atomic.Bool
+	decodes     *decodeCache // nil when IMAGE_PROXY_DECODE_CACHE_SIZE is 0
 }
 
 // trimAfter is how long renders must have stopped before freed memory is
@@ -37,7 +38,7 @@ type Engine struct {
 const trimAfter = 2 * time.Second
 
 // New returns an Engine; cfg must be valid.
-func New(cfg Config) *Engine { return &Engine{cfg: cfg} }
+func New(cfg Config) *Engine { return NewObserved(cfg, Observer{}) }
 
 // idle is called when a render ends; the last one out schedules a trim.
 func (e *Engine) idle() {
@@ -85,9 +86,12 @@ func (e *Engine) Render(ctx context.Context, src []byte, opts Options) (_ Result
 	if err := e.checkPixels(h); err != nil {
 		return Result{}, err
 	}
-	p := newPlan(in, h, opts)
+	p := e.planFor(in, h, opts)
 	if ctx.Err() != nil {
 		return Result{}, canceled(ctx)
+	}
+	if e.reusable(in, h, p, opts) {
+		return e.renderReused(ctx, src, in, p, opts)
 	}
 	img, err := load(src, in, p.load)
 	if err != nil {
@@ -106,6 +110,7 @@ type header struct {
 	width, pageHeight int
 	pages             int // frames in the file
 	hasAlpha          bool
+	pelBytes          int // bands × sample size, as loaded
 }
 
 // readHeader reads the header only: the named loader decodes nothing until
@@ -116,7 +121,7 @@ func readHeader(src []byte, in Format) (header, error) {
 		return header{}, err
 	}
 	defer head.Close()
-	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha()}, nil
+	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha(), pelBytes: pelBytes(head)}, nil
 }
 
 // checkPixels refuses a source over the limit before any pixel is decoded.

@@ -94,7 +94,9 @@ for w in "cold-webp baseline.jpg format=webp" "cold-webp-progressive progressive
 	"cold-avif baseline.jpg format=avif" "cold-jpeg baseline.jpg format=jpeg" "cold-png-source photo.png format=webp"; do
 	set -- $w
 	stop_server
-	start_server IMAGE_PROXY_ENABLE_CACHE=false
+	# The decode cache off: cold.lua asks one file at many sizes, which
+	# would otherwise share one decode (the publish burst section below).
+	start_server IMAGE_PROXY_ENABLE_CACHE=false IMAGE_PROXY_DECODE_CACHE_SIZE=0
 	wrk_runs "$1" $((CONC * 2)) "$base/$2?$3" -s docs/bench/cold.lua
 	echo "$1-peak $(hwm_mb)" >>"$tmp/rss"
 done
@@ -170,6 +172,19 @@ trace_stat() { # off|on column(3=ns/op 5=B/op 7=allocs/op)
 }
 trace_off_ns=$(trace_stat off 3)
 trace_on_ns=$(trace_stat on 3)
+echo "== lone variant: decode cache off, on and missed, on and hit (Render, 400 px WebP, one core, median of 5)"
+lone_ms() { # FILE CASE
+	BENCH_SOURCE="$1" go test ./transform -run '^$' -bench "^BenchmarkLoneVariant/$2\$" -benchtime 10x -count 5 -cpu 1 |
+		awk '/ns\/op/{print $3/1e6}' | sort -n | awk '{a[NR]=$1} END{printf "%.1f", a[int((NR+1)/2)]}'
+}
+for f in baseline progressive; do
+	for c in off miss hit; do
+		echo "$f $c $(lone_ms "$tmp/root/$f.jpg" $c)" >>"$tmp/lone"
+	done
+done
+
+echo "== publish burst (docs/bench/burst.sh)"
+RUNS=$RUNS CONC=$CONC bash docs/bench/burst.sh "$tmp/burst.md"
 
 # ---- report ----
 get() { awk -v n="$1" -v c="$2" '$1==n{print $c}' "$tmp/results"; }
@@ -269,6 +284,24 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "| off | $trace_off_ns | $(trace_stat off 5) | $(trace_stat off 7) | 1.00 |"
 	echo "| on, sampled | $trace_on_ns | $(trace_stat on 5) | $(trace_stat on 7) | $(awk -v a="$trace_on_ns" -v b="$trace_off_ns" 'BEGIN{printf "%.2f", a/b}') |"
 	echo
+	echo "## Publish burst"
+	echo
+	cat "$tmp/burst.md"
+	echo
+	echo "### One variant alone"
+	echo
+	echo "What the decode cache costs a variant that shares its decode with nothing: 400 px WebP through Render, one core, median of 5."
+	echo "Off: shrink-on-load 8, streamed. Miss: the shrink of a 1200 px box (4), decoded into memory and kept. Hit: resize and encode of a kept decode."
+	echo
+	echo "| source | off ms | miss ms | miss / off | hit ms |"
+	echo "| --- | --- | --- | --- | --- |"
+	for f in baseline progressive; do
+		o=$(awk -v f=$f '$1==f && $2=="off"{print $3}' "$tmp/lone")
+		m=$(awk -v f=$f '$1==f && $2=="miss"{print $3}' "$tmp/lone")
+		h=$(awk -v f=$f '$1==f && $2=="hit"{print $3}' "$tmp/lone")
+		echo "| $f | $o | $m | $(awk -v a="$m" -v b="$o" 'BEGIN{printf "%.2f", a/b}') | $h |"
+	done
+	echo
 	echo "## Commands"
 	echo
 	echo '```'
@@ -276,6 +309,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "go test ./transform -run '^\$' -bench '^BenchmarkFloor\$' -benchtime 40x -cpu $CONC"
 	echo "wrk -t2 -c$((CONC * 2)) -d$DURATION --latency 'http://127.0.0.1:PORT/baseline.jpg?size=400&format=webp'"
 	echo "go test ./proxy -run '^\$' -bench '^BenchmarkMemoryHitTracing\$' -benchtime 2s -count 5 -cpu $CONC"
+	echo "RUNS=$RUNS CONC=$CONC bash docs/bench/burst.sh   # publish burst"
+	echo "BENCH_SOURCE=FILE go test ./transform -run '^\$' -bench '^BenchmarkLoneVariant' -benchtime 10x -count 5 -cpu 1"
 	echo '```'
 	if [ -f docs/bench/notes.md ]; then
 		echo
