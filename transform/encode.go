@@ -79,8 +79,9 @@ func cImage(im *vips.Image) *C.VipsImage {
 // quality, 0 when the format has none.
 type saver func(in *C.VipsImage, quality int, c Config) ([]byte, error)
 
-// encode writes out with every metadata block (EXIF, XMP, IPTC, ICC) stripped.
-func (e *Engine) encode(im *vips.Image, out Format) ([]byte, error) {
+// encode writes out with every metadata block (EXIF, XMP, IPTC, ICC)
+// stripped; quality > 0 replaces the format's quality setting.
+func (e *Engine) encode(im *vips.Image, out Format, quality int) ([]byte, error) {
 	in := C.without_metadata(cImage(im))
 	runtime.KeepAlive(im)
 	if in == nil {
@@ -91,11 +92,13 @@ func (e *Engine) encode(im *vips.Image, out Format) ([]byte, error) {
 	if s.save == nil {
 		return nil, fmt.Errorf("no encoder for %s", out)
 	}
-	quality := 0
-	if s.quality != nil {
+	switch {
+	case s.quality == nil:
+		quality = 0
+	case quality <= 0:
 		quality = s.quality(e.cfg)
 	}
-	return s.save(in, quality, e.cfg)
+	return s.save(in, min(quality, 100), e.cfg)
 }
 
 // saved takes the buffer a C saver wrote.

@@ -26,7 +26,7 @@ func TestLibvipsFailureOnValidFileIsInternal(t *testing.T) {
 	defer im.Close()
 	err = im.Autorot(nil)
 	if err == nil {
-		_, err = New(DefaultConfig()).encode(im, FormatJPEG)
+		_, err = New(DefaultConfig()).encode(im, FormatJPEG, 0)
 	}
 	if err == nil || !strings.Contains(err.Error(), "out of order") {
 		t.Fatalf("the sequential rotation did not fail as libvips does: %v", err)

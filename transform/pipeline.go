@@ -103,6 +103,7 @@ type header struct {
 	width, pageHeight int
 	pages             int // frames in the file
 	hasAlpha          bool
+	orientation       int // EXIF orientation, 0 or 1 when none
 }
 
 // readHeader reads the header only: the named loader decodes nothing until
@@ -113,7 +114,7 @@ func readHeader(src []byte, in Format) (header, error) {
 		return header{}, err
 	}
 	defer head.Close()
-	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha()}, nil
+	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha(), orientation: head.Orientation()}, nil
 }
 
 // checkPixels refuses a source over the limit before any pixel is decoded.
@@ -131,6 +132,7 @@ type plan struct {
 	in, out       Format
 	width, height int // of one output frame
 	algorithm     Algorithm
+	quality       int // Options.Quality
 	// animation: the source has several frames in an animated format,
 	// whether or not the output keeps them.
 	animation bool
@@ -138,17 +140,14 @@ type plan struct {
 }
 
 func newPlan(in Format, h header, opts Options) plan {
-	p := plan{in: in, out: opts.Format, algorithm: opts.Algorithm}
+	p := plan{in: in, out: opts.Format, algorithm: opts.Algorithm, quality: opts.Quality}
 	if p.out == FormatUnknown {
 		p.out = defaultOutput(in, h.hasAlpha)
 	}
 	p.animation = h.pages > 1 && in.spec().animated
 
 	// Target size of one frame; never enlarged.
-	scale := 1.0
-	if longest := max(h.width, h.pageHeight); opts.Box > 0 && opts.Box < longest {
-		scale = float64(opts.Box) / float64(longest)
-	}
+	scale := fitScale(h, opts, !p.animation && h.orientation >= 5)
 	p.width = max(1, int(math.Round(float64(h.width)*scale)))
 	p.height = max(1, int(math.Round(float64(h.pageHeight)*scale)))
 
@@ -161,6 +160,25 @@ func newPlan(in Format, h header, opts Options) plan {
 		p.load.scale = loadScale(in, scale, opts.Algorithm, shortest)
 	}
 	return p
+}
+
+// fitScale is the largest scale, at most 1, at which the frame fits every
+// bound of opts. swapped: the output is the frame turned a quarter (EXIF
+// orientations 5 to 8), so Width bounds the frame's height.
+func fitScale(h header, opts Options, swapped bool) float64 {
+	w, ht := h.width, h.pageHeight
+	if swapped {
+		w, ht = ht, w
+	}
+	scale := 1.0
+	for _, b := range []struct{ bound, side int }{
+		{opts.Box, max(w, ht)}, {opts.Width, w}, {opts.Height, ht},
+	} {
+		if b.bound > 0 && b.bound < b.side {
+			scale = min(scale, float64(b.bound)/float64(b.side))
+		}
+	}
+	return scale
 }
 
 type step struct {
@@ -204,7 +222,7 @@ func (e *Engine) finish(ctx context.Context, src []byte, img *vips.Image, p plan
 	if ctx.Err() != nil {
 		return Result{}, canceled(ctx)
 	}
-	data, err := e.encode(img, p.out)
+	data, err := e.encode(img, p.out, p.quality)
 	if err != nil {
 		// Decoding is lazy: a truncated source often fails only here.
 		return Result{}, broken(src, p.in, p.load, "encode", err)
