@@ -185,7 +185,7 @@ func TestLabelValueConstants(t *testing.T) {
 		name      string
 		got, want []string
 	}{
-		{"kind", []string{KindPassthrough, KindTransform, KindError}, []string{"passthrough", "transform", "error"}},
+		{"kind", []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk}, []string{"passthrough", "transform", "error", "convert", "bulk"}},
 		{"tier", []string{TierMemory, TierDisk, TierS3}, []string{"memory", "disk", "s3"}},
 		{"tier set", Tiers, []string{"memory", "disk", "s3"}},
 		{"cache result", []string{CacheHit, CacheMiss}, []string{"hit", "miss"}},

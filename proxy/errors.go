@@ -27,6 +27,8 @@ const (
 	kindUpstreamTooBig
 	kindStorageError
 	kindStorageTimeout
+	kindUnauthorized
+	kindBodyTooLarge
 )
 
 // outcome is the one table from error kind to status, public message and
@@ -50,6 +52,8 @@ var outcome = [...]struct {
 	kindUpstreamTooBig: {502, "The fallback upstream's image is larger than this server accepts.", metrics.FallbackTooLarge},
 	kindStorageError:   {502, "The image store did not return the image.", metrics.FallbackError},
 	kindStorageTimeout: {504, "The image store did not answer in time.", metrics.FallbackTimeout},
+	kindUnauthorized:   {401, "A valid bearer token is required.", metrics.FallbackError},
+	kindBodyTooLarge:   {413, "The request body is larger than this server accepts.", metrics.FallbackError},
 }
 
 // fromTransform maps the engine's kinds onto ours.

@@ -55,6 +55,7 @@ func defaultTestConfig(root string) Config {
 		IdleTimeout:       5 * time.Second,
 		MaxConns:          1000,
 		MaxHeaderBytes:    8192,
+		Backend:           BackendConfig{ConvertMaxBytes: 25 << 20, BulkMaxItems: 50},
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
 	}
