@@ -70,13 +70,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ReadBufferSize:        cfg.MaxHeaderBytes,
 		BodyLimit:             bodyPrefetch, // streamed past this; see bodyGuard
 		ErrorHandler:          s.errorHandler,
+		JSONEncoder:           marshalLine,
+
 		// Bodies are read by the handlers that take one (POST /convert,
 		// POST /bulk), each under its own cap, as they arrive; bodyGuard
 		// refuses them everywhere else. No multipart form is parsed (or
 		// spooled to temporary files) before a handler asks.
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
-		JSONEncoder:           marshalLine,
 	})
 	// Operational endpoints answer at the root, before the strip prefix.
 	s.app.Use(s.bodyGuard)
