@@ -160,6 +160,7 @@ func (s *Server) handleBulk(c *fiber.Ctx) error {
 	jobs, err := s.bulkJobs(c)
 	if err != nil {
 		s.writeError(c, err)
+		c.Response().Header.SetConnectionClose() // the body may be unread
 		s.observe(c, metrics.KindError, start, err.Error())
 		return nil
 	}

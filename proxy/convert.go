@@ -89,6 +89,8 @@ func (s *Server) handleConvert(c *fiber.Ctx) error {
 	kind, errText := metrics.KindConvert, ""
 	if err := s.convert(c); err != nil {
 		s.writeError(c, err)
+		// The body may be unread: the connection cannot carry another request.
+		c.Response().Header.SetConnectionClose()
 		kind, errText = metrics.KindError, err.Error()
 	}
 	s.observe(c, kind, start, errText)
