@@ -129,6 +129,9 @@ func (s *Server) itemRequest(rawPath string, q queryValues, dprHint string) (str
 	if !req.transform {
 		return "", req, &paramError{"a bulk item needs size or format."}
 	}
+	if !strings.HasPrefix(rawPath, "/") {
+		rawPath = "/" + rawPath // as in the URL: the leading slash is optional
+	}
 	rel, err := resolvePath(rawPath, s.prefix)
 	if errors.Is(err, errBadEscape) {
 		return "", req, &paramError{"path has malformed percent-encoding."}

@@ -155,7 +155,10 @@ func TestConvertErrors(t *testing.T) {
 	file := formPart{name: "file", file: rocket}
 	ok, okType := multipartBody(t, file)
 	bearer := "Bearer " + testToken
-	with := func(parts ...formPart) []byte { b, _ := multipartBody(t, append([]formPart{file}, parts...)...); return b }
+	with := func(parts ...formPart) []byte {
+		b, _ := multipartBody(t, append([]formPart{file}, parts...)...)
+		return b
+	}
 	only := func(parts ...formPart) []byte { b, _ := multipartBody(t, parts...); return b }
 	field := func(name, value string) formPart { return formPart{name: name, value: value} }
 	cases := []struct {
