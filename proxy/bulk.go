@@ -324,7 +324,7 @@ func (r *bulkRun) writePart(mw *multipart.Writer, i int, res bulkResult) error {
 	} else {
 		body = res.val[1:]
 		h.Set("Content-Type", transform.Format(res.val[0]).MIME())
-		h.Set("ETag", res.etag)
+		h["ETag"] = []string{res.etag} // as spelled on a GET (Set would write "Etag")
 		h.Set("X-Item-Status", "200")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
