@@ -15,8 +15,9 @@ GO_PACKAGES := $(shell go list ./... 2>/dev/null | grep -v /internal/vips)
 # leaves out VCS stamping.
 RUN_PACKAGES := libvips-dev pkg-config gcc ca-certificates
 # What the test suite adds: promtool and prometheus (deploy checks, e2e), curl (e2e),
-# node (runs the README's JavaScript signing example against the Go signer).
-TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl nodejs
+# node (runs the README's JavaScript signing example against the Go signer),
+# chromium (the /docs page is loaded headless in proxy's TestDocsPageInBrowser).
+TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl nodejs chromium
 # What benchmarks add: wrk for HTTP load, jemalloc for the allocator comparison.
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk libjemalloc2
 
@@ -42,7 +43,7 @@ endef
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN_DIR = $(shell go env GOPATH | cut -d: -f1)/bin
 
-.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits soak fuzz bindings clean minio otelcol
+.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits soak fuzz bindings clean minio otelcol docs-viewer
 
 ## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
 run: build
@@ -126,6 +127,25 @@ fuzz: deps
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseWarmList$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParsePresets$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime $(FUZZTIME)
+	go test ./proxy -run '^$$' -fuzz '^FuzzParseBulk$$' -fuzztime $(FUZZTIME)
+
+# The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
+# by version and by the tarball's integrity (the registry's dist.integrity),
+# committed under proxy/docs/ so builds need no network.
+REDOC_VERSION := 2.5.0
+REDOC_INTEGRITY := sha512-NpYsOZ1PD9qFdjbLVBZJWptqE+4Y6TkUuvEOqPUmoH7AKOmPcE+hYjotLxQNTqVoWL4z0T2uxILmcc8JGDci+Q==
+
+## docs-viewer: vendor the pinned Redoc bundle into proxy/docs/ (commit the result)
+docs-viewer:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  curl -fsSL -o "$$tmp/redoc.tgz" "https://registry.npmjs.org/redoc/-/redoc-$(REDOC_VERSION).tgz" && \
+	  got="sha512-$$(openssl dgst -sha512 -binary "$$tmp/redoc.tgz" | base64 -w0)" && \
+	  if [ "$$got" != "$(REDOC_INTEGRITY)" ]; then echo "redoc $(REDOC_VERSION): integrity $$got, want $(REDOC_INTEGRITY)"; exit 1; fi && \
+	  tar -xzf "$$tmp/redoc.tgz" -C "$$tmp" package/LICENSE package/bundles/redoc.standalone.js package/bundles/redoc.standalone.js.LICENSE.txt && \
+	  cp "$$tmp/package/bundles/redoc.standalone.js" proxy/docs/redoc.standalone.js && \
+	  cp "$$tmp/package/bundles/redoc.standalone.js.LICENSE.txt" proxy/docs/redoc.standalone.js.LICENSE.txt && \
+	  cp "$$tmp/package/LICENSE" proxy/docs/LICENSE.redoc && \
+	  echo "redoc $(REDOC_VERSION) vendored into proxy/docs/"
 
 ## bindings: regenerate the libvips bindings for the installed libvips (vipsgen v1.3.1, pinned in go.mod)
 bindings: deps

@@ -15,6 +15,8 @@ const (
 	KindPassthrough = "passthrough"
 	KindTransform   = "transform"
 	KindError       = "error"
+	KindConvert     = "convert" // POST /convert answered 200
+	KindBulk        = "bulk"    // POST /bulk streamed (items fail in their parts)
 )
 
 // Cache tiers, the only values of the "tier" label.
@@ -82,7 +84,7 @@ const (
 // leaves dashboards on "no data" and makes rate() and ratios in alerts
 // evaluate to nothing instead of 0.
 var (
-	Kinds            = []string{KindPassthrough, KindTransform, KindError}
+	Kinds            = []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk}
 	Tiers            = []string{TierMemory, TierDisk, TierS3}
 	CacheResults     = []string{CacheHit, CacheMiss}
 	LeaseResults     = []string{LeaseWon, LeaseShared, LeaseBypassed}
@@ -101,7 +103,9 @@ var (
 	HTTPCodes = map[string][]string{
 		KindPassthrough: {"200", "206", "304", "416"},
 		KindTransform:   {"200", "304"},
-		KindError:       {"400", "403", "404", "405", "415", "422", "500", "502", "503", "504"},
+		KindError:       {"400", "401", "403", "404", "405", "413", "415", "422", "500", "502", "503", "504"},
+		KindConvert:     {"200"},
+		KindBulk:        {"200"},
 	}
 )
 

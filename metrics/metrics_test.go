@@ -190,7 +190,7 @@ func TestLabelValueConstants(t *testing.T) {
 		name      string
 		got, want []string
 	}{
-		{"kind", []string{KindPassthrough, KindTransform, KindError}, []string{"passthrough", "transform", "error"}},
+		{"kind", []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk}, []string{"passthrough", "transform", "error", "convert", "bulk"}},
 		{"tier", []string{TierMemory, TierDisk, TierS3}, []string{"memory", "disk", "s3"}},
 		{"tier set", Tiers, []string{"memory", "disk", "s3"}},
 		{"cache result", []string{CacheHit, CacheMiss}, []string{"hit", "miss"}},
@@ -247,14 +247,16 @@ func seriesOf(f *dto.MetricFamily) []string {
 // nothing. Written out here rather than taken from the package's lists, so
 // that dropping a value there fails.
 func TestSeriesExistAtStart(t *testing.T) {
-	kinds := []string{"passthrough", "transform", "error"}
+	kinds := []string{"passthrough", "transform", "error", "convert", "bulk"}
 	tiers := []string{"memory", "disk", "s3"}
 	formats := []string{"jpeg", "png", "webp", "gif", "avif"}
 	var codes []string
 	for kind, cs := range map[string][]string{
 		"passthrough": {"200", "206", "304", "416"},
 		"transform":   {"200", "304"},
-		"error":       {"400", "403", "404", "405", "415", "422", "500", "502", "503", "504"},
+		"error":       {"400", "401", "403", "404", "405", "413", "415", "422", "500", "502", "503", "504"},
+		"convert":     {"200"},
+		"bulk":        {"200"},
 	} {
 		codes = append(codes, labelSets(map[string][]string{"code": cs, "kind": {kind}})...)
 	}

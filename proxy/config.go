@@ -39,6 +39,7 @@ type Config struct {
 	Fallback          FallbackConfig      // read by main to build the source chain
 	S3                S3Config            // read by main to build the source chain and the result tier
 	Controls          ControlsConfig      // presets, quality, allowed sizes, signed URLs, /r/ routes
+	Backend           BackendConfig       // POST /convert and POST /bulk
 
 	// Set by main, not read from the environment.
 	EncoderSettings string // transform.Config.Fingerprint(), part of every key
@@ -218,6 +219,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddress); err != nil {
 		return settingError("IMAGE_PROXY_BIND_ADDRESS", c.BindAddress, "host:port, such as 0.0.0.0:8000")
+	}
+	if err := c.Backend.validate(); err != nil {
+		return err
 	}
 	if err := c.S3.validate(); err != nil {
 		return err

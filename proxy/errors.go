@@ -28,6 +28,8 @@ const (
 	kindStorageError
 	kindStorageTimeout
 	kindForbidden
+	kindUnauthorized
+	kindBodyTooLarge
 )
 
 // outcome is the one table from error kind to status, public message and
@@ -52,6 +54,8 @@ var outcome = [...]struct {
 	kindStorageError:   {502, "The image store did not return the image.", metrics.FallbackError},
 	kindStorageTimeout: {504, "The image store did not answer in time.", metrics.FallbackTimeout},
 	kindForbidden:      {403, "This URL needs a valid signature (sig).", metrics.FallbackError},
+	kindUnauthorized:   {401, "A valid bearer token is required.", metrics.FallbackError},
+	kindBodyTooLarge:   {413, "The request body is larger than this server accepts.", metrics.FallbackError},
 }
 
 // fromTransform maps the engine's kinds onto ours.

@@ -57,6 +57,7 @@ func defaultTestConfig(root string) Config {
 		MaxConns:          1000,
 		MaxHeaderBytes:    8192,
 		StatCacheMaxAge:   24 * time.Hour, // only events invalidate: TestStatCacheMaxAge covers the age
+		Backend:           BackendConfig{ConvertMaxBytes: 25 << 20, BulkMaxItems: 50},
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
 		Controls:          ControlsConfig{AllowQuality: true, SignPassthrough: true}, // the envDefaults

@@ -265,6 +265,9 @@ type queryPairs struct {
 	// fixed values (already decoded) win over the query's: presets, the
 	// /r/ form's path segments.
 	fixed map[string][]string
+	// asked, when set, hears every key looked up: the OpenAPI test lists
+	// the parameters the parser reads with it.
+	asked func(key string)
 }
 
 // fixedQuery is a query of decoded values only.
@@ -305,6 +308,9 @@ func (p *queryPairs) pair(i int) (k, v string) {
 }
 
 func (p *queryPairs) values(key string) []string {
+	if p.asked != nil {
+		p.asked(key)
+	}
 	if v, ok := p.fixed[key]; ok {
 		return v
 	}

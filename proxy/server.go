@@ -80,14 +80,23 @@ func New(cfg Config, d Deps) (*Server, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		Concurrency:           cfg.MaxConns,
 		ReadBufferSize:        cfg.MaxHeaderBytes,
-		BodyLimit:             4 << 10, // we take no bodies
+		BodyLimit:             bodyPrefetch, // streamed past this; see bodyGuard
 		ErrorHandler:          s.errorHandler,
 		JSONEncoder:           marshalLine,
+
+		// Bodies are read by the handlers that take one (POST /convert,
+		// POST /bulk), each under its own cap, as they arrive; bodyGuard
+		// refuses them everywhere else. No multipart form is parsed (or
+		// spooled to temporary files) before a handler asks.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 	})
 	s.useTracing(d.Tracing) // before every route: its middleware must run first
 	// Operational endpoints answer at the root, before the strip prefix.
+	s.app.Use(s.bodyGuard)
 	s.app.Get("/health", s.health)
 	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
+	s.backendRoutes() // /convert, /bulk, /openapi.json, /docs
 	s.app.All("/*", s.handleImage)
 	return s, nil
 }
@@ -186,6 +195,12 @@ func (s *Server) writeError(c *fiber.Ctx, err error) {
 		h.Set(fiber.HeaderAllow, "GET, HEAD")
 	case fiber.StatusServiceUnavailable:
 		h.Set(fiber.HeaderRetryAfter, "1")
+	case fiber.StatusUnauthorized:
+		h.Set(fiber.HeaderWWWAuthenticate, "Bearer")
+	case fiber.StatusRequestEntityTooLarge:
+		// The rest of the body is unread: the connection cannot carry
+		// another request.
+		h.SetConnectionClose()
 	}
 	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	h.SetContentType(fiber.MIMEApplicationJSON)
@@ -209,6 +224,8 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 			err = fail(kindNotFound, "", err)
 		case fe.Code == fiber.StatusMethodNotAllowed:
 			err = fail(kindMethod, "", err)
+		case fe.Code == fiber.StatusRequestEntityTooLarge:
+			err = fail(kindBodyTooLarge, "", err)
 		case fe.Code >= 400 && fe.Code < 500:
 			err = fail(kindBadRequest, "", err)
 		}

@@ -74,8 +74,14 @@ func equalFold(a, b string) bool {
 // Options describe one output variant. They are already normalised by the
 // caller: Box is the effective box (size × dpr, capped), Format is either a
 // concrete encodable format or FormatUnknown meaning "the source's default".
+//
+// Box, Width and Height bound the output together: it fits inside every
+// bound given (Box on both sides), aspect ratio kept, never enlarged. Width
+// and Height are of the upright image, after EXIF orientation.
 type Options struct {
 	Box       int // 0 = keep the source dimensions (format-only transform)
+	Width     int // 0 = no bound on the width
+	Height    int // 0 = no bound on the height
 	Format    Format
 	Algorithm Algorithm
 	Quality   int // 1-100 replaces the format's configured quality; 0 = the setting

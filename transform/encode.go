@@ -99,7 +99,7 @@ func (e *Engine) encode(im *vips.Image, out Format, quality int) ([]byte, error)
 	case quality == 0:
 		quality = s.quality(e.cfg)
 	}
-	return s.save(in, quality, e.cfg)
+	return s.save(in, min(quality, 100), e.cfg)
 }
 
 // saved takes the buffer a C saver wrote.

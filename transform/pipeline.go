@@ -111,6 +111,7 @@ type header struct {
 	pages             int // frames in the file
 	hasAlpha          bool
 	pelBytes          int // bands × sample size, as loaded
+	orientation       int // EXIF orientation, 0 or 1 when none
 }
 
 // readHeader reads the header only: the named loader decodes nothing until
@@ -121,7 +122,8 @@ func readHeader(src []byte, in Format) (header, error) {
 		return header{}, err
 	}
 	defer head.Close()
-	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha(), pelBytes: pelBytes(head)}, nil
+	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha(),
+		pelBytes: pelBytes(head), orientation: head.Orientation()}, nil
 }
 
 // checkPixels refuses a source over the limit before any pixel is decoded.
@@ -154,10 +156,7 @@ func newPlan(in Format, h header, opts Options) plan {
 	p.animation = h.pages > 1 && in.spec().animated
 
 	// Target size of one frame; never enlarged.
-	scale := 1.0
-	if longest := max(h.width, h.pageHeight); opts.Box > 0 && opts.Box < longest {
-		scale = float64(opts.Box) / float64(longest)
-	}
+	scale := fitScale(h, opts, !p.animation && h.orientation >= 5)
 	p.width = max(1, int(math.Round(float64(h.width)*scale)))
 	p.height = max(1, int(math.Round(float64(h.pageHeight)*scale)))
 
@@ -170,6 +169,25 @@ func newPlan(in Format, h header, opts Options) plan {
 		p.load.scale = loadScale(in, scale, opts.Algorithm, shortest)
 	}
 	return p
+}
+
+// fitScale is the largest scale, at most 1, at which the frame fits every
+// bound of opts. swapped: the output is the frame turned a quarter (EXIF
+// orientations 5 to 8), so Width bounds the frame's height.
+func fitScale(h header, opts Options, swapped bool) float64 {
+	w, ht := h.width, h.pageHeight
+	if swapped {
+		w, ht = ht, w
+	}
+	scale := 1.0
+	for _, b := range []struct{ bound, side int }{
+		{opts.Box, max(w, ht)}, {opts.Width, w}, {opts.Height, ht},
+	} {
+		if b.bound > 0 && b.bound < b.side {
+			scale = min(scale, float64(b.bound)/float64(b.side))
+		}
+	}
+	return scale
 }
 
 type step struct {

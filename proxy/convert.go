@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"image-proxy/metrics"
+	"image-proxy/transform"
+)
+
+// bodyPrefetch is what fasthttp reads of a body before the handler runs
+// (Fiber's BodyLimit with StreamRequestBody); every route but the two POSTs
+// refuses more (bodyGuard).
+const bodyPrefetch = 4 << 10
+
+// backendRoutes registers the endpoints for backends and their description.
+func (s *Server) backendRoutes() {
+	s.app.Post("/convert", s.handleConvert)
+	s.app.Post("/bulk", s.handleBulk)
+	s.app.Get("/openapi.json", s.openAPI)
+	s.app.Get("/docs", s.docsPage)
+	s.app.Get(docsScriptPath, s.docsScript)
+}
+
+// takesBody reports whether the route reads a request body itself.
+func takesBody(c *fiber.Ctx) bool {
+	if c.Method() != fiber.MethodPost {
+		return false
+	}
+	p := c.Path()
+	return p == "/convert" || p == "/bulk"
+}
+
+// bodyGuard keeps the 4 KB body limit the server had before bodies were
+// streamed: a larger body anywhere but POST /convert and /bulk is refused
+// (413) without being read. A chunked body is read up to the limit.
+func (s *Server) bodyGuard(c *fiber.Ctx) error {
+	if takesBody(c) {
+		return c.Next()
+	}
+	n := c.Request().Header.ContentLength()
+	if n == -1 { // chunked: only reading tells its size
+		if stream := c.Context().RequestBodyStream(); stream != nil {
+			got, _ := io.Copy(io.Discard, io.LimitReader(stream, bodyPrefetch+1))
+			n = int(got)
+		}
+	}
+	if n > bodyPrefetch {
+		s.writeError(c, fail(kindBodyTooLarge, "", nil))
+		s.observe(c, metrics.KindError, time.Now(), "body too large")
+		return nil
+	}
+	return c.Next()
+}
+
+// observe records the one metric sample and debug line of a backend request.
+func (s *Server) observe(c *fiber.Ctx, kind string, start time.Time, errText string) {
+	s.record(c.Method(), c.Path(), c.Response().StatusCode(), kind, start, errText)
+}
+
+// record is observe for a response that outlives its fiber.Ctx (a stream).
+func (s *Server) record(method, path string, code int, kind string, start time.Time, errText string) {
+	elapsed := time.Since(start)
+	s.m.HTTPRequests.WithLabelValues(strconv.Itoa(code), kind).Inc()
+	s.m.HTTPDuration.WithLabelValues(kind).Observe(elapsed.Seconds())
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("request", "method", method, "path", path, "status", code,
+			"duration_ms", float64(elapsed.Microseconds())/1000, "err", errText)
+	}
+}
+
+// handleConvert answers POST /convert: an uploaded image, converted and
+// returned, stored nowhere.
+func (s *Server) handleConvert(c *fiber.Ctx) error {
+	start := time.Now()
+	kind, errText := metrics.KindConvert, ""
+	if err := s.convert(c); err != nil {
+		s.writeError(c, err)
+		// The body may be unread: the connection cannot carry another request.
+		c.Response().Header.SetConnectionClose()
+		kind, errText = metrics.KindError, err.Error()
+	}
+	s.observe(c, kind, start, errText)
+	return nil
+}
+
+func (s *Server) convert(c *fiber.Ctx) error {
+	b := s.cfg.Backend
+	if !b.ConvertEnabled() {
+		return fail(kindNotFound, "POST /convert is not enabled on this server.", nil)
+	}
+	if !bearerMatches(c.Get(fiber.HeaderAuthorization), b.ConvertToken) {
+		return fail(kindUnauthorized, "", nil)
+	}
+	upload, err := s.readUpload(c)
+	if err != nil {
+		return err
+	}
+	opts, err := parseConvert(upload.field, s.cfg.MaxBox)
+	if err != nil {
+		return err
+	}
+	opts.Algorithm = s.cfg.Algorithm
+	ctx, stop := peerContext(c.UserContext(), c.Context().Conn())
+	defer stop()
+	res, err := s.renderBytes(ctx, upload.file, opts)
+	if err != nil {
+		return err
+	}
+	h := &c.Response().Header
+	h.SetContentType(res.Format.MIME())
+	h.Set(fiber.HeaderCacheControl, "no-store")
+	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Response().SetBodyRaw(res.Data)
+	return nil
+}
+
+// bearerMatches compares an Authorization header with the token in
+// constant time: both sides are hashed first, so neither the length nor a
+// prefix of the token shows in the time taken.
+func bearerMatches(header, token string) bool {
+	scheme, given, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(given))), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// convertFields are the form fields POST /convert reads besides file; the
+// OpenAPI test checks the description against this list.
+var convertFields = []string{"format", "quality", "width", "height"}
+
+// upload is a read multipart body: the file's bytes and the other fields.
+type upload struct {
+	file  []byte
+	field map[string]string
+}
+
+// readUpload reads the multipart body as it arrives, counting every byte
+// against IMAGE_PROXY_CONVERT_MAX_BYTES: past it the request is refused
+// without reading further, whatever Content-Length says.
+func (s *Server) readUpload(c *fiber.Ctx) (upload, error) {
+	limit := s.cfg.Backend.ConvertMaxBytes
+	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != fiber.MIMEMultipartForm || params["boundary"] == "" {
+		return upload{}, fail(kindUnsupported, "The request body must be multipart/form-data.", err)
+	}
+	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > limit {
+		return upload{}, errUploadTooBig(limit)
+	}
+	var body io.Reader = c.Context().RequestBodyStream()
+	if body == nil { // a server without streaming: the body is in memory
+		body = bytes.NewReader(c.Body())
+	}
+	capped := &capReader{r: body, left: limit}
+	u, err := readParts(multipart.NewReader(capped, params["boundary"]))
+	if capped.over {
+		return upload{}, errUploadTooBig(limit)
+	}
+	return u, err
+}
+
+func errUploadTooBig(limit int64) error {
+	return fail(kindBodyTooLarge, "The upload is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
+}
+
+// readParts reads every part: file and each known field at most once,
+// other parts skipped.
+func readParts(mr *multipart.Reader) (upload, error) {
+	u := upload{field: map[string]string{}}
+	seen := map[string]bool{}
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return u, fail(kindBadRequest, "The multipart body is malformed.", err)
+		}
+		name := p.FormName()
+		known := name == "file" || slices.Contains(convertFields, name)
+		if known && seen[name] {
+			return u, &paramError{name + " must be given only once."}
+		}
+		seen[name] = true
+		switch {
+		case name == "file":
+			u.file, err = io.ReadAll(p)
+		case known:
+			var v []byte
+			v, err = io.ReadAll(io.LimitReader(p, 64))
+			u.field[name] = string(v)
+		default:
+			_, err = io.Copy(io.Discard, p)
+		}
+		if err != nil {
+			return u, fail(kindBadRequest, "The multipart body is malformed.", err)
+		}
+	}
+	if !seen["file"] {
+		return u, &paramError{"file is required: the image as a multipart/form-data file field."}
+	}
+	if len(u.file) == 0 {
+		return u, &paramError{"file must not be empty."}
+	}
+	return u, nil
+}
+
+// capReader reads at most left bytes; reading past them sets over and
+// fails, so the multipart reader stops there.
+type capReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+var errCapped = errors.New("body over the cap")
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errCapped
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		c.over = true
+		return n, errCapped
+	}
+	return n, err
+}
+
+// convertFormats are the outputs POST /convert offers.
+var convertFormats = []transform.Format{transform.FormatWebP, transform.FormatAVIF, transform.FormatJPEG, transform.FormatPNG}
+
+// parseConvert validates the form fields: format (webp by default),
+// quality 1–100, width and height 1 … maxBox. An empty field is absent.
+func parseConvert(field map[string]string, maxBox int) (transform.Options, error) {
+	opts := transform.Options{Format: transform.FormatWebP}
+	if v := field["format"]; v != "" {
+		f, ok := transform.ParseFormat(v)
+		if !ok || !slices.Contains(convertFormats, f) {
+			return opts, &paramError{"format must be one of webp, avif, jpeg or png."}
+		}
+		opts.Format = f
+	}
+	for _, n := range []struct {
+		name   string
+		max    int
+		target *int
+	}{{"quality", 100, &opts.Quality}, {"width", maxBox, &opts.Width}, {"height", maxBox, &opts.Height}} {
+		v := field[n.name]
+		if v == "" {
+			continue
+		}
+		x, ok := parseDigits(v)
+		if !ok || x < 1 || x > n.max {
+			return opts, &paramError{n.name + " must be a whole number from 1 to " + strconv.Itoa(n.max) + "."}
+		}
+		*n.target = x
+	}
+	return opts, nil
+}
+
+// renderBytes renders an original already in memory in a transform slot,
+// counted like every render. It is renderSource without a source.
+func (s *Server) renderBytes(ctx context.Context, data []byte, opts transform.Options) (transform.Result, error) {
+	release, err := s.limiter.acquire(ctx)
+	if err != nil {
+		if errors.Is(err, errOverloaded) {
+			s.m.QueueRejections.Inc()
+		}
+		return transform.Result{}, err
+	}
+	defer release()
+	s.m.TransformsInFlight.Inc()
+	start := time.Now()
+	res, err := s.engine.Render(ctx, data, opts)
+	s.m.TransformsInFlight.Dec()
+	if err != nil {
+		s.m.Transforms.WithLabelValues(opts.Format.String(), metrics.TransformError).Inc()
+		return res, err
+	}
+	label := res.Format.String()
+	s.m.TransformDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	s.m.Transforms.WithLabelValues(label, metrics.TransformOK).Inc()
+	return res, nil
+}
