@@ -267,7 +267,12 @@ func TestGateRefusalAfterWaiting(t *testing.T) {
 	ce := newCachingEngine(t, 128<<20)
 	src := texturedJPEG(t, 1200, 800, 2)
 	release := make(chan struct{})
+	decoding := make(chan struct{}, 1)
 	ce.decodes.beforeDecode = func() {
+		select {
+		case decoding <- struct{}{}:
+		default:
+		}
 		select {
 		case <-release:
 		case <-time.After(30 * time.Second):
@@ -278,6 +283,13 @@ func TestGateRefusalAfterWaiting(t *testing.T) {
 		_, err := ce.Render(context.Background(), src, Options{Box: 100, Source: "s"})
 		leader <- err
 	}()
+	// The second render must find the first one decoding, or it would
+	// lead itself and never wait.
+	select {
+	case <-decoding:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first render never started decoding")
+	}
 	full := errors.New("queue full")
 	gate := &refusingGate{err: full, left: make(chan struct{})}
 	go func() {
