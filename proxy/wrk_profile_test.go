@@ -7,16 +7,16 @@ import (
 	"testing"
 )
 
-// TestProfileUnderWrk serves a memory hit on loopback while wrk loads it,
-// so `go test -cpuprofile` shows where a real server spends a hit's time
-// (connections, deadlines, the GC), not only the handler. It runs only
-// with PROFILE_WRK=DURATION (for example 5s) and wrk installed;
-// PROFILE_WRK_DISK=1 makes it a disk hit, PROFILE_WRK_URI picks the
-// request (default a ~1 KB WebP of rocket.jpg).
-func TestProfileUnderWrk(t *testing.T) {
+// BenchmarkProfileUnderWrk serves a memory hit on loopback while wrk loads
+// it once, so `go test -bench ProfileUnderWrk -benchtime 1x -cpuprofile`
+// shows where a real server spends a hit's time (connections, deadlines,
+// the GC), not only the handler. It needs wrk; PROFILE_WRK sets wrk's
+// duration (default 5s), PROFILE_WRK_DISK=1 makes it a disk hit,
+// PROFILE_WRK_URI picks the request (default a ~1 KB WebP of rocket.jpg).
+func BenchmarkProfileUnderWrk(t *testing.B) {
 	d := os.Getenv("PROFILE_WRK")
 	if d == "" {
-		t.Skip("PROFILE_WRK not set")
+		d = "5s"
 	}
 	uri := "/rocket.jpg?size=100&format=webp"
 	if u := os.Getenv("PROFILE_WRK_URI"); u != "" {
@@ -31,7 +31,7 @@ func TestProfileUnderWrk(t *testing.T) {
 	serveWrk(t, ts, uri, d)
 }
 
-func serveWrk(t *testing.T, ts *testServer, uri, d string) {
+func serveWrk(t testing.TB, ts *testServer, uri, d string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
