@@ -263,6 +263,10 @@ func TestWarmThenServe(t *testing.T) {
 			if gw != lw || gh != lh {
 				t.Errorf("%s: warmed %dx%d, live %dx%d", target, gw, gh, lw, lh)
 			}
+			// The ETag is strong: the warmed bytes must be the live bytes.
+			if !bytes.Equal(body, wantBody) {
+				t.Errorf("%s: warmed %d bytes differ from the live %d", target, len(body), len(wantBody))
+			}
 		}
 	}
 	// A second run finds everything stored: nothing is read or rendered.

@@ -2,21 +2,24 @@ package transform
 
 import (
 	"context"
+	"slices"
 
 	"image-proxy/transform/internal/vips"
 )
 
-// RenderMany renders every option from one decode of src and returns one
-// Result and one error per option, in the order of opts; exactly one of the
-// two is set for each.
+// RenderMany renders every option of src with one decode per distinct load
+// (shrink-on-load or scale) among them, and returns one Result and one
+// error per option, in the order of opts; exactly one of the two is set
+// for each.
 //
-// Each result matches Render's for the same option in format, dimensions
-// and orientation. The pixels can differ slightly where Render alone would
-// have shrunk on load further: the decode here is at the smallest shrink
-// any option asks for, so that the largest variant loses nothing.
+// Each result is byte for byte Render's for the same option: options are
+// grouped by the load Render would use, never given a finer one, because a
+// cache key (and its strong ETag) must name the same bytes whether warm or
+// a live request rendered it. With the decode cache on, boxes up to 1200 px
+// share one load, so the usual sizes cost one or two decodes.
 //
-// The decoded image is held in memory while the variants are derived: at
-// most the source's pixels at that shrink, so never over MaxSourcePixels
+// Each decoded image is held in memory while its variants are derived: at
+// most the source's pixels at that load, so never over MaxSourcePixels
 // (times bands and sample size). Animated sources are rendered one option
 // at a time through Render: holding every frame would cost more than the
 // decode it saves.
@@ -57,38 +60,50 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	for i, o := range opts {
 		plans[i] = e.planFor(in, h, o)
 	}
-	lp := sharedLoad(plans)
+	var loads []loadParams // in first-asked order
+	for _, p := range plans {
+		if !slices.Contains(loads, p.load) {
+			loads = append(loads, p.load)
+		}
+	}
+	for _, lp := range loads {
+		e.renderLoad(ctx, src, in, lp, plans, results, errs)
+	}
+	return results, errs
+}
+
+// renderLoad decodes src once at lp and derives every plan that loads at
+// lp, filling their results and errors.
+func (e *Engine) renderLoad(ctx context.Context, src []byte, in Format, lp loadParams, plans []plan, results []Result, errs []error) {
+	fail := func(err error) {
+		for i, p := range plans {
+			if p.load == lp {
+				errs[i] = err
+			}
+		}
+	}
 	if ctx.Err() != nil {
-		return fail(canceled(ctx))
+		fail(canceled(ctx))
+		return
 	}
 	img, err := load(src, in, lp)
 	if err != nil {
-		return fail(broken(src, in, lp, "load", err))
+		fail(broken(src, in, lp, "load", err))
+		return
 	}
 	defer img.Close()
 	// The loader streams: without this copy every variant would decode
 	// the source again as its pipeline pulled pixels. A failure here is the
 	// decode's: the loaders fail on error.
 	if err := holdInMemory(img); err != nil {
-		return fail(broken(src, in, lp, "decode", err))
+		fail(broken(src, in, lp, "decode", err))
+		return
 	}
 	for i, p := range plans {
-		p.load = lp
-		results[i], errs[i] = e.derive(ctx, src, img, p)
+		if p.load == lp {
+			results[i], errs[i] = e.derive(ctx, src, img, p)
+		}
 	}
-	return results, errs
-}
-
-// sharedLoad is the one load that serves every plan: the least JPEG shrink
-// and the largest WebP or SVG scale among them, so each variant starts from
-// at least as many pixels as Render would give it.
-func sharedLoad(plans []plan) loadParams {
-	lp := plans[0].load
-	for _, p := range plans[1:] {
-		lp.shrink = min(lp.shrink, p.load.shrink)
-		lp.scale = max(lp.scale, p.load.scale)
-	}
-	return lp
 }
 
 // derive runs one plan's steps and encoding on a view of the decoded
