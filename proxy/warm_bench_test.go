@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -38,8 +39,9 @@ var warmBenchSpec = WarmSpec{Sizes: []int{360, 720, 1200, 2200}, DPRs: []float64
 	Formats: []transform.Format{transform.FormatWebP, transform.FormatJPEG}, Force: true}
 
 // BenchmarkWarmOneDecode: one op is every variant of the source stored in
-// the disk tier, by warm (one read, one decode) and by the server's render
-// path once per variant (a read and a decode each), on one goroutine.
+// the disk tier, by warm (one read, one decode per distinct load) and by
+// the server's render path once per variant (a read each; decodes shared
+// through the decode cache as for a new photo), on one goroutine.
 func BenchmarkWarmOneDecode(b *testing.B) {
 	root := warmBenchRoot(b)
 	env := newWarmEnv(b, root, diskTiers(b.TempDir()))
@@ -52,22 +54,34 @@ func BenchmarkWarmOneDecode(b *testing.B) {
 			}
 		}
 	})
-	b.Run("separate", func(b *testing.B) {
-		o, src, err := env.sources.Stat(ctx, "photo.jpg")
-		if err != nil {
-			b.Fatal(err)
-		}
-		items := env.warmItems(o, warmBenchSpec)
-		for b.Loop() {
-			for _, it := range items {
-				v, err := env.renderSource(ctx, src, o, it.variant)
-				if err != nil {
-					b.Fatal(err)
-				}
-				env.store.Put(ctx, it.variant.Key(), v)
+	b.Run("separate", func(b *testing.B) { renderEach(b, env) })
+	// The same without the decode cache: every variant decodes the source.
+	off := transform.DefaultConfig()
+	off.DecodeCacheSize = 0
+	b.Run("separate-no-decode-cache", func(b *testing.B) { renderEach(b, newWarmEnvWith(b, root, diskTiers(b.TempDir()), off)) })
+}
+
+// renderEach stores every variant of warmBenchSpec through the server's
+// render path, one after another.
+func renderEach(b *testing.B, env *warmEnv) {
+	ctx := context.Background()
+	o, src, err := env.sources.Stat(ctx, "photo.jpg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := o.Identity + "#" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	for n := 0; b.Loop(); n++ {
+		// A new identity each time, as for a new photo: the decode cache
+		// shares decodes between its variants, never across loops.
+		o.Identity = base + "#" + strconv.Itoa(n)
+		for _, it := range env.warmItems(o, warmBenchSpec) {
+			v, err := env.renderSource(ctx, src, o, it.variant)
+			if err != nil {
+				b.Fatal(err)
 			}
+			env.store.Put(ctx, it.variant.Key(), v)
 		}
-	})
+	}
 }
 
 // BenchmarkLiveBesideWarm measures what background warming costs live

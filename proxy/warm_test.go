@@ -69,6 +69,12 @@ type warmEnv struct {
 
 func newWarmEnv(t testing.TB, root string, tiers func(m *metrics.Metrics) []cache.Tier) *warmEnv {
 	t.Helper()
+	return newWarmEnvWith(t, root, tiers, transform.DefaultConfig())
+}
+
+// newWarmEnvWith is newWarmEnv with the engine's settings.
+func newWarmEnvWith(t testing.TB, root string, tiers func(m *metrics.Metrics) []cache.Tier, tcfg transform.Config) *warmEnv {
+	t.Helper()
 	cfg := defaultTestConfig(root)
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	mem, err := cache.NewMemoryTier(64<<20, 1<<20, m)
@@ -82,7 +88,7 @@ func newWarmEnv(t testing.TB, root string, tiers func(m *metrics.Metrics) []cach
 	c := cache.New(all, m)
 	t.Cleanup(func() { c.Close() })
 	sources, _ := testSources(t, cfg, c, m)
-	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(transform.DefaultConfig()), Cache: c, Metrics: m, Log: slog.New(slog.DiscardHandler)})
+	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(tcfg), Cache: c, Metrics: m, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
