@@ -281,24 +281,10 @@ func parseConvert(field map[string]string, maxBox int) (transform.Options, error
 // renderBytes renders an original already in memory in a transform slot,
 // counted like every render. It is renderSource without a source.
 func (s *Server) renderBytes(ctx context.Context, data []byte, opts transform.Options) (transform.Result, error) {
-	release, err := s.limiter.acquire(ctx)
+	sl, err := s.enterSlot(ctx)
 	if err != nil {
-		if errors.Is(err, errOverloaded) {
-			s.m.QueueRejections.Inc()
-		}
 		return transform.Result{}, err
 	}
-	defer release()
-	s.m.TransformsInFlight.Inc()
-	start := time.Now()
-	res, err := s.engine.Render(ctx, data, opts)
-	s.m.TransformsInFlight.Dec()
-	if err != nil {
-		s.m.Transforms.WithLabelValues(opts.Format.String(), metrics.TransformError).Inc()
-		return res, err
-	}
-	label := res.Format.String()
-	s.m.TransformDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
-	s.m.Transforms.WithLabelValues(label, metrics.TransformOK).Inc()
-	return res, nil
+	defer sl.Leave()
+	return s.render(ctx, data, opts)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"image-proxy/cache"
+	"image-proxy/metrics"
 	"image-proxy/transform"
 )
 
@@ -72,13 +73,10 @@ func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src Source
 }
 
 // renderSource waits for a transform slot, reads the original and renders
-// it. The value it returns is the output format's byte followed by the
-// image, so a cache hit knows its Content-Type without sniffing.
+// it. The value it returns is cacheValue's: a cache hit knows its
+// Content-Type without sniffing.
 func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Variant) ([]byte, error) {
-	sl := &slot{s: s}
-	_, wait := s.tracing.Start(ctx, "queue.wait")
-	err := sl.Enter(ctx)
-	wait.End(err)
+	sl, err := s.enterSlot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -94,27 +92,49 @@ func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Var
 	// Renders of one source share its decode; one waiting for another's
 	// decode gives its slot back meanwhile.
 	opts.Source, opts.Gate = v.Source, sl
+	res, err := s.render(ctx, data, opts)
+	if err != nil {
+		return nil, err
+	}
+	return cacheValue(res), nil
+}
+
+// enterSlot waits for a transform slot; the caller must Leave it.
+func (s *Server) enterSlot(ctx context.Context) (*slot, error) {
+	sl := &slot{s: s}
+	_, wait := s.tracing.Start(ctx, "queue.wait")
+	err := sl.Enter(ctx)
+	wait.End(err)
+	return sl, err
+}
+
+// render runs the engine in a slot the caller holds, and counts it.
+func (s *Server) render(ctx context.Context, data []byte, opts transform.Options) (transform.Result, error) {
 	label := opts.Format.String()
 	if opts.Format == transform.FormatUnknown {
 		label = "source"
 	}
-
 	s.m.TransformsInFlight.Inc()
 	start := time.Now()
 	res, err := s.engine.Render(ctx, data, opts)
 	s.m.TransformsInFlight.Dec()
 	if err != nil {
-		s.m.Transforms.WithLabelValues(label, "error").Inc()
-		return nil, err
+		s.m.Transforms.WithLabelValues(label, metrics.TransformError).Inc()
+		return res, err
 	}
 	label = res.Format.String()
 	s.m.TransformDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
-	s.m.Transforms.WithLabelValues(label, "ok").Inc()
+	s.m.Transforms.WithLabelValues(label, metrics.TransformOK).Inc()
+	return res, nil
+}
 
+// cacheValue is how a result is cached: the output format's byte, then the
+// image.
+func cacheValue(res transform.Result) []byte {
 	out := make([]byte, 1+len(res.Data))
 	out[0] = byte(res.Format)
 	copy(out[1:], res.Data)
-	return out, nil
+	return out
 }
 
 // slot is one request's transform slot as a transform.Gate: the render

@@ -69,11 +69,8 @@ func (c cacheSink) has(ctx context.Context, _ Original, it warmItem) bool {
 }
 
 func (c cacheSink) put(ctx context.Context, _ Original, it warmItem, res transform.Result) error {
-	// The value renderSource would have produced: format byte, then image.
-	out := make([]byte, 1+len(res.Data))
-	out[0] = byte(res.Format)
-	copy(out[1:], res.Data)
-	c.store.Put(ctx, it.variant.Key(), out)
+	// The value renderSource would have produced.
+	c.store.Put(ctx, it.variant.Key(), cacheValue(res))
 	return nil
 }
 
