@@ -74,8 +74,7 @@ func (s *Server) observe(c *fiber.Ctx, kind string, start time.Time, errText str
 // record is observe for a response that outlives its fiber.Ctx (a stream).
 func (s *Server) record(method, path string, code int, kind string, start time.Time, errText string) {
 	elapsed := time.Since(start)
-	s.m.HTTPRequests.WithLabelValues(strconv.Itoa(code), kind).Inc()
-	s.m.HTTPDuration.WithLabelValues(kind).Observe(elapsed.Seconds())
+	s.reqMetrics.observe(code, kind, elapsed)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("request", "method", method, "path", path, "status", code,
 			"duration_ms", float64(elapsed.Microseconds())/1000, "err", errText)

@@ -22,7 +22,7 @@ func setCanonical(h *fasthttp.ResponseHeader, key, value string) {
 	h.SetCanonical(utils.UnsafeBytes(key), utils.UnsafeBytes(value))
 }
 
-// requestMetrics are the per-request series of handleImage, resolved at
+// requestMetrics are the per-request series of every handler, resolved at
 // start for every code metrics.HTTPCodes lists; any other code is looked
 // up by label as before.
 type requestMetrics struct {
