@@ -47,6 +47,11 @@ type Tier interface {
 	// Name is the metrics tier label ("memory", "disk", "s3"); the hit
 	// status is HitStatus(Name()).
 	Name() string
+	// Local tells whether the tier is on this machine and cheap enough to
+	// read outside the flight (memory, disk): Cached looks only in these.
+	// It is part of the interface, not a marker type, so a wrapper (the
+	// traced tier) passes it on instead of hiding it.
+	Local() bool
 	// Get never returns a damaged entry: it drops it and reports a miss.
 	Get(ctx context.Context, key string) ([]byte, bool)
 	// Set may decline to keep v (too large, tier unusable); the cache does

@@ -15,6 +15,7 @@ import (
 // was written, whether it was closed.
 type mapTier struct {
 	name   string
+	local  bool
 	mu     sync.Mutex
 	vals   map[string][]byte
 	sets   map[string]int
@@ -26,6 +27,8 @@ func newMapTier(name string) *mapTier {
 }
 
 func (t *mapTier) Name() string { return t.name }
+
+func (t *mapTier) Local() bool { return t.local }
 
 func (t *mapTier) Get(_ context.Context, key string) ([]byte, bool) {
 	t.mu.Lock()

@@ -315,4 +315,4 @@ func (t *diskTier) Close() error {
 	return nil
 }
 
-func (t *diskTier) onThisMachine() {}
+func (t *diskTier) Local() bool { return true }

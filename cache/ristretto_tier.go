@@ -68,4 +68,4 @@ func (t *memoryTier) Close() error {
 	return nil
 }
 
-func (t *memoryTier) onThisMachine() {}
+func (t *memoryTier) Local() bool { return true }

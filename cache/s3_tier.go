@@ -106,6 +106,10 @@ func NewS3Tier(client *minio.Client, bucket, prefix string, timeout, leaseTTL ti
 
 func (t *s3Tier) Name() string { return metrics.TierS3 }
 
+// Local is false: a look-up is a network round trip, so it goes through
+// the flight, coalesced and under the hang-up watch.
+func (t *s3Tier) Local() bool { return false }
+
 func (t *s3Tier) objectName(key string) string {
 	n := entryName(key)
 	return t.prefix + n[0:2] + "/" + n[2:4] + "/" + n

@@ -18,10 +18,6 @@ type level struct {
 	local     bool // on this machine: read without coalescing (Cached)
 }
 
-// localTier marks the tiers on this machine, cheap enough to read outside
-// the flight.
-type localTier interface{ onThisMachine() }
-
 // lookup is Get, counted.
 func (l *level) lookup(ctx context.Context, key string) ([]byte, bool) {
 	v, ok := l.Get(ctx, key)
@@ -54,8 +50,8 @@ func New(tiers []Tier, m *metrics.Metrics) Cache {
 			status: HitStatus(name),
 			hit:    m.CacheRequests.WithLabelValues(name, metrics.CacheHit),
 			miss:   m.CacheRequests.WithLabelValues(name, metrics.CacheMiss),
+			local:  tier.Local(),
 		}
-		_, t.levels[i].local = tier.(localTier)
 	}
 	t.lease = newLeasing(t.levels, m)
 	return t
