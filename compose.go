@@ -75,7 +75,7 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 	closeAll := func() { closeLocal(); c.Close(); engine.Close() }
 
 	cfg := s.Proxy
-	cfg.EncoderSettings, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprint(), version, transform.Version()
+	cfg.Encoders, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprints(), version, transform.Version()
 	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		closeAll()

@@ -42,9 +42,9 @@ type Config struct {
 	Backend           BackendConfig       // POST /convert and POST /bulk
 
 	// Set by main, not read from the environment.
-	EncoderSettings string // transform.Config.Fingerprint(), part of every key
-	Version         string
-	LibvipsVersion  string
+	Encoders       transform.Fingerprints // per output format, part of every key
+	Version        string
+	LibvipsVersion string
 }
 
 // FallbackConfig describes the upstream asked for originals no earlier

@@ -47,7 +47,7 @@ func defaultTestConfig(root string) Config {
 		ErrorCacheControl: "public, max-age=60",
 		MaxBox:            4000,
 		MaxSourceBytes:    50 << 20,
-		EncoderSettings:   tc.Fingerprint(),
+		Encoders:          tc.Fingerprints(),
 		Concurrency:       2,
 		QueueDepth:        64,
 		QueueTimeout:      10 * time.Second,
@@ -80,7 +80,7 @@ func newTestServerWith(t testing.TB, edit func(*Config, *cache.Config, *transfor
 	if edit != nil {
 		edit(&cfg, &ccfg, &tcfg)
 	}
-	cfg.EncoderSettings = tcfg.Fingerprint()
+	cfg.Encoders = tcfg.Fingerprints()
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	log := slog.New(slog.DiscardHandler)
 	tiers, err := cache.LocalTiers(ccfg, m, log)

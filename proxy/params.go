@@ -214,6 +214,18 @@ func (a acceptClass) String() string {
 	return s
 }
 
+// outputs are the formats resolve can pick for this class, whatever the
+// source: what a format=auto variant's key must fingerprint.
+func (a acceptClass) outputs() []transform.Format {
+	switch {
+	case a.avif:
+		return []transform.Format{transform.FormatAVIF}
+	case a.webp:
+		return []transform.Format{transform.FormatWebP}
+	}
+	return []transform.Format{transform.FormatJPEG, transform.FormatPNG, transform.FormatGIF}
+}
+
 // resolveAuto picks the output of format=auto for a given source format.
 func (a acceptClass) resolve(src transform.Format) transform.Format {
 	switch {

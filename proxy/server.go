@@ -48,6 +48,7 @@ type Server struct {
 	log     *slog.Logger
 
 	reqMetrics requestMetrics // resolved once: hotpath.go
+	encoders   encoderKeys    // joined once: variant.go
 	started    time.Time
 	app        *fiber.App
 	tracing    spans.Tracer
@@ -66,6 +67,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		log:     d.Log,
 
 		reqMetrics: newRequestMetrics(d.Metrics),
+		encoders:   newEncoderKeys(cfg.Encoders),
 		started:    time.Now(),
 	}
 	var err error

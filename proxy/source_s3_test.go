@@ -68,7 +68,7 @@ func newS3TestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.
 	ccfg := cache.Config{Enabled: true, MemorySize: 64 << 20, MaxItemSize: 1 << 20}
 	tcfg := transform.DefaultConfig()
 	edit(&cfg, &ccfg, &tcfg)
-	cfg.EncoderSettings = tcfg.Fingerprint()
+	cfg.Encoders = tcfg.Fingerprints()
 	if err := cfg.S3.validate(); err != nil {
 		t.Fatal(err)
 	}

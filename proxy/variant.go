@@ -17,7 +17,7 @@ type Variant struct {
 	Output    outputFormat        // as asked: a format, the source's default, or auto
 	Accept    acceptClass         // what auto resolves against; zero unless Output.auto
 	Algorithm transform.Algorithm // resampling route
-	Encoder   string              // transform.Config.Fingerprint(): qualities, efforts
+	Encoder   string              // the fingerprint of the formats Output can produce: encoderKeys
 	Quality   int                 // ?quality= or a preset's; 0 = the format's setting
 }
 
@@ -29,7 +29,6 @@ func (s *Server) variantOf(o Original, req request, accept string) Variant {
 		Box:       req.box(s.cfg.MaxBox),
 		Output:    req.format,
 		Algorithm: s.cfg.Algorithm,
-		Encoder:   s.cfg.EncoderSettings,
 		Quality:   req.quality,
 	}
 	if req.algoSet {
@@ -38,7 +37,50 @@ func (s *Server) variantOf(o Original, req request, accept string) Variant {
 	if req.format.auto {
 		v.Accept = classifyAccept(accept)
 	}
+	v.Encoder = s.encoders.of(v.Output, v.Accept)
 	return v
+}
+
+// encoderKeys are the encoder fingerprints a variant's key can hold, one
+// per output a request can ask for, joined once at start so that a
+// request builds no string. A setting then re-keys exactly the variants
+// whose bytes it may change: a named format keys on that format alone;
+// an output that follows the source, or format=auto, on every format that
+// request could produce.
+type encoderKeys struct {
+	format map[transform.Format]string
+	source string       // no format: the source's own, or PNG or JPEG
+	auto   [2][2]string // format=auto, by [avif][webp] of the Accept class
+}
+
+func newEncoderKeys(f transform.Fingerprints) encoderKeys {
+	k := encoderKeys{format: map[transform.Format]string{}, source: f.Of(transform.Outputs()...)}
+	for _, out := range transform.Outputs() {
+		k.format[out] = f.Of(out)
+	}
+	for _, avif := range []bool{false, true} {
+		for _, webp := range []bool{false, true} {
+			k.auto[b2i(avif)][b2i(webp)] = f.Of(acceptClass{avif: avif, webp: webp}.outputs()...)
+		}
+	}
+	return k
+}
+
+func (k encoderKeys) of(out outputFormat, accept acceptClass) string {
+	switch {
+	case out.auto:
+		return k.auto[b2i(accept.avif)][b2i(accept.webp)]
+	case out.format != transform.FormatUnknown:
+		return k.format[out.format]
+	}
+	return k.source
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Key is the cache key. Its layout is unchanged since the first release, so

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"reflect"
+	"slices"
 	"testing"
+	"time"
 
 	"image-proxy/transform"
 )
@@ -15,7 +17,7 @@ func baseVariant() Variant {
 		Output:    outputFormat{auto: true},
 		Accept:    acceptClass{webp: true},
 		Algorithm: transform.AlgorithmAuto,
-		Encoder:   transform.DefaultConfig().Fingerprint(),
+		Encoder:   newEncoderKeys(transform.DefaultConfig().Fingerprints()).of(outputFormat{auto: true}, acceptClass{webp: true}),
 	}
 }
 
@@ -55,28 +57,36 @@ func TestVariantKeyCoversEveryField(t *testing.T) {
 	}
 }
 
-// TestVariantKeyLayout pins today's keys: a change here changes every ETag
-// in every CDN, which must be a decision, not an accident.
+// TestVariantKeyLayout pins today's keys and ETags, encoder fingerprints
+// of the default settings included: a change here changes every ETag in
+// every CDN, which must be a decision, not an accident (the last one: 2.0,
+// per-format fingerprints and the shrink rule v2; see CHANGELOG.md).
 func TestVariantKeyLayout(t *testing.T) {
-	enc := "j75.w80.4.a85.6.p6.v1"
+	enc := newEncoderKeys(transform.DefaultConfig().Fingerprints())
+	variant := func(v Variant) Variant {
+		v.Encoder = enc.of(v.Output, v.Accept)
+		return v
+	}
+	webp := outputFormat{format: transform.FormatWebP}
 	cases := []struct {
-		v    Variant
-		want string
+		v          Variant
+		want, etag string
 	}{
-		{Variant{Source: "file:a.jpg|1|2|3|4", Box: 400, Output: outputFormat{format: transform.FormatWebP}, Encoder: enc},
-			"v1|file:a.jpg|1|2|3|4|400|webp|auto|" + enc},
-		{Variant{Source: "s", Box: 0, Output: outputFormat{format: transform.FormatJPEG}, Algorithm: transform.AlgorithmThumbnail, Encoder: enc},
-			"v1|s|0|jpeg|thumbnail|" + enc},
-		{Variant{Source: "s", Box: 10, Encoder: enc}, "v1|s|10|source|auto|" + enc},
-		{Variant{Source: "s", Box: 10, Output: outputFormat{auto: true}, Encoder: enc}, "v1|s|10|auto|auto|" + enc},
-		{Variant{Source: "s", Box: 10, Output: outputFormat{auto: true}, Accept: acceptClass{avif: true, webp: true}, Algorithm: transform.AlgorithmLanczos3, Encoder: enc},
-			"v1|s|10|auto+avif+webp|lanczos3|" + enc},
-		// A quality is a suffix, so every key above (none asks for one) is
-		// byte-identical to the keys before ?quality= existed.
-		{Variant{Source: "s", Box: 10, Output: outputFormat{format: transform.FormatWebP}, Encoder: enc, Quality: 60},
-			"v1|s|10|webp|auto|" + enc + "|q60"},
-		{Variant{Source: "s", Box: 10, Output: outputFormat{format: transform.FormatWebP}, Encoder: enc, Quality: 100},
-			"v1|s|10|webp|auto|" + enc + "|q100"},
+		{variant(Variant{Source: "file:a.jpg|1|2|3|4", Box: 400, Output: webp}),
+			"v1|file:a.jpg|1|2|3|4|400|webp|auto|w80.4.v2", `"edb02383fd256d5d"`},
+		{variant(Variant{Source: "s", Box: 0, Output: outputFormat{format: transform.FormatJPEG}, Algorithm: transform.AlgorithmThumbnail}),
+			"v1|s|0|jpeg|thumbnail|j75.v2", ""},
+		{variant(Variant{Source: "s", Box: 10, Output: outputFormat{format: transform.FormatPNG}}), "v1|s|10|png|auto|p6.v2", ""},
+		{variant(Variant{Source: "s", Box: 10, Output: outputFormat{format: transform.FormatGIF}}), "v1|s|10|gif|auto|g.v2", ""},
+		{variant(Variant{Source: "s", Box: 10, Output: outputFormat{format: transform.FormatAVIF}}), "v1|s|10|avif|auto|a85.6.v2", ""},
+		{variant(Variant{Source: "s", Box: 10}), "v1|s|10|source|auto|j75.p6.w80.4.g.a85.6.v2", ""},
+		{variant(Variant{Source: "s", Box: 10, Output: outputFormat{auto: true}}), "v1|s|10|auto|auto|j75.p6.g.v2", ""},
+		{variant(Variant{Source: "s", Box: 10, Output: outputFormat{auto: true}, Accept: acceptClass{webp: true}}), "v1|s|10|auto+webp|auto|w80.4.v2", ""},
+		{variant(Variant{Source: "s", Box: 10, Output: outputFormat{auto: true}, Accept: acceptClass{avif: true, webp: true}, Algorithm: transform.AlgorithmLanczos3}),
+			"v1|s|10|auto+avif+webp|lanczos3|a85.6.v2", ""},
+		// A quality is a suffix, appended only when asked for.
+		{variant(Variant{Source: "s", Box: 10, Output: webp, Quality: 60}), "v1|s|10|webp|auto|w80.4.v2|q60", ""},
+		{variant(Variant{Source: "s", Box: 10, Output: webp, Quality: 100}), "v1|s|10|webp|auto|w80.4.v2|q100", ""},
 	}
 	for _, c := range cases {
 		if got := c.v.Key(); got != c.want {
@@ -84,6 +94,82 @@ func TestVariantKeyLayout(t *testing.T) {
 		}
 		if got, want := c.v.ETag(), strongETag(c.want); got != want {
 			t.Errorf("ETag() = %s, want %s", got, want)
+		}
+		if c.etag != "" && c.v.ETag() != c.etag {
+			t.Errorf("ETag() of %q = %s, want %s", c.want, c.v.ETag(), c.etag)
+		}
+	}
+}
+
+// TestSettingsRekeyOnlyTheirFormats changes each transform setting in turn
+// and requires that exactly the keys of the outputs whose bytes it may
+// change move: a named format, an output that follows the source (any
+// format), and format=auto by Accept class. A new Config field without an
+// entry here fails the test.
+func TestSettingsRekeyOnlyTheirFormats(t *testing.T) {
+	outputs := map[string]func(encoderKeys) string{
+		"jpeg":           func(k encoderKeys) string { return k.of(outputFormat{format: transform.FormatJPEG}, acceptClass{}) },
+		"png":            func(k encoderKeys) string { return k.of(outputFormat{format: transform.FormatPNG}, acceptClass{}) },
+		"webp":           func(k encoderKeys) string { return k.of(outputFormat{format: transform.FormatWebP}, acceptClass{}) },
+		"gif":            func(k encoderKeys) string { return k.of(outputFormat{format: transform.FormatGIF}, acceptClass{}) },
+		"avif":           func(k encoderKeys) string { return k.of(outputFormat{format: transform.FormatAVIF}, acceptClass{}) },
+		"source":         func(k encoderKeys) string { return k.of(outputFormat{}, acceptClass{}) },
+		"auto":           func(k encoderKeys) string { return k.of(outputFormat{auto: true}, acceptClass{}) },
+		"auto+webp":      func(k encoderKeys) string { return k.of(outputFormat{auto: true}, acceptClass{webp: true}) },
+		"auto+avif":      func(k encoderKeys) string { return k.of(outputFormat{auto: true}, acceptClass{avif: true}) },
+		"auto+avif+webp": func(k encoderKeys) string { return k.of(outputFormat{auto: true}, acceptClass{avif: true, webp: true}) },
+	}
+	cases := map[string]struct {
+		change func(*transform.Config)
+		moves  []string
+	}{
+		"JPEGQuality":     {func(c *transform.Config) { c.JPEGQuality = 90 }, []string{"jpeg", "source", "auto"}},
+		"WebPQuality":     {func(c *transform.Config) { c.WebPQuality = 70 }, []string{"webp", "source", "auto+webp"}},
+		"WebPEffort":      {func(c *transform.Config) { c.WebPEffort = 6 }, []string{"webp", "source", "auto+webp"}},
+		"AVIFQuality":     {func(c *transform.Config) { c.AVIFQuality = 60 }, []string{"avif", "source", "auto+avif", "auto+avif+webp"}},
+		"AVIFSpeed":       {func(c *transform.Config) { c.AVIFSpeed = 9 }, []string{"avif", "source", "auto+avif", "auto+avif+webp"}},
+		"PNGCompression":  {func(c *transform.Config) { c.PNGCompression = 9 }, []string{"png", "source", "auto"}},
+		"MaxSourcePixels": {func(c *transform.Config) { c.MaxSourcePixels = 1000 }, nil},
+		"DecodeCacheSize": {func(c *transform.Config) { c.DecodeCacheSize = 0 }, nil},
+		"DecodeCacheTTL":  {func(c *transform.Config) { c.DecodeCacheTTL = time.Minute }, nil},
+	}
+	base := newEncoderKeys(transform.DefaultConfig().Fingerprints())
+	typ := reflect.TypeFor[transform.Config]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		c, ok := cases[name]
+		if !ok {
+			t.Errorf("transform.Config.%s has no entry here: say which outputs it re-keys", name)
+			continue
+		}
+		cfg := transform.DefaultConfig()
+		c.change(&cfg)
+		if reflect.ValueOf(cfg).Field(i).Interface() == reflect.ValueOf(transform.DefaultConfig()).Field(i).Interface() {
+			t.Errorf("the change for %s does not change the field", name)
+		}
+		changed := newEncoderKeys(cfg.Fingerprints())
+		var moved []string
+		for out, key := range outputs {
+			if key(base) != key(changed) {
+				moved = append(moved, out)
+			}
+		}
+		slices.Sort(moved)
+		want := slices.Sorted(slices.Values(c.moves))
+		if !slices.Equal(moved, want) {
+			t.Errorf("%s re-keys %v, want %v", name, moved, want)
+		}
+	}
+}
+
+// TestAutoOutputsCoverResolve: format=auto keys on acceptClass.outputs, so
+// every format resolve can pick must be among them.
+func TestAutoOutputsCoverResolve(t *testing.T) {
+	for _, a := range []acceptClass{{}, {webp: true}, {avif: true}, {avif: true, webp: true}} {
+		for in := transform.FormatUnknown; in <= transform.FormatSVG; in++ {
+			if got := a.resolve(in); !slices.Contains(a.outputs(), got) {
+				t.Errorf("%s resolves %s to %s, not among its outputs %v", a, in, got, a.outputs())
+			}
 		}
 	}
 }

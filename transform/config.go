@@ -3,7 +3,9 @@ package transform
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -78,16 +80,41 @@ func settingName(field string) string {
 	return f.Tag.Get("env")
 }
 
-// Fingerprint is a stable string of every setting that changes output
-// bytes; it belongs in every cache key and ETag.
-func (c Config) Fingerprint() string {
-	f := fmt.Sprintf("j%d.w%d.%d.a%d.%d.p%d.v1", c.JPEGQuality, c.WebPQuality, c.WebPEffort, c.AVIFQuality, c.AVIFSpeed, c.PNGCompression)
-	if c.DecodeCacheSize > 0 {
-		// The decode cache loads every box up to familyBox at familyBox's
-		// shrink (reuse.go): different pixels for smaller JPEG boxes.
-		f += ".d" + strconv.Itoa(familyBox)
+// pixelRule names the rules that decide the pixels before any encoder
+// (the shrink-on-load rule of reuse.go among them). Change it whenever they
+// change, so every cached variant and its ETag change with the bytes.
+const pixelRule = "v2"
+
+// Fingerprints hold, for each output format, a stable string of the
+// settings that change its bytes. They belong in every cache key and ETag,
+// but a setting re-keys only the formats it changes: a new AVIF speed
+// leaves every JPEG, WebP and PNG variant's ETag as it was.
+type Fingerprints struct{ own [formatCount]string }
+
+// Fingerprints are the fingerprints of c, one per output format. The
+// decode cache's settings are in none: they change what a render costs,
+// never its pixels (reuse.go).
+func (c Config) Fingerprints() Fingerprints {
+	var f Fingerprints
+	for _, out := range Outputs() {
+		f.own[out] = out.spec().settings(c)
 	}
 	return f
+}
+
+// Of is the fingerprint of a request that may produce any of formats (a
+// request whose output follows its source, or format=auto): their own
+// settings in Format order, then the pixel rule, so it changes exactly when
+// the bytes of one of those formats may. Formats that cannot be encoded add
+// nothing.
+func (f Fingerprints) Of(formats ...Format) string {
+	parts := make([]string, 0, len(formats)+1)
+	for out := range formatCount {
+		if slices.Contains(formats, out) && f.own[out] != "" {
+			parts = append(parts, f.own[out])
+		}
+	}
+	return strings.Join(append(parts, pixelRule), ".")
 }
 
 // SettingError is a setting outside what is allowed. Name is the

@@ -127,12 +127,27 @@ type decodeCache struct {
 	size    int64
 	timer   *time.Timer
 
+	seen *sightings // loads asked for once and streamed (baseline JPEG)
+
 	decodes      atomic.Int64 // decodes run through the cache (for tests)
 	beforeDecode func()       // tests: called before each decode
 }
 
 func newDecodeCache(budget int64, ttl time.Duration, obs Observer, idle func()) *decodeCache {
-	return &decodeCache{budget: budget, ttl: ttl, now: time.Now, obs: obs, idle: idle, entries: map[decodeKey]*decoded{}}
+	return &decodeCache{budget: budget, ttl: ttl, now: time.Now, obs: obs, idle: idle, entries: map[decodeKey]*decoded{},
+		seen: newSightings(ttl)}
+}
+
+// wanted tells whether a decode of key is worth keeping although its
+// source gains from a finer shrink: it is kept or running already, or the
+// same load was asked for within the TTL. Otherwise the caller streams
+// its own decode, and the sighting is remembered for the next one.
+func (c *decodeCache) wanted(key decodeKey) bool {
+	c.mu.Lock()
+	_, ok := c.entries[key]
+	now := c.now()
+	c.mu.Unlock()
+	return ok || c.seen.again(key, now)
 }
 
 // acquire returns the decode for key, running decode when nobody has it

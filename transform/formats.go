@@ -3,6 +3,7 @@ package transform
 import (
 	"errors"
 	"slices"
+	"strconv"
 
 	"image-proxy/transform/internal/vips"
 )
@@ -53,6 +54,9 @@ type formatSpec struct {
 	// when the format has none (PNG is lossless and has a compression
 	// level instead, GIF has neither).
 	quality func(Config) int
+	// settings writes the Config fields that change this format's encoded
+	// bytes, for its fingerprint (config.go); nil when it is never encoded.
+	settings func(Config) string
 
 	animated bool // several frames survive loading and encoding
 }
@@ -75,13 +79,15 @@ var formats = [formatCount]formatSpec{
 		magic: isJPEG, load: loadJPEG,
 		operations: []string{"jpegload_buffer", "jpegsave_buffer"},
 		outputRank: 2, save: saveJPEG,
-		quality: func(c Config) int { return c.JPEGQuality },
+		quality:  func(c Config) int { return c.JPEGQuality },
+		settings: func(c Config) string { return "j" + strconv.Itoa(c.JPEGQuality) },
 	},
 	FormatPNG: {
 		name: "png", mime: "image/png",
 		magic: isPNG, load: loadPNG,
 		operations: []string{"pngload_buffer", "pngsave_buffer"},
 		outputRank: 3, save: savePNG,
+		settings: func(c Config) string { return "p" + strconv.Itoa(c.PNGCompression) },
 	},
 	FormatWebP: {
 		name: "webp", mime: "image/webp",
@@ -89,6 +95,7 @@ var formats = [formatCount]formatSpec{
 		operations: []string{"webpload_buffer", "webpsave_buffer"},
 		outputRank: 4, save: saveWebP,
 		quality:  func(c Config) int { return c.WebPQuality },
+		settings: func(c Config) string { return "w" + strconv.Itoa(c.WebPQuality) + "." + strconv.Itoa(c.WebPEffort) },
 		animated: true,
 	},
 	FormatGIF: {
@@ -96,6 +103,7 @@ var formats = [formatCount]formatSpec{
 		magic: isGIF, load: loadGIF,
 		operations: []string{"gifload_buffer", "gifsave_buffer"},
 		outputRank: 5, save: saveGIF,
+		settings: func(Config) string { return "g" }, // no setting yet: a name, so the join stays readable
 		animated: true,
 	},
 	FormatAVIF: {
@@ -103,7 +111,8 @@ var formats = [formatCount]formatSpec{
 		magic: isAVIF, sniffStage: sniffBox, load: loadHEIF,
 		operations: []string{"heifload_buffer", "heifsave_buffer"},
 		outputRank: 1, save: saveAVIF,
-		quality: func(c Config) int { return c.AVIFQuality },
+		quality:  func(c Config) int { return c.AVIFQuality },
+		settings: func(c Config) string { return "a" + strconv.Itoa(c.AVIFQuality) + "." + strconv.Itoa(c.AVIFSpeed) },
 	},
 	FormatHEIF: {
 		name: "heif", mime: "image/heif",
@@ -158,6 +167,19 @@ func ParseFormat(name string) (Format, bool) {
 		}
 	}
 	return FormatUnknown, false
+}
+
+// Outputs lists the formats a render can produce, in Format order. A
+// render without Options.Format produces one of these too (the source's
+// format when it can be encoded, else PNG or JPEG).
+func Outputs() []Format {
+	var out []Format
+	for f := range formatCount {
+		if f.CanEncode() {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // OutputNames lists every name ParseFormat accepts, in the contract's order,

@@ -112,6 +112,9 @@ type header struct {
 	hasAlpha          bool
 	pelBytes          int // bands × sample size, as loaded
 	orientation       int // EXIF orientation, 0 or 1 when none
+	// progressive: a JPEG in several scans. libjpeg decodes every scan
+	// whatever the shrink, so a finer shrink saves it little (reuse.go).
+	progressive bool
 }
 
 // readHeader reads the header only: the named loader decodes nothing until
@@ -123,7 +126,14 @@ func readHeader(src []byte, in Format) (header, error) {
 	}
 	defer head.Close()
 	return header{width: head.Width(), pageHeight: pageHeightOf(head), pages: framesInFile(head), hasAlpha: head.HasAlpha(),
-		pelBytes: pelBytes(head), orientation: head.Orientation()}, nil
+		pelBytes: pelBytes(head), orientation: head.Orientation(), progressive: interlaced(head)}, nil
+}
+
+// interlaced reads the flag libvips' JPEG, PNG and GIF loaders set for a
+// progressive or interlaced file; absent means sequential.
+func interlaced(im *vips.Image) bool {
+	v, err := im.GetInt("interlaced")
+	return err == nil && v != 0
 }
 
 // checkPixels refuses a source over the limit before any pixel is decoded.

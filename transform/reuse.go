@@ -47,13 +47,19 @@ func (e *Engine) shares(in Format, h header) bool {
 	return e.decodes != nil && in != FormatWebP && in != FormatSVG && !(h.pages > 1 && in.spec().animated)
 }
 
-// planFor is newPlan with the decode cache's shrink rule: while the cache
-// is on, every box up to familyBox loads at familyBox's shrink, so the
-// variants of one source share one decode. The rule depends on the box
-// alone, so whether a decode was reused never changes the pixels.
+// planFor is newPlan with the family shrink rule. A progressive JPEG
+// costs about the same to decode at any shrink (libjpeg reads every scan
+// whatever the output scale), so every box up to familyBox loads at
+// familyBox's shrink and the variants of one source share one decode. A
+// baseline JPEG decodes markedly faster at a finer shrink, so each of its
+// boxes keeps its own: a lone variant costs what it would with the decode
+// cache off, and only variants that need the same shrink share a decode.
+// The rule depends on the source and the box alone, never on the decode
+// cache's setting or on which variant came first, so a URL's bytes (and
+// its strong ETag) are the same on every replica and in every order.
 func (e *Engine) planFor(in Format, h header, opts Options) plan {
 	p := newPlan(in, h, opts)
-	if !e.shares(in, h) || opts.Box == 0 || opts.Box >= familyBox {
+	if !familyShrink(in, h) || opts.Box == 0 || opts.Box >= familyBox {
 		return p
 	}
 	wide := opts
@@ -62,15 +68,33 @@ func (e *Engine) planFor(in Format, h header, opts Options) plan {
 	return p
 }
 
-// reusable tells whether this render's decode may be kept: the caller named
-// the source, and the decode fits the budget (estimated from the header).
+// familyShrink tells whether a source's small boxes load at familyBox's
+// shrink. Only JPEG loads with a shrink other than 1; among JPEGs, only a
+// progressive one gains nothing from a finer shrink.
+func familyShrink(in Format, h header) bool { return in == FormatJPEG && h.progressive }
+
+// reusable tells whether this render's decode goes through the decode
+// cache: the caller named the source, the decode fits the budget
+// (estimated from the header), and it is worth keeping. A decode whose
+// cost barely depends on the box (a progressive JPEG, or a format that
+// always loads whole) is kept from the first render of its source. A
+// baseline JPEG at its own shrink is kept only when the same load of the
+// same source was asked for within the TTL: the second variant keeps it
+// for the third and later, and a lone variant streams, as fast as with the
+// cache off.
 func (e *Engine) reusable(in Format, h header, p plan, opts Options) bool {
 	if !e.shares(in, h) || opts.Source == "" {
 		return false
 	}
 	s := int64(max(1, p.load.shrink))
 	w, ht := (int64(h.width)+s-1)/s, (int64(h.pageHeight)+s-1)/s
-	return w*ht*int64(h.pelBytes) <= e.cfg.DecodeCacheSize
+	if w*ht*int64(h.pelBytes) > e.cfg.DecodeCacheSize {
+		return false
+	}
+	if in != FormatJPEG || familyShrink(in, h) {
+		return true
+	}
+	return e.decodes.wanted(decodeKey{source: opts.Source, load: p.load})
 }
 
 // renderReused renders from the cached decode of the source, decoding it
