@@ -54,7 +54,7 @@ type Tier interface {
 	Local() bool
 	// Get never returns a damaged entry: it drops it and reports a miss.
 	Get(ctx context.Context, key string) ([]byte, bool)
-	// Set may decline to keep v (too large, tier unusable); the cache does
+	// Set may decline to keep v (too large, writes failing); the cache does
 	// not depend on it being kept.
 	Set(ctx context.Context, key string, v []byte)
 	Close() error

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/peterbourgon/diskv/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,23 +30,30 @@ const tempDirName = "tmp"
 type diskTier struct {
 	d        *diskv.Diskv
 	base     string
-	capacity int64
+	tmp      string
+	capacity int64 // as configured (IMAGE_PROXY_CACHE_DISK_SIZE)
 	log      *slog.Logger
+	now      func() time.Time
 
 	corrupt   prometheus.Counter
 	evictions prometheus.Counter
 	size      prometheus.Gauge
 	items     prometheus.Gauge
+	failures  *prometheus.CounterVec // reason
 
-	disabled atomic.Bool
-	warn     sync.Once
-	scratch  sync.Pool // of *[]byte, readBuffer long: read's first read lands here
-	rebuilt  chan struct{}
+	writes writeBackoff
+	// measureAt is when to look at the volume's free space next (unix
+	// nanoseconds) while the tier holds itself below its capacity; 0 at
+	// full capacity.
+	measureAt atomic.Int64
+	limit     atomic.Int64 // effective capacity; written under mu
+	scratch   sync.Pool    // of *[]byte, readBuffer long: read's first read lands here
+	rebuilt   chan struct{}
 
 	mu    sync.Mutex
 	lru   *list.List // of *diskEntry; front = most recently used
 	index map[string]*list.Element
-	bytes int64
+	bytes int64 // space the indexed entries take on the volume
 }
 
 type diskEntry struct {
@@ -54,25 +62,34 @@ type diskEntry struct {
 }
 
 // NewDiskTier keeps up to capacity bytes under base, evicting the least
-// recently used entries. It never fails: a directory it cannot use turns
-// it into a tier that always misses, with one warning, because a cache
+// recently used entries, and less when the volume fills up. It never
+// fails: a directory it cannot write turns into a tier that serves what
+// it can read and retries writes later, with one warning, because a cache
 // must not keep the service from starting. m and log may be nil.
 func NewDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logger) Tier {
+	return newDiskTier(base, capacity, m, log, time.Now)
+}
+
+// newDiskTier is NewDiskTier on the clock now, which times the write
+// back-off and the looks at free space (tests pass their own).
+func newDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logger, now func() time.Time) *diskTier {
 	m = orDiscard(m)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &diskTier{base: base, capacity: capacity, log: log, lru: list.New(),
-		index: map[string]*list.Element{}, rebuilt: make(chan struct{}),
+	t := &diskTier{base: base, tmp: filepath.Join(base, tempDirName), capacity: capacity,
+		log: log, now: now, writes: writeBackoff{now: now},
+		lru: list.New(), index: map[string]*list.Element{}, rebuilt: make(chan struct{}),
 		corrupt:   m.CacheCorrupt,
 		evictions: m.CacheEvictions.WithLabelValues(metrics.TierDisk),
 		size:      m.CacheSizeBytes.WithLabelValues(metrics.TierDisk),
 		items:     m.CacheItems.WithLabelValues(metrics.TierDisk),
+		failures:  m.CacheDiskWriteFailures,
 	}
-	tmp := filepath.Join(base, tempDirName)
+	t.limit.Store(capacity)
 	t.d = diskv.New(diskv.Options{
 		BasePath:     base,
-		TempDir:      tmp,
+		TempDir:      t.tmp,
 		CacheSizeMax: 0, // memory caching is the job of the tiers in front
 		PathPerm:     0o755,
 		FilePerm:     0o644,
@@ -81,10 +98,8 @@ func NewDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logg
 		},
 		InverseTransform: func(pk *diskv.PathKey) string { return pk.FileName },
 	})
-	if err := resetTemp(tmp); err != nil {
-		t.fail(err)
-		close(t.rebuilt)
-		return t
+	if err := resetTemp(t.tmp); err != nil {
+		t.writeFailed(context.Background(), err)
 	}
 	go t.rebuild()
 	return t
@@ -105,14 +120,6 @@ func resetTemp(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// fail turns the tier off for the rest of the process, logging once.
-func (t *diskTier) fail(err error) {
-	t.disabled.Store(true)
-	t.warn.Do(func() {
-		t.log.Warn("disk cache unusable; serving from memory only", "path", t.base, "err", err)
-	})
-}
-
 func diskName(key string) string { return entryName(key) }
 
 // shards are the directories of entry name: two levels of 256, so 10
@@ -126,15 +133,14 @@ func (t *diskTier) path(name string) string {
 
 func (t *diskTier) Name() string { return metrics.TierDisk }
 
+// Get serves whatever is stored and intact, whether or not writes
+// succeed at the moment.
 func (t *diskTier) Get(ctx context.Context, key string) ([]byte, bool) {
-	if t.disabled.Load() {
-		return nil, false
-	}
 	name := diskName(key)
-	// Read directly rather than through diskv.Read (a stat, an open, reads
-	// into a growing buffer): writes are atomic renames, so a file read
-	// here is a whole entry or none.
-	raw, err := t.read(t.path(name))
+	// Read directly (open, read, close): writes are atomic renames, so a
+	// file read here is a whole entry or none.
+	p := t.path(name)
+	raw, err := t.read(p)
 	if err != nil {
 		t.forget(name)
 		return nil, false
@@ -147,21 +153,119 @@ func (t *diskTier) Get(ctx context.Context, key string) ([]byte, bool) {
 		t.log.WarnContext(ctx, "damaged disk cache entry dropped", "entry", name, "bytes", len(raw))
 		return nil, false
 	}
-	t.touch(name, int64(len(raw)))
+	if !t.use(name) { // stored by an earlier run, not indexed yet
+		if fi, err := os.Stat(p); err == nil {
+			t.add(name, onDisk(fi))
+		}
+	}
 	return payload, true
 }
 
-func (t *diskTier) Set(_ context.Context, key string, v []byte) {
-	if t.disabled.Load() {
+// Set writes v unless writes are backing off after a failure, or v could
+// not stay (larger than the effective capacity).
+func (t *diskTier) Set(ctx context.Context, key string, v []byte) {
+	token, ok := t.writes.allow()
+	if !ok {
 		return
 	}
+	t.measureIfDue()
 	buf := encodeEntry(v)
-	name := diskName(key)
-	if err := t.d.Write(name, buf); err != nil {
-		t.fail(err)
+	if int64(len(buf)) > t.limit.Load() {
 		return
 	}
-	t.touch(name, int64(len(buf)))
+	name := diskName(key)
+	size, err := writeFile(t.tmp, buf, func(tmp string) error { return t.place(tmp, name) })
+	if err != nil {
+		t.writeFailed(ctx, err)
+		return
+	}
+	if t.writes.succeeded(token) {
+		t.log.InfoContext(ctx, "disk cache writable again", "path", t.base,
+			"effective_bytes", t.limit.Load(), "configured_bytes", t.capacity)
+	}
+	t.add(name, size)
+}
+
+// place moves the written temp file tmp into the store as entry name. The
+// shard directories are made here first so that a failure to make them
+// keeps its errno (diskv reports it as text).
+func (t *diskTier) place(tmp, name string) error {
+	if err := os.MkdirAll(filepath.Dir(t.path(name)), 0o755); err != nil {
+		return err
+	}
+	return t.d.Import(tmp, name, true)
+}
+
+// writeFailed counts a failed write and backs off. A full volume is a
+// capacity signal: the tier evicts down to less than it holds and keeps
+// that as its capacity until the volume has room again. Only the failure
+// that opens an episode is logged as a warning.
+func (t *diskTier) writeFailed(ctx context.Context, err error) {
+	reason := failureReason(err)
+	t.failures.WithLabelValues(reason).Inc()
+	first, fresh, wait := t.writes.failed()
+	if fresh && reason == metrics.DiskWriteFull {
+		t.shrink()
+	}
+	attrs := []any{"path", t.base, "err", err, "retry_in", wait,
+		"effective_bytes", t.limit.Load(), "configured_bytes", t.capacity}
+	switch {
+	case !first:
+		t.log.DebugContext(ctx, "disk cache write failed again", attrs...)
+	case reason == metrics.DiskWriteFull:
+		t.log.WarnContext(ctx, "disk cache volume full; evicted to fit, serving what is stored, retrying writes later", attrs...)
+	default:
+		t.log.WarnContext(ctx, "disk cache not writable; serving what is stored, retrying writes later", attrs...)
+	}
+}
+
+// shrink lowers the effective capacity below what the tier holds and
+// evicts down to it: the volume had no room for one more entry. Until the
+// index covers what earlier runs stored, what the tier holds is unknown,
+// and a capacity taken from part of it would evict nearly everything: the
+// tier only backs off, and the retry that fails after the rebuild shrinks.
+func (t *diskTier) shrink() {
+	select {
+	case <-t.rebuilt:
+	default:
+		return
+	}
+	t.mu.Lock()
+	t.limit.Store(min(t.limit.Load(), t.bytes-t.bytes/fullMargin))
+	victims := t.evictLocked()
+	t.mu.Unlock()
+	t.erase(victims)
+	t.measureAt.Store(t.now().Add(measureEvery).UnixNano())
+}
+
+// measureIfDue sets the effective capacity from the volume's free space,
+// every measureEvery while it is below the configured one: it grows back
+// as space is freed (never past what fits less the margin, so the tier
+// does not fill a shared volume again), and shrinks further when others
+// take space. At full capacity it costs one atomic load.
+func (t *diskTier) measureIfDue() {
+	at := t.measureAt.Load()
+	if at == 0 {
+		return
+	}
+	now := t.now()
+	if now.UnixNano() < at || !t.measureAt.CompareAndSwap(at, now.Add(measureEvery).UnixNano()) {
+		return
+	}
+	free, err := freeBytes(t.base)
+	if err != nil {
+		return // measured again later
+	}
+	t.mu.Lock()
+	fit := t.bytes + free
+	limit := min(t.capacity, fit-fit/fullMargin)
+	t.limit.Store(limit)
+	victims := t.evictLocked()
+	t.mu.Unlock()
+	t.erase(victims)
+	if limit == t.capacity && t.measureAt.CompareAndSwap(now.Add(measureEvery).UnixNano(), 0) {
+		t.log.Info("disk cache back to its configured capacity", "path", t.base, "configured_bytes", t.capacity)
+	}
 }
 
 // readBuffer holds most entries whole: one read answers them.
@@ -216,8 +320,20 @@ func readRetry(fd int, b []byte) (int, error) {
 	}
 }
 
-// touch records a use of name (size bytes) and evicts past the capacity.
-func (t *diskTier) touch(name string, size int64) {
+// use records a use of an indexed entry; false when name is not indexed.
+func (t *diskTier) use(name string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	el, ok := t.index[name]
+	if ok {
+		t.lru.MoveToFront(el)
+	}
+	return ok
+}
+
+// add indexes name (size bytes on the volume) as the most recently used
+// entry and evicts past the effective capacity.
+func (t *diskTier) add(name string, size int64) {
 	t.mu.Lock()
 	if el, ok := t.index[name]; ok {
 		e := el.Value.(*diskEntry)
@@ -236,7 +352,8 @@ func (t *diskTier) touch(name string, size int64) {
 // evictLocked unlinks least-recently-used entries until the tier fits.
 func (t *diskTier) evictLocked() []string {
 	var victims []string
-	for t.bytes > t.capacity && t.lru.Len() > 0 {
+	limit := t.limit.Load()
+	for t.bytes > limit && t.lru.Len() > 0 {
 		e := t.lru.Remove(t.lru.Back()).(*diskEntry)
 		delete(t.index, e.name)
 		t.bytes -= e.size
@@ -261,6 +378,8 @@ func (t *diskTier) forget(name string) {
 		t.bytes -= el.Value.(*diskEntry).size
 		t.lru.Remove(el)
 		delete(t.index, name)
+		t.size.Set(float64(t.bytes))
+		t.items.Set(float64(t.lru.Len()))
 	}
 }
 
@@ -275,13 +394,12 @@ func (t *diskTier) rebuild() {
 		mod  int64
 	}
 	var all []found
-	tmp := filepath.Join(t.base, tempDirName)
 	filepath.WalkDir(t.base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		if d.IsDir() {
-			if p == tmp {
+			if p == t.tmp {
 				return filepath.SkipDir
 			}
 			return nil
@@ -290,7 +408,7 @@ func (t *diskTier) rebuild() {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
-			all = append(all, found{d.Name(), fi.Size(), fi.ModTime().UnixNano()})
+			all = append(all, found{d.Name(), onDisk(fi), fi.ModTime().UnixNano()})
 		}
 		return nil
 	})

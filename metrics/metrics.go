@@ -73,6 +73,14 @@ const (
 	StatCacheStat = "stat"
 )
 
+// Disk write failures, the only values of the "reason" label of
+// CacheDiskWriteFailures: the volume (or the user's quota) was full, or
+// anything else (read-only, permission denied, I/O error, directory gone).
+const (
+	DiskWriteFull  = "full"
+	DiskWriteError = "error"
+)
+
 // Transform results, the only values of the "result" label of Transforms.
 const (
 	TransformOK    = "ok"
@@ -93,6 +101,7 @@ var (
 		RefusalSignatureMissing, RefusalSignatureInvalid}
 	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
 	StatCacheResults = []string{StatCacheHit, StatCacheStat}
+	DiskWriteReasons = []string{DiskWriteFull, DiskWriteError}
 	// OutputFormats are the encodable formats (transform.Format names);
 	// a failed render of an unresolved format is labelled "source" and is
 	// left to appear when it happens.
@@ -136,6 +145,9 @@ type Metrics struct {
 	Refusals           *prometheus.CounterVec // reason
 	StatCacheLookups   *prometheus.CounterVec // result (hit|stat)
 	StatCacheWatches   prometheus.Gauge       // directories watched for the stat cache
+	// Writes the disk tier attempted and could not make, by reason
+	// (full|error); it keeps serving what it holds and retries later.
+	CacheDiskWriteFailures *prometheus.CounterVec
 	// The decode cache (transform): renders that found their source
 	// decoded (or being decoded) or decoded it, and the bytes it holds.
 	DecodeCacheRequests  *prometheus.CounterVec // result (hit|miss)
@@ -169,6 +181,8 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Damaged disk or S3 cache entries detected, never served, and re-rendered."),
 		CacheLeases: f.counterVec("image_proxy_cache_leases_total",
 			"Misses on a shared cache tier by render lease outcome: rendered holding the lease, served another replica's render, or rendered without a lease.", "result"),
+		CacheDiskWriteFailures: f.counterVec("image_proxy_cache_disk_write_failures_total",
+			"Disk cache writes that failed, by reason: full (no space or quota left: the tier evicts to fit and backs off) or error (read-only, permission denied, I/O: the tier backs off). Stored entries are still served.", "reason"),
 		Transforms: f.counterVec("image_proxy_transforms_total",
 			"Transforms run, by output format and result.", "format", "result"),
 		TransformDuration: f.histogramVec("image_proxy_transform_duration_seconds",
@@ -225,6 +239,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range LeaseResults {
 		m.CacheLeases.WithLabelValues(r)
+	}
+	for _, r := range DiskWriteReasons {
+		m.CacheDiskWriteFailures.WithLabelValues(r)
 	}
 	for _, f := range OutputFormats {
 		for _, r := range TransformResults {

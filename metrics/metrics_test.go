@@ -47,6 +47,8 @@ var ours = map[string]struct {
 	"image_proxy_stat_cache_watched_directories": {dto.MetricType_GAUGE, ""},
 	"image_proxy_decode_cache_requests_total":    {dto.MetricType_COUNTER, "result"},
 	"image_proxy_decode_cache_size_bytes":        {dto.MetricType_GAUGE, ""},
+	// Failed disk-tier writes (the tier backs off and keeps serving).
+	"image_proxy_cache_disk_write_failures_total": {dto.MetricType_COUNTER, "reason"},
 }
 
 // touched builds the collectors and gives every vector one child, since
@@ -269,6 +271,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_cache_evictions_total":            labelSets(map[string][]string{"tier": tiers}),
 		"image_proxy_cache_corrupt_entries_total":      {""},
 		"image_proxy_cache_leases_total":               labelSets(map[string][]string{"result": {"won", "shared", "bypassed"}}),
+		"image_proxy_cache_disk_write_failures_total":  labelSets(map[string][]string{"reason": {"full", "error"}}),
 		"image_proxy_transforms_total":                 labelSets(map[string][]string{"format": formats, "result": {"ok", "error"}}),
 		"image_proxy_transform_duration_seconds":       labelSets(map[string][]string{"format": formats}),
 		"image_proxy_transforms_in_flight":             {""},
