@@ -69,7 +69,7 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 		plans[i] = e.planFor(in, h, o)
 	}
 	prep := time.Since(start) // header and plans: every option's
-	var loads []loadParams // in first-asked order
+	var loads []loadParams    // in first-asked order
 	for _, p := range plans {
 		if !slices.Contains(loads, p.load) {
 			loads = append(loads, p.load)
