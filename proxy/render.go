@@ -135,8 +135,9 @@ func (s *Server) renderMany(ctx context.Context, data []byte, opts []transform.O
 		results, errs = make([]transform.Result, len(opts)), make([]error, len(opts))
 		for i, o := range opts {
 			start := time.Now()
-			results[i], errs[i] = s.engine.Render(ctx, data, o)
-			results[i].Elapsed = time.Since(start)
+			if results[i], errs[i] = s.engine.Render(ctx, data, o); errs[i] == nil {
+				results[i].Elapsed = time.Since(start)
+			}
 		}
 	}
 	s.m.TransformsInFlight.Dec()
