@@ -208,3 +208,128 @@ func TestMetricNamesIgnoresLabelValues(t *testing.T) {
 		t.Errorf("metricNames = %v", got)
 	}
 }
+
+var (
+	selector = regexp.MustCompile(`(image_proxy_[a-zA-Z0-9_]+)\{([^}]*)\}`)
+	matcher  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"`)
+)
+
+// exportedLabels is, for each image-proxy family (histograms under their
+// _bucket, _sum and _count names), each label and the values its series
+// have at start (metrics.New creates every series of the fixed sets).
+func exportedLabels(t *testing.T) map[string]map[string][]string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	metrics.New(reg, func() (int64, int64) { return 0, 0 })
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string][]string{}
+	for _, fam := range families {
+		labels := map[string][]string{}
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = append(labels[l.GetName()], l.GetValue())
+			}
+		}
+		out[fam.GetName()] = labels
+		if fam.GetType() == dto.MetricType_HISTOGRAM {
+			out[fam.GetName()+"_sum"], out[fam.GetName()+"_count"] = labels, labels
+			bucket := map[string][]string{"le": nil} // any bound
+			for k, v := range labels {
+				bucket[k] = v
+			}
+			out[fam.GetName()+"_bucket"] = bucket
+		}
+	}
+	return out
+}
+
+// A matcher on a label a metric does not have, or on a value it never
+// takes, selects nothing: an alert on it never fires and a panel stays
+// empty without any error. Every selector of the alerts and the dashboard
+// names labels image-proxy exports (or the scrape adds) and values they
+// take.
+func TestSelectorsUseRealLabels(t *testing.T) {
+	labels := exportedLabels(t)
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	readYAML(t, "alerts.yml", &rules)
+	qs := dashboardQueries(t)
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			qs = append(qs, query{"alert " + r.Alert, r.Expr})
+		}
+	}
+	checked := 0
+	for _, q := range qs {
+		for _, sel := range selector.FindAllStringSubmatch(q.expr, -1) {
+			for _, m := range matcher.FindAllStringSubmatch(sel[2], -1) {
+				checked++
+				if msg := checkMatcher(labels[sel[1]], m[1], m[2], m[3]); msg != "" {
+					t.Errorf("%s: %s{%s%s%q}: %s", q.panel, sel[1], m[1], m[2], m[3], msg)
+				}
+			}
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("only %d matchers found: the selector pattern is broken", checked)
+	}
+}
+
+// checkMatcher says what is wrong with one matcher, or "".
+func checkMatcher(labels map[string][]string, name, op, value string) string {
+	if name == "job" || name == "instance" {
+		return "" // added by the scrape
+	}
+	values, ok := labels[name]
+	if !ok {
+		return "the metric has no such label"
+	}
+	if values == nil || op == "!=" || op == "!~" {
+		return ""
+	}
+	re, err := regexp.Compile("^(?:" + value + ")$")
+	if op == "=" {
+		re, err = regexp.Compile("^" + regexp.QuoteMeta(value) + "$")
+	}
+	if err != nil {
+		return err.Error()
+	}
+	for _, v := range values {
+		if re.MatchString(v) {
+			return ""
+		}
+	}
+	return "no series takes that value"
+}
+
+func TestCheckMatcher(t *testing.T) {
+	labels := map[string][]string{"work": {"live", "warm"}, "code": {"200", "503"}, "le": nil}
+	for _, c := range []struct {
+		name, op, value string
+		bad             bool
+	}{
+		{"work", "=", "live", false},
+		{"work", "=", "lives", true},
+		{"work", "=", "liv.", true},
+		{"format", "=", "webp", true},
+		{"code", "=~", "5..", false},
+		{"code", "=~", "4..", true},
+		{"code", "=~", "5(", true},
+		{"code", "!=", "999", false},
+		{"le", "=", "5", false},
+		{"instance", "=", "a:8000", false},
+	} {
+		if got := checkMatcher(labels, c.name, c.op, c.value); (got != "") != c.bad {
+			t.Errorf("%s%s%q: %q, want bad=%v", c.name, c.op, c.value, got, c.bad)
+		}
+	}
+}

@@ -87,6 +87,16 @@ const (
 	TransformError = "error"
 )
 
+// Who asked for a render, the only values of the "work" label of Transforms
+// and TransformDuration: a request (GET, bulk, convert) someone waits for,
+// or a warm (`image-proxy warm`, its --watch, IMAGE_PROXY_WARM_ON_CHANGE)
+// nobody waits for. Alerts on transform time select live work: a warm of
+// large sources is slow by design and keeps no visitor waiting.
+const (
+	WorkLive = "live"
+	WorkWarm = "warm"
+)
+
 // The bounded label sets New creates every series of, so that each exists
 // at 0 from the first scrape: a series that appears only when first counted
 // leaves dashboards on "no data" and makes rate() and ratios in alerts
@@ -97,6 +107,7 @@ var (
 	CacheResults     = []string{CacheHit, CacheMiss}
 	LeaseResults     = []string{LeaseWon, LeaseShared, LeaseBypassed}
 	TransformResults = []string{TransformOK, TransformError}
+	Works            = []string{WorkLive, WorkWarm}
 	RefusalReasons   = []string{RefusalUnknownPreset, RefusalQualityNotAllowed, RefusalSizeNotAllowed,
 		RefusalSignatureMissing, RefusalSignatureInvalid}
 	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
@@ -136,8 +147,8 @@ type Metrics struct {
 	CacheEvictions     *prometheus.CounterVec   // tier
 	CacheCorrupt       prometheus.Counter       // damaged disk or S3 entries dropped
 	CacheLeases        *prometheus.CounterVec   // result (won|shared|bypassed)
-	Transforms         *prometheus.CounterVec   // format, result (ok|error)
-	TransformDuration  *prometheus.HistogramVec // format
+	Transforms         *prometheus.CounterVec   // format, result (ok|error), work (live|warm)
+	TransformDuration  *prometheus.HistogramVec // format, work (live|warm)
 	TransformsInFlight prometheus.Gauge
 	QueueRejections    prometheus.Counter
 	QueueWaiting       prometheus.Gauge
@@ -184,11 +195,11 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 		CacheDiskWriteFailures: f.counterVec("image_proxy_cache_disk_write_failures_total",
 			"Disk cache writes that failed, by reason: full (no space or quota left: the tier evicts to fit and backs off) or error (read-only, permission denied, I/O: the tier backs off). Stored entries are still served.", "reason"),
 		Transforms: f.counterVec("image_proxy_transforms_total",
-			"Transforms run, by output format and result.", "format", "result"),
+			"Transforms run, by output format, result and work (live: for a request; warm: pre-rendered by a warm).", "format", "result", "work"),
 		TransformDuration: f.histogramVec("image_proxy_transform_duration_seconds",
-			"Time spent in libvips for one transform, by output format.", "format"),
+			"Time spent in libvips for one transform, by output format and work; a warmed variant counts its own resize and encode plus an equal share of the decode it shared.", "format", "work"),
 		TransformsInFlight: f.gauge("image_proxy_transforms_in_flight",
-			"Transforms running now."),
+			"Transforms running now: live renders, and warms rendering their variants one at a time."),
 		QueueRejections: f.counter("image_proxy_transform_queue_rejections_total",
 			"Requests refused with 503 because no transform slot freed up in time."),
 		QueueWaiting: f.gauge("image_proxy_transform_queue_waiting",
@@ -244,10 +255,12 @@ func (m *Metrics) initSeries() {
 		m.CacheDiskWriteFailures.WithLabelValues(r)
 	}
 	for _, f := range OutputFormats {
-		for _, r := range TransformResults {
-			m.Transforms.WithLabelValues(f, r)
+		for _, w := range Works {
+			for _, r := range TransformResults {
+				m.Transforms.WithLabelValues(f, r, w)
+			}
+			m.TransformDuration.WithLabelValues(f, w)
 		}
-		m.TransformDuration.WithLabelValues(f)
 	}
 	for _, r := range FallbackResults {
 		m.FallbackRequests.WithLabelValues(r)

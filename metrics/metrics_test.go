@@ -26,8 +26,8 @@ var contract = map[string]struct {
 	"image_proxy_cache_size_bytes":                 {dto.MetricType_GAUGE, "tier"},
 	"image_proxy_cache_items":                      {dto.MetricType_GAUGE, "tier"},
 	"image_proxy_cache_evictions_total":            {dto.MetricType_COUNTER, "tier"},
-	"image_proxy_transforms_total":                 {dto.MetricType_COUNTER, "format,result"},
-	"image_proxy_transform_duration_seconds":       {dto.MetricType_HISTOGRAM, "format"},
+	"image_proxy_transforms_total":                 {dto.MetricType_COUNTER, "format,result,work"},
+	"image_proxy_transform_duration_seconds":       {dto.MetricType_HISTOGRAM, "format,work"},
 	"image_proxy_transforms_in_flight":             {dto.MetricType_GAUGE, ""},
 	"image_proxy_transform_queue_rejections_total": {dto.MetricType_COUNTER, ""},
 	"image_proxy_fallback_requests_total":          {dto.MetricType_COUNTER, "result"},
@@ -63,8 +63,8 @@ func touched(t *testing.T, vips VipsStats) (*Metrics, map[string]*dto.MetricFami
 	m.CacheSizeBytes.WithLabelValues(TierMemory).Set(1)
 	m.CacheItems.WithLabelValues(TierMemory).Set(1)
 	m.CacheEvictions.WithLabelValues(TierDisk).Inc()
-	m.Transforms.WithLabelValues("webp", "ok").Inc()
-	m.TransformDuration.WithLabelValues("webp").Observe(0.2)
+	m.Transforms.WithLabelValues("webp", "ok", WorkLive).Inc()
+	m.TransformDuration.WithLabelValues("webp", WorkLive).Observe(0.2)
 	m.FallbackRequests.WithLabelValues(FallbackOK).Inc()
 	return m, gather(t, reg)
 }
@@ -198,6 +198,8 @@ func TestLabelValueConstants(t *testing.T) {
 		{"cache result", []string{CacheHit, CacheMiss}, []string{"hit", "miss"}},
 		{"lease result", LeaseResults, []string{"won", "shared", "bypassed"}},
 		{"transform result", []string{TransformOK, TransformError}, []string{"ok", "error"}},
+		{"work", []string{WorkLive, WorkWarm}, []string{"live", "warm"}},
+		{"work set", Works, []string{"live", "warm"}},
 		{"stat cache result", StatCacheResults, []string{"hit", "stat"}},
 		{"fallback result", []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout},
 			[]string{"ok", "not_found", "error", "too_large", "timeout"}},
@@ -252,6 +254,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 	kinds := []string{"passthrough", "transform", "error", "convert", "bulk"}
 	tiers := []string{"memory", "disk", "s3"}
 	formats := []string{"jpeg", "png", "webp", "gif", "avif"}
+	works := []string{"live", "warm"}
 	var codes []string
 	for kind, cs := range map[string][]string{
 		"passthrough": {"200", "206", "304", "416"},
@@ -272,8 +275,8 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_cache_corrupt_entries_total":      {""},
 		"image_proxy_cache_leases_total":               labelSets(map[string][]string{"result": {"won", "shared", "bypassed"}}),
 		"image_proxy_cache_disk_write_failures_total":  labelSets(map[string][]string{"reason": {"full", "error"}}),
-		"image_proxy_transforms_total":                 labelSets(map[string][]string{"format": formats, "result": {"ok", "error"}}),
-		"image_proxy_transform_duration_seconds":       labelSets(map[string][]string{"format": formats}),
+		"image_proxy_transforms_total":                 labelSets(map[string][]string{"format": formats, "result": {"ok", "error"}, "work": works}),
+		"image_proxy_transform_duration_seconds":       labelSets(map[string][]string{"format": formats, "work": works}),
 		"image_proxy_transforms_in_flight":             {""},
 		"image_proxy_transform_queue_rejections_total": {""},
 		"image_proxy_transform_queue_waiting":          {""},

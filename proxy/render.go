@@ -108,24 +108,60 @@ func (s *Server) enterSlot(ctx context.Context) (*slot, error) {
 	return sl, err
 }
 
-// render runs the engine in a slot the caller holds, and counts it.
+// render runs the engine in a slot the caller holds, and counts it as live
+// work: a request waits for it.
 func (s *Server) render(ctx context.Context, data []byte, opts transform.Options) (transform.Result, error) {
-	label := opts.Format.String()
-	if opts.Format == transform.FormatUnknown {
-		label = "source"
-	}
 	s.m.TransformsInFlight.Inc()
 	start := time.Now()
 	res, err := s.engine.Render(ctx, data, opts)
 	s.m.TransformsInFlight.Dec()
-	if err != nil {
-		s.m.Transforms.WithLabelValues(label, metrics.TransformError).Inc()
-		return res, err
+	s.countRender(metrics.WorkLive, opts, res, err, time.Since(start))
+	return res, err
+}
+
+// renderMany renders every option of one source for a warm, from one
+// decode when the engine can, and counts each variant as warm work. The
+// batch runs its variants one after another: one transform in flight.
+// Each variant's duration is its own share (transform.Result.Elapsed), so
+// the histogram keeps meaning "time for one variant" and its sum the time
+// spent.
+func (s *Server) renderMany(ctx context.Context, data []byte, opts []transform.Options) ([]transform.Result, []error) {
+	s.m.TransformsInFlight.Inc()
+	var results []transform.Result
+	var errs []error
+	if m, ok := s.engine.(manyRenderer); ok {
+		results, errs = m.RenderMany(ctx, data, opts)
+	} else {
+		results, errs = make([]transform.Result, len(opts)), make([]error, len(opts))
+		for i, o := range opts {
+			start := time.Now()
+			if results[i], errs[i] = s.engine.Render(ctx, data, o); errs[i] == nil {
+				results[i].Elapsed = time.Since(start)
+			}
+		}
 	}
-	label = res.Format.String()
-	s.m.TransformDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
-	s.m.Transforms.WithLabelValues(label, metrics.TransformOK).Inc()
-	return res, nil
+	s.m.TransformsInFlight.Dec()
+	for i, o := range opts {
+		s.countRender(metrics.WorkWarm, o, results[i], errs[i], results[i].Elapsed)
+	}
+	return results, errs
+}
+
+// countRender records one render of opts: its result under the output
+// format and, when it succeeded, how long it took. A failure before the
+// output format was known (opts without one) is labelled "source".
+func (s *Server) countRender(work string, opts transform.Options, res transform.Result, err error, took time.Duration) {
+	if err != nil {
+		label := opts.Format.String()
+		if opts.Format == transform.FormatUnknown {
+			label = "source"
+		}
+		s.m.Transforms.WithLabelValues(label, metrics.TransformError, work).Inc()
+		return
+	}
+	label := res.Format.String()
+	s.m.TransformDuration.WithLabelValues(label, work).Observe(took.Seconds())
+	s.m.Transforms.WithLabelValues(label, metrics.TransformOK, work).Inc()
 }
 
 // cacheValue is how a result is cached: the output format's byte, then the

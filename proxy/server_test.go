@@ -670,8 +670,8 @@ func TestCacheStatusAndMetrics(t *testing.T) {
 			t.Errorf("requests{%s,%s} = %v, want %v", c.code, c.kind, got, c.want)
 		}
 	}
-	if got := testutil.ToFloat64(ts.m.Transforms.WithLabelValues("webp", "ok")); got != 1 {
-		t.Errorf("transforms{webp,ok} = %v, want 1", got)
+	if got := testutil.ToFloat64(ts.m.Transforms.WithLabelValues("webp", "ok", "live")); got != 1 {
+		t.Errorf("transforms{webp,ok,live} = %v, want 1", got)
 	}
 }
 

@@ -152,7 +152,7 @@ func (w *Warmer) render(ctx context.Context, o Original, data []byte, in transfo
 		}
 		index[i] = j
 	}
-	results, errs := w.renderMany(ctx, data, opts)
+	results, errs := w.s.renderMany(ctx, data, opts)
 	for i, it := range todo {
 		err := errs[index[i]]
 		if err == nil {
@@ -169,17 +169,6 @@ func (w *Warmer) render(ctx context.Context, o Original, data []byte, in transfo
 			w.OnStored(o.Rel)
 		}
 	}
-}
-
-func (w *Warmer) renderMany(ctx context.Context, data []byte, opts []transform.Options) ([]transform.Result, []error) {
-	if m, ok := w.s.engine.(manyRenderer); ok {
-		return m.RenderMany(ctx, data, opts)
-	}
-	results, errs := make([]transform.Result, len(opts)), make([]error, len(opts))
-	for i, o := range opts {
-		results[i], errs[i] = w.s.engine.Render(ctx, data, o)
-	}
-	return results, errs
 }
 
 // Run warms rels with up to workers sources at a time and reports each

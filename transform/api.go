@@ -5,6 +5,7 @@ package transform
 
 import (
 	"errors"
+	"time"
 )
 
 // Algorithm selects the resampling route.
@@ -101,6 +102,13 @@ type Result struct {
 	Width  int
 	Height int // of one frame
 	Frames int
+	// Elapsed is what this result cost inside RenderMany: its own resize
+	// and encode, measured, plus an equal share of the header read and of
+	// the decode it shared with the other options at its load. The shares
+	// add up to the call's time, so a caller recording per-variant
+	// durations neither loses nor counts twice the decode. Render leaves
+	// it 0: its caller times the call.
+	Elapsed time.Duration
 }
 
 // ErrorKind classifies a failure; the HTTP layer owns what each kind means

@@ -3,6 +3,7 @@ package transform
 import (
 	"context"
 	"slices"
+	"time"
 
 	"image-proxy/transform/internal/vips"
 )
@@ -23,7 +24,10 @@ import (
 // (times bands and sample size). Animated sources are rendered one option
 // at a time through Render: holding every frame would cost more than the
 // decode it saves.
+//
+// Each successful Result carries its Elapsed share of the call's time.
 func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]Result, []error) {
+	start := time.Now()
 	results := make([]Result, len(opts))
 	errs := make([]error, len(opts))
 	if len(opts) == 0 {
@@ -50,9 +54,13 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 		return fail(err)
 	}
 	if h.pages > 1 && in.spec().animated {
+		header := time.Since(start)
 		for i, o := range opts {
+			t := time.Now()
 			results[i], errs[i] = e.Render(ctx, src, o)
+			addElapsed(&results[i], errs[i], time.Since(t))
 		}
+		share(results, errs, header)
 		return results, errs
 	}
 
@@ -60,7 +68,8 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	for i, o := range opts {
 		plans[i] = e.planFor(in, h, o)
 	}
-	var loads []loadParams // in first-asked order
+	prep := time.Since(start) // header and plans: every option's
+	var loads []loadParams    // in first-asked order
 	for _, p := range plans {
 		if !slices.Contains(loads, p.load) {
 			loads = append(loads, p.load)
@@ -69,6 +78,7 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	for _, lp := range loads {
 		e.renderLoad(ctx, src, in, lp, plans, results, errs)
 	}
+	share(results, errs, prep)
 	return results, errs
 }
 
@@ -86,6 +96,7 @@ func (e *Engine) renderLoad(ctx context.Context, src []byte, in Format, lp loadP
 		fail(canceled(ctx))
 		return
 	}
+	start := time.Now()
 	img, err := load(src, in, lp)
 	if err != nil {
 		fail(broken(src, in, lp, "load", err))
@@ -99,10 +110,36 @@ func (e *Engine) renderLoad(ctx context.Context, src []byte, in Format, lp loadP
 		fail(broken(src, in, lp, "decode", err))
 		return
 	}
+	decode := time.Since(start)
+	var n time.Duration // plans sharing the decode
 	for i, p := range plans {
 		if p.load == lp {
+			t := time.Now()
 			results[i], errs[i] = e.derive(ctx, src, img, p)
+			addElapsed(&results[i], errs[i], time.Since(t))
+			n++
 		}
+	}
+	for i, p := range plans {
+		if p.load == lp {
+			addElapsed(&results[i], errs[i], decode/n)
+		}
+	}
+}
+
+// share spreads d, time spent for every option alike, over them equally.
+func share(results []Result, errs []error, d time.Duration) {
+	each := d / time.Duration(len(results))
+	for i := range results {
+		addElapsed(&results[i], errs[i], each)
+	}
+}
+
+// addElapsed adds d to a result that succeeded; a failed one stays the
+// zero Result.
+func addElapsed(r *Result, err error, d time.Duration) {
+	if err == nil {
+		r.Elapsed += d
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/png"
 	"testing"
+	"time"
 )
 
 // manySources are one still of each kind RenderMany decodes itself; the
@@ -266,5 +267,42 @@ func TestRenderManyAnimation(t *testing.T) {
 				t.Errorf("%s %+v: %+v, Render %+v", name, o, g, want)
 			}
 		}
+	}
+}
+
+// Each result carries its share of the call: its own derive, measured,
+// plus an equal part of the decode and header it shared. The shares are
+// parts of the call, so they add up to no more than its time; a failed
+// option carries none (it stays the zero Result).
+func TestRenderManyElapsed(t *testing.T) {
+	tr := New(DefaultConfig())
+	still := []Options{{Box: 100, Format: FormatWebP}, {Box: 120, Format: FormatJPEG}, {Box: 100, Format: FormatTIFF}, {Box: 300, Format: FormatAVIF}}
+	anim := []Options{{Box: 100, Format: FormatWebP}, {Box: 50, Format: FormatGIF}, {Box: 80, Format: FormatTIFF}}
+	for _, c := range []struct {
+		name string
+		src  string
+		opts []Options
+	}{
+		{"still, one shared decode", "rocket.jpg", still},
+		{"animation, one Render each", "astronaut-animated.gif", anim},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			results, errs := tr.RenderMany(context.Background(), read(t, c.src), c.opts)
+			call := time.Since(start)
+			var sum time.Duration
+			for i, o := range c.opts {
+				sum += results[i].Elapsed
+				switch {
+				case o.Format == FormatTIFF && (errs[i] == nil || results[i].Elapsed != 0):
+					t.Errorf("%+v: %v, elapsed %v; want a failure with no time", o, errs[i], results[i].Elapsed)
+				case o.Format != FormatTIFF && (errs[i] != nil || results[i].Elapsed <= 0):
+					t.Errorf("%+v: %v, elapsed %v; want a result with its time", o, errs[i], results[i].Elapsed)
+				}
+			}
+			if sum > call {
+				t.Errorf("shares add up to %v, more than the call's %v", sum, call)
+			}
+		})
 	}
 }
