@@ -18,8 +18,9 @@ RUN_PACKAGES := libvips-dev pkg-config gcc ca-certificates
 # node (runs the README's JavaScript signing example against the Go signer),
 # chromium (the /docs page is loaded headless in proxy's TestDocsPageInBrowser).
 TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl nodejs chromium
-# What benchmarks add: wrk for HTTP load, jemalloc for the allocator comparison.
-BENCH_PACKAGES := $(TEST_PACKAGES) wrk libjemalloc2
+# What benchmarks add: wrk for HTTP load, jemalloc for the allocator comparison,
+# libvips-tools (vips, vipsheader) to make and check the benchmark sources.
+BENCH_PACKAGES := $(TEST_PACKAGES) wrk libjemalloc2 libvips-tools
 
 define ensure_packages
 	@missing=""; for p in $(1); do \

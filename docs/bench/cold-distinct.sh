@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Cold renders of distinct sources: what an origin behind a CDN mostly
+# sees. SOURCES distinct 5120x2880 JPEGs (baseline, then progressive), each
+# asked once at 400 px as WebP by CLIENTS clients (docs/bench/burst), the
+# result cache off. Servers, a fresh one per run, alternating within each
+# run: image-proxy with its defaults (the decode cache on), image-proxy with
+# the decode cache off, and imgproxy when IMGPROXY_BIN names a binary of it
+# (built from its own source outside this repository; a yardstick only).
+# Prints a markdown section (to $1 if given); FLOOR (img/s of
+# BenchmarkFloor, from run.sh) adds the ratio to the floor.
+# Used by run.sh; standalone: IMGPROXY_BIN=/path/imgproxy bash docs/bench/cold-distinct.sh [out.md]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RUNS=${RUNS:-3}
+SOURCES=${SOURCES:-96}
+CLIENTS=${CLIENTS:-4}
+CONC=${CONC:-2}
+FLOOR=${FLOOR:-}
+IMGPROXY_BIN=${IMGPROXY_BIN:-}
+corpus=../shared/corpus
+out=${1:-/dev/stdout}
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/image-proxy" .
+go build -o "$tmp/burst" ./docs/bench/burst
+
+# Distinct sources: each copy gets a JPEG comment (COM) segment of its own
+# right after the SOI marker, so no two files (nor their identities) agree.
+mkdir -p "$tmp/root"
+make_set() { # KIND FILE
+	local i c
+	for i in $(seq -w 0 $((SOURCES - 1))); do
+		c="cold $1-$i"
+		{ head -c 2 "$2"; printf "\\xff\\xfe\\x00\\x$(printf %02x $((${#c} + 2)))%s" "$c"; tail -c +3 "$2"; } >"$tmp/root/$1-$i.jpg"
+	done
+}
+if [ -f "$corpus/volna-baseline-5120x2880.jpg" ]; then
+	make_set b "$corpus/volna-baseline-5120x2880.jpg"
+	make_set p "$corpus/volna-5120x2880.jpg"
+	source_note="$SOURCES copies each of ../shared/corpus/volna-baseline-5120x2880.jpg (baseline) and volna-5120x2880.jpg (progressive), each with a comment segment of its own"
+else
+	make_set b data/images/hubble_deep_field.jpg
+	make_set p data/images/coffee-progressive.jpg
+	source_note="data/images (the corpus was not available): hubble_deep_field.jpg, coffee-progressive.jpg"
+fi
+
+port=$((20000 + RANDOM % 20000))
+base="http://127.0.0.1:$port"
+wait_up() { # URL
+	local i
+	for i in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+	echo "server did not come up: $1" >&2
+	tail -20 "$tmp/server.log" >&2
+	return 1
+}
+start_ours() { # env assignments...
+	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
+		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY="$CONC" IMAGE_PROXY_QUEUE_DEPTH=1024 \
+		IMAGE_PROXY_QUEUE_TIMEOUT=120s IMAGE_PROXY_ENABLE_CACHE=false "$@" "$tmp/image-proxy" >>"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	wait_up "$base/health"
+}
+# imgproxy with its defaults, reading the same directory; MALLOC_ARENA_MAX
+# as ours, so the allocator is not what differs.
+start_imgproxy() {
+	env MALLOC_ARENA_MAX=2 IMGPROXY_BIND="127.0.0.1:$port" IMGPROXY_LOCAL_FILESYSTEM_ROOT="$tmp/root" \
+		IMGPROXY_LOG_LEVEL=warn "$IMGPROXY_BIN" >>"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	wait_up "$base/health"
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+hwm_mb() { awk '/^VmHWM/{printf "%.0f", $2/1024}' "/proc/$server_pid/status"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+urls() { # SERVER KIND
+	local i
+	for i in $(seq -w 0 $((SOURCES - 1))); do
+		if [ "$1" = imgproxy ]; then
+			echo "$base/insecure/rs:fit:400:400/plain/local:///$2-$i.jpg@webp"
+		else
+			echo "$base/$2-$i.jpg?size=400&format=webp"
+		fi
+	done
+}
+
+servers="ours ours-off"
+if [ -n "$IMGPROXY_BIN" ]; then
+	servers="$servers imgproxy"
+	imgproxy_note="imgproxy: $("$IMGPROXY_BIN" version 2>/dev/null || echo "$IMGPROXY_BIN") with its defaults (IMGPROXY_WORKERS = 2 × cores), MALLOC_ARENA_MAX=2"
+else
+	imgproxy_note="imgproxy: not measured (set IMGPROXY_BIN to a binary built from its source outside this repository)"
+fi
+: >"$tmp/results"
+for kind in b p; do
+	for r in $(seq "$RUNS"); do
+		for s in $servers; do
+			case $s in
+			ours) start_ours ;;
+			ours-off) start_ours IMAGE_PROXY_DECODE_CACHE_SIZE=0 ;;
+			imgproxy) start_imgproxy ;;
+			esac
+			urls "$s" "$kind" >"$tmp/urls"
+			# The first URL checks the answer: a WebP whose longer side is 400 px.
+			curl -fs "$(head -1 "$tmp/urls")" -o "$tmp/check"
+			w=$(vipsheader -f width "$tmp/check")
+			h=$(vipsheader -f height "$tmp/check")
+			if [ "$(head -c 12 "$tmp/check" | tail -c 4)" != WEBP ] || [ $((w > h ? w : h)) != 400 ]; then
+				echo "$s answered ${w}x$h ($(file -b "$tmp/check")) for $(head -1 "$tmp/urls"), want a 400 px WebP" >&2
+				exit 1
+			fi
+			res=$("$tmp/burst" -c "$CLIENTS" <(tail -n +2 "$tmp/urls"))
+			echo "$kind $s $(echo "$res" | cut -d' ' -f3) $(hwm_mb)" | tee -a "$tmp/results" >&2
+			stop_server
+		done
+	done
+done
+
+get() { awk -v k="$1" -v s="$2" -v c="$3" '$1==k && $2==s {print $c}' "$tmp/results" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×", a/b; else print "n/a" }'; }
+{
+	echo "## Cold renders of distinct sources, against imgproxy"
+	echo
+	echo "$SOURCES distinct 5120×2880 sources per kind, each asked once at 400 px as WebP by $CLIENTS clients (docs/bench/burst), result cache off;"
+	echo "image-proxy with its defaults (decode cache on) and with \`IMAGE_PROXY_DECODE_CACHE_SIZE=0\`, IMAGE_PROXY_CONCURRENCY=$CONC; a fresh server per run, the servers alternating within each run; median of $RUNS runs."
+	echo "Sources: $source_note. $imgproxy_note."
+	echo
+	echo "| source | image-proxy req/s | decode cache off req/s | imgproxy req/s | image-proxy / imgproxy | off / imgproxy | image-proxy / floor | peak RSS MB (ours, imgproxy) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	for kind in b p; do
+		name=baseline
+		[ $kind = p ] && name=progressive
+		ours=$(get $kind ours 3)
+		off=$(get $kind ours-off 3)
+		img=$(get $kind imgproxy 3)
+		floor=n/a
+		[ -n "$FLOOR" ] && [ $kind = b ] && floor=$(awk -v a="$ours" -v b="$FLOOR" 'BEGIN{printf "%.0f %%", 100*a/b}')
+		echo "| $name | $ours | $off | ${img:-n/a} | $(ratio "$ours" "$img") | $(ratio "$off" "$img") | $floor | $(get $kind ours 4), $(get $kind imgproxy 4) |"
+	done
+	echo
+	[ -n "$FLOOR" ] && echo "Floor (\`BenchmarkFloor\`, baseline, same run): $FLOOR img/s."
+	echo "Every run: \`IMGPROXY_BIN=… bash docs/bench/cold-distinct.sh\` (RUNS=$RUNS SOURCES=$SOURCES CLIENTS=$CLIENTS CONC=$CONC)."
+} >"$out"
