@@ -129,6 +129,7 @@ fuzz: deps
 	go test ./proxy -run '^$$' -fuzz '^FuzzParsePresets$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseBulk$$' -fuzztime $(FUZZTIME)
+	go test ./proxy -run '^$$' -fuzz '^FuzzParseRBulk$$' -fuzztime $(FUZZTIME)
 
 # The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
 # by version and by the tarball's integrity (the registry's dist.integrity),

@@ -54,10 +54,22 @@ func itemError(i int, msg string) error {
 	return &paramError{"item " + strconv.Itoa(i) + ": " + msg}
 }
 
+// bulkParser reads the body of a bulk request into its items. POST /bulk
+// and POST /r/bulk differ only in this: their items, once parsed, are the
+// same (a path and query values) and run through the same engine.
+type bulkParser func(body []byte, maxItems int) ([]bulkItem, error)
+
 // parseBulk reads the JSON array of items: at most maxItems, each an object
 // with a string path and only the known fields, each a string, a number
 // (its literal text) or null (absent). Errors name the item index.
 func parseBulk(body []byte, maxItems int) ([]bulkItem, error) {
+	return parseItems(body, maxItems, bulkItemOf)
+}
+
+// parseItems reads a JSON array of at most maxItems objects, each turned
+// into an item by itemOf, and nothing after it. Errors name the item index
+// or the body's shape.
+func parseItems(body []byte, maxItems int, itemOf func(map[string]json.RawMessage) (bulkItem, error)) ([]bulkItem, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 		return nil, &paramError{"The body must be a JSON array of items."}
@@ -71,7 +83,7 @@ func parseBulk(body []byte, maxItems int) ([]bulkItem, error) {
 		if err := dec.Decode(&raw); err != nil {
 			return nil, itemError(i, "not a JSON object.")
 		}
-		it, err := bulkItemOf(raw)
+		it, err := itemOf(raw)
 		if err != nil {
 			return nil, itemError(i, err.Error())
 		}
@@ -120,14 +132,15 @@ func bulkItemOf(raw map[string]json.RawMessage) (bulkItem, error) {
 }
 
 // itemRequest is the one step from an item's path and query values to a
-// request, the same as a GET's: the path resolved and decoded once, the
-// values through the same controls (gate.request). dprHint is the bulk
-// request's Sec-CH-DPR.
-func (s *Server) itemRequest(rawPath string, q queryValues, dprHint string) (string, request, error) {
+// request, the same as a GET's: the path resolved and decoded once (prefix
+// stripped as IMAGE_PROXY_STRIP_PATH strips it from a URL, "" for paths
+// that are already below it), the values through the same controls
+// (gate.request). dprHint is the bulk request's Sec-CH-DPR.
+func (s *Server) itemRequest(rawPath, prefix string, q queryValues, dprHint string) (string, request, error) {
 	if !strings.HasPrefix(rawPath, "/") {
 		rawPath = "/" + rawPath // as in the URL: the leading slash is optional
 	}
-	rel, pathErr := resolvePath(rawPath, s.prefix)
+	rel, pathErr := resolvePath(rawPath, prefix)
 	if errors.Is(pathErr, errBadEscape) {
 		return "", request{}, &paramError{"path has malformed percent-encoding."}
 	} else if pathErr != nil {
@@ -165,11 +178,17 @@ type bulkResult struct {
 	err    error
 }
 
-// handleBulk answers POST /bulk: every item is checked before anything is
-// sent (a bad item is a 400 naming it), then the parts stream in order.
+// handleBulk answers POST /bulk.
 func (s *Server) handleBulk(c *fiber.Ctx) error {
+	return s.serveBulk(c, parseBulk, s.prefix)
+}
+
+// serveBulk answers a bulk request whose items parse reads and whose paths
+// are below prefix: every item is checked before anything is sent (a bad
+// item is a 400 naming it), then the parts stream in order.
+func (s *Server) serveBulk(c *fiber.Ctx, parse bulkParser, prefix string) error {
 	start := time.Now()
-	jobs, err := s.bulkJobs(c)
+	jobs, err := s.bulkJobs(c, parse, prefix)
 	if err != nil {
 		s.writeError(c, err)
 		c.Response().Header.SetConnectionClose() // the body may be unread
@@ -192,7 +211,7 @@ func (s *Server) handleBulk(c *fiber.Ctx) error {
 }
 
 // bulkJobs reads and checks the body of a bulk request.
-func (s *Server) bulkJobs(c *fiber.Ctx) ([]bulkJob, error) {
+func (s *Server) bulkJobs(c *fiber.Ctx, parse bulkParser, prefix string) ([]bulkJob, error) {
 	maxItems := s.cfg.Backend.BulkMaxItems
 	limit := int64(maxItems) * bulkItemBytes
 	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > limit {
@@ -209,14 +228,14 @@ func (s *Server) bulkJobs(c *fiber.Ctx) ([]bulkJob, error) {
 	} else if err != nil {
 		return nil, fail(kindBadRequest, "", err)
 	}
-	items, err := parseBulk(data, maxItems)
+	items, err := parse(data, maxItems)
 	if err != nil {
 		return nil, err
 	}
 	jobs := make([]bulkJob, len(items))
 	hint := c.Get("Sec-CH-DPR")
 	for i, it := range items {
-		rel, req, err := s.itemRequest(it.path, it.values(), hint)
+		rel, req, err := s.itemRequest(it.path, prefix, it.values(), hint)
 		if status, msg := classify(err); err != nil && status == fiber.StatusBadRequest {
 			return nil, itemError(i, msg) // a bad item is the request's fault
 		}

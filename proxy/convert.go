@@ -22,33 +22,38 @@ import (
 )
 
 // bodyPrefetch is what fasthttp reads of a body before the handler runs
-// (Fiber's BodyLimit with StreamRequestBody); every route but the two POSTs
-// refuses more (bodyGuard).
+// (Fiber's BodyLimit with StreamRequestBody); every route but the POSTs
+// that read a body refuses more (bodyGuard).
 const bodyPrefetch = 4 << 10
 
 // backendRoutes registers the endpoints for backends and their description.
 func (s *Server) backendRoutes() {
 	s.app.Post("/convert", s.handleConvert)
 	s.app.Post("/bulk", s.handleBulk)
+	if s.cfg.Controls.EnableRRoutes {
+		// api-s3's bulk call. Without the /r/ routes, /r/bulk stays an
+		// image path like any other (POST: 405).
+		s.app.Post("/r/bulk", s.handleRBulk)
+	}
 	s.app.Get("/openapi.json", s.openAPI)
 	s.app.Get("/docs", s.docsPage)
 	s.app.Get(docsScriptPath, s.docsScript)
 }
 
 // takesBody reports whether the route reads a request body itself.
-func takesBody(c *fiber.Ctx) bool {
+func (s *Server) takesBody(c *fiber.Ctx) bool {
 	if c.Method() != fiber.MethodPost {
 		return false
 	}
 	p := c.Path()
-	return p == "/convert" || p == "/bulk"
+	return p == "/convert" || p == "/bulk" || p == "/r/bulk" && s.cfg.Controls.EnableRRoutes
 }
 
 // bodyGuard keeps the 4 KB body limit the server had before bodies were
-// streamed: a larger body anywhere but POST /convert and /bulk is refused
-// (413) without being read. A chunked body is read up to the limit.
+// streamed: a larger body anywhere but POST /convert, /bulk and /r/bulk is
+// refused (413) without being read. A chunked body is read up to the limit.
 func (s *Server) bodyGuard(c *fiber.Ctx) error {
-	if takesBody(c) {
+	if s.takesBody(c) {
 		return c.Next()
 	}
 	n := c.Request().Header.ContentLength()

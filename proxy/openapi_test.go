@@ -73,9 +73,10 @@ func openAPIPath(p string) string {
 }
 
 // TestOpenAPIMatchesRouter: every route is described, every described
-// operation is a route.
+// operation is a route. The server has every optional route (the /r/
+// routes are on), so the description is checked against all of them.
 func TestOpenAPIMatchesRouter(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := withControls(t, rControls())
 	_, doc := servedOpenAPI(t, ts)
 	routed := map[string]bool{}
 	for _, r := range ts.App().GetRoutes(true) {
@@ -125,7 +126,7 @@ func parserQueryKeys() []string {
 
 // TestOpenAPIParametersMatchParsers: the query parameters of GET /{path}
 // are exactly those parseRequest reads; the form fields of /convert and the
-// item fields of /bulk are exactly those their parsers take.
+// item fields of /bulk and /r/bulk are exactly those their parsers take.
 func TestOpenAPIParametersMatchParsers(t *testing.T) {
 	_, doc := servedOpenAPI(t, newTestServer(t, nil))
 	var get struct {
@@ -156,6 +157,7 @@ func TestOpenAPIParametersMatchParsers(t *testing.T) {
 	}{
 		{"ConvertForm", append([]string{"file"}, convertFields...)},
 		{"BulkItem", append([]string{"path"}, bulkFields...)},
+		{"RBulkItem", rBulkFields},
 	} {
 		var props []string
 		for k := range doc.Components.Schemas[c.schema].Properties {

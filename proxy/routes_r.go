@@ -30,7 +30,14 @@ func routeR(rel string, q queryValues) (string, queryValues, error) {
 	if n, good := parseDigits(width); !good || n < 1 || n > maxRWidth {
 		return "", nil, &paramError{"the width in /r/{category}/{width}/{target}/{path} must be a whole number from 1 to " + strconv.Itoa(maxRWidth) + "."}
 	}
-	fixed := map[string][]string{"size": {width}, "preset": {target}, "format": {"webp"}}
-	q.fixed = fixed
+	q.fixed = rFixed(width, target)
 	return category + "/" + path, q, nil
+}
+
+// rFixed is what the width and target of the /r/ form stand for: the main
+// form's size, preset and format=webp, replacing any the query gives. GET
+// /r/… and the items of POST /r/bulk both go through it, so both name the
+// same variant (bytes, ETag, signed message).
+func rFixed(width, target string) map[string][]string {
+	return map[string][]string{"size": {width}, "preset": {target}, "format": {"webp"}}
 }

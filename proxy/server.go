@@ -98,7 +98,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.app.Use(s.bodyGuard)
 	s.app.Get("/health", s.health)
 	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
-	s.backendRoutes() // /convert, /bulk, /openapi.json, /docs
+	s.backendRoutes() // /convert, /bulk, /r/bulk, /openapi.json, /docs
 	s.app.All("/*", s.handleImage)
 	return s, nil
 }
