@@ -84,6 +84,10 @@ floor() { # FILE → img/s median of RUNS
 floor_baseline=$(floor "$tmp/root/baseline.jpg")
 echo "floor baseline: $floor_baseline img/s"
 
+echo "== cold renders of distinct sources, against imgproxy (docs/bench/cold-distinct.sh)"
+[ -n "${IMGPROXY_BIN:-}" ] || echo "IMGPROXY_BIN is not set: imgproxy is left out (build it from its own source outside this repository)"
+RUNS=$RUNS CONC=$CONC FLOOR="$floor_baseline" IMGPROXY_BIN="${IMGPROXY_BIN:-}" bash docs/bench/cold-distinct.sh "$tmp/distinct.md"
+
 echo "== idle"
 start_server IMAGE_PROXY_ENABLE_CACHE=false
 sleep 2
@@ -287,6 +291,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "| off | $trace_off_ns | $(trace_stat off 5) | $(trace_stat off 7) | 1.00 |"
 	echo "| on, sampled | $trace_on_ns | $(trace_stat on 5) | $(trace_stat on 7) | $(awk -v a="$trace_on_ns" -v b="$trace_off_ns" 'BEGIN{printf "%.2f", a/b}') |"
 	echo
+	cat "$tmp/distinct.md"
+	echo
 	echo "## Publish burst"
 	echo
 	cat "$tmp/burst.md"
@@ -294,7 +300,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "### One variant alone"
 	echo
 	echo "What the decode cache costs a variant that shares its decode with nothing: 400 px WebP through Render, one core, median of 5."
-	echo "Off: shrink-on-load 8, streamed. Miss: the shrink of a 1200 px box (4), decoded into memory and kept. Hit: resize and encode of a kept decode."
+	echo "Off: the decode cache off, shrink-on-load 8, streamed. Miss: on, a new source each time: a baseline JPEG streams at its own shrink (8), as off;"
+	echo "a progressive one decodes at a 1200 px box's shrink (4) into memory and is kept. Hit: resize and encode of a kept decode."
 	echo
 	echo "| source | off ms | miss ms | miss / off | hit ms |"
 	echo "| --- | --- | --- | --- | --- |"
@@ -313,6 +320,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "wrk -t2 -c$((CONC * 2)) -d$DURATION --latency 'http://127.0.0.1:PORT/baseline.jpg?size=400&format=webp'"
 	echo "go test ./proxy -run '^\$' -bench '^BenchmarkMemoryHitTracing\$' -benchtime 2s -count 5 -cpu $CONC"
 	echo "RUNS=$RUNS CONC=$CONC bash docs/bench/burst.sh   # publish burst"
+	echo "IMGPROXY_BIN=/path/to/imgproxy RUNS=$RUNS CONC=$CONC bash docs/bench/cold-distinct.sh   # distinct sources against imgproxy"
 	echo "BENCH_SOURCE=FILE go test ./transform -run '^\$' -bench '^BenchmarkLoneVariant' -benchtime 10x -count 5 -cpu 1"
 	echo '```'
 	if [ -f docs/bench/notes.md ]; then
