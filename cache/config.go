@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"image-proxy/metrics"
+	"image-proxy/setting"
 )
 
 // Config is the cache part of the settings; the tags are its environment
@@ -20,15 +21,9 @@ type Config struct {
 	DiskPath    string `env:"IMAGE_PROXY_CACHE_DISK_PATH" envDefault:"./cache"`     // created if missing
 }
 
-// SettingError is a bad setting, named by its environment variable so the
-// operator knows what to change.
-type SettingError struct {
-	Name, Value, Allowed string
-}
-
-func (e *SettingError) Error() string {
-	return fmt.Sprintf("invalid setting %s=%q: must be %s", e.Name, e.Value, e.Allowed)
-}
+// SettingError is a bad setting, named by its environment variable (one
+// shape for every package: setting.Error).
+type SettingError = setting.Error
 
 // Validate checks the sizes even when a tier is off, so a typo is caught
 // before the day the tier is switched on.
@@ -42,11 +37,11 @@ func (c Config) Validate() error {
 		{"IMAGE_PROXY_CACHE_DISK_SIZE", c.DiskSize, 1, 1 << 50},
 	} {
 		if r.v < r.lo || r.v > r.hi {
-			return &SettingError{r.name, fmt.Sprint(r.v), fmt.Sprintf("from %d to %d", r.lo, r.hi)}
+			return &SettingError{Name: r.name, Value: fmt.Sprint(r.v), Allowed: fmt.Sprintf("from %d to %d", r.lo, r.hi)}
 		}
 	}
 	if c.DiskEnabled && c.DiskPath == "" {
-		return &SettingError{"IMAGE_PROXY_CACHE_DISK_PATH", "", "a directory path"}
+		return &SettingError{Name: "IMAGE_PROXY_CACHE_DISK_PATH", Allowed: "a directory path"}
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"image-proxy/cache"
+	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/transform"
 )
@@ -148,7 +149,7 @@ func (s *Server) itemRequest(rawPath, prefix string, q queryValues, dprHint stri
 		// signature (over a path that does not exist) does not.
 		req, err := parseRequest(q, dprHint, s.cfg.MaxBox)
 		if err == nil {
-			err = fail(kindNotFound, "", pathErr)
+			err = fault.New(fault.NotFound, "", pathErr)
 		}
 		return "", req, err
 	}
@@ -215,7 +216,7 @@ func (s *Server) bulkJobs(c *fiber.Ctx, parse bulkParser, prefix string) ([]bulk
 	maxItems := s.cfg.Backend.BulkMaxItems
 	limit := int64(maxItems) * bulkItemBytes
 	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > limit {
-		return nil, fail(kindBodyTooLarge, "The body is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
+		return nil, fault.New(fault.BodyTooLarge, "The body is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
 	}
 	var body io.Reader = c.Context().RequestBodyStream()
 	if body == nil {
@@ -224,9 +225,9 @@ func (s *Server) bulkJobs(c *fiber.Ctx, parse bulkParser, prefix string) ([]bulk
 	capped := &capReader{r: body, left: limit}
 	data, err := io.ReadAll(capped)
 	if capped.over {
-		return nil, fail(kindBodyTooLarge, "The body is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
+		return nil, fault.New(fault.BodyTooLarge, "The body is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
 	} else if err != nil {
-		return nil, fail(kindBadRequest, "", err)
+		return nil, fault.New(fault.BadRequest, "", err)
 	}
 	items, err := parse(data, maxItems)
 	if err != nil {

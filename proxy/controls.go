@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"image-proxy/fault"
 	"image-proxy/metrics"
 )
 
@@ -98,7 +99,7 @@ func parseSizes(setting string, maxBox int) ([]int, error) {
 // refusal is a request the controls turn away; reason is its metrics label.
 type refusal struct {
 	reason string
-	kind   kind
+	kind   fault.Kind
 	msg    string
 }
 
@@ -167,11 +168,11 @@ func (g *gate) apply(r request) (request, error) {
 	if r.preset != "" {
 		var ok bool
 		if p, ok = g.presets[r.preset]; !ok {
-			return r, &refusal{metrics.RefusalUnknownPreset, kindBadRequest, g.presets.unknownMessage()}
+			return r, &refusal{metrics.RefusalUnknownPreset, fault.BadRequest, g.presets.unknownMessage()}
 		}
 	}
 	if r.quality > 0 && p.quality == 0 && !g.allowQuality {
-		return r, &refusal{metrics.RefusalQualityNotAllowed, kindBadRequest,
+		return r, &refusal{metrics.RefusalQualityNotAllowed, fault.BadRequest,
 			"quality is not accepted by this server: presets and its settings decide it."}
 	}
 	r = p.over(r)
@@ -206,7 +207,7 @@ func (g *gate) checkSize(r request) (request, error) {
 	for i, n := range g.sizes {
 		list[i] = strconv.Itoa(n)
 	}
-	return r, &refusal{metrics.RefusalSizeNotAllowed, kindBadRequest,
+	return r, &refusal{metrics.RefusalSizeNotAllowed, fault.BadRequest,
 		"size × dpr must come to one of " + strings.Join(list, ", ") + " pixels; size " + strconv.Itoa(r.size) +
 			" × dpr " + strconv.FormatFloat(r.dpr, 'f', -1, 64) + " comes to " + strconv.Itoa(box) + "."}
 }

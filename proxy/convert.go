@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/transform"
 )
@@ -64,7 +65,7 @@ func (s *Server) bodyGuard(c *fiber.Ctx) error {
 		}
 	}
 	if n > bodyPrefetch {
-		s.writeError(c, fail(kindBodyTooLarge, "", nil))
+		s.writeError(c, fault.New(fault.BodyTooLarge, "", nil))
 		s.observe(c, metrics.KindError, time.Now(), "body too large")
 		return nil
 	}
@@ -104,10 +105,10 @@ func (s *Server) handleConvert(c *fiber.Ctx) error {
 func (s *Server) convert(c *fiber.Ctx) error {
 	b := s.cfg.Backend
 	if !b.ConvertEnabled() {
-		return fail(kindNotFound, "POST /convert is not enabled on this server.", nil)
+		return fault.New(fault.NotFound, "POST /convert is not enabled on this server.", nil)
 	}
 	if !bearerMatches(c.Get(fiber.HeaderAuthorization), b.ConvertToken) {
-		return fail(kindUnauthorized, "", nil)
+		return fault.New(fault.Unauthorized, "", nil)
 	}
 	upload, err := s.readUpload(c)
 	if err != nil {
@@ -161,7 +162,7 @@ func (s *Server) readUpload(c *fiber.Ctx) (upload, error) {
 	limit := s.cfg.Backend.ConvertMaxBytes
 	mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	if err != nil || mt != fiber.MIMEMultipartForm || params["boundary"] == "" {
-		return upload{}, fail(kindUnsupported, "The request body must be multipart/form-data.", err)
+		return upload{}, fault.New(fault.Unsupported, "The request body must be multipart/form-data.", err)
 	}
 	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > limit {
 		return upload{}, errUploadTooBig(limit)
@@ -179,7 +180,7 @@ func (s *Server) readUpload(c *fiber.Ctx) (upload, error) {
 }
 
 func errUploadTooBig(limit int64) error {
-	return fail(kindBodyTooLarge, "The upload is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
+	return fault.New(fault.BodyTooLarge, "The upload is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
 }
 
 // readParts reads every part: file and each known field at most once,
@@ -193,7 +194,7 @@ func readParts(mr *multipart.Reader) (upload, error) {
 			break
 		}
 		if err != nil {
-			return u, fail(kindBadRequest, "The multipart body is malformed.", err)
+			return u, fault.New(fault.BadRequest, "The multipart body is malformed.", err)
 		}
 		name := p.FormName()
 		known := name == "file" || slices.Contains(convertFields, name)
@@ -212,7 +213,7 @@ func readParts(mr *multipart.Reader) (upload, error) {
 			_, err = io.Copy(io.Discard, p)
 		}
 		if err != nil {
-			return u, fail(kindBadRequest, "The multipart body is malformed.", err)
+			return u, fault.New(fault.BadRequest, "The multipart body is malformed.", err)
 		}
 	}
 	if !seen["file"] {

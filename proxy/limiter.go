@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+
+	"image-proxy/fault"
 )
 
 // limiter bounds libvips work: at most `slots` transforms run, at most
@@ -22,7 +24,7 @@ type limiter struct {
 	gauge   prometheus.Gauge
 }
 
-var errOverloaded = fail(kindOverloaded, "", nil)
+var errOverloaded = fault.New(fault.Overloaded, "", nil)
 
 func newLimiter(slots, depth int, timeout time.Duration, waiting prometheus.Gauge) *limiter {
 	return &limiter{sem: semaphore.NewWeighted(int64(slots)), slots: int64(slots), depth: int64(depth), timeout: timeout, gauge: waiting}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/transform"
 )
@@ -16,8 +17,8 @@ import (
 // would again be absent until first counted.
 func TestStartSeriesCoverHandlerLabels(t *testing.T) {
 	errs := []error{&paramError{msg: "bad"}, context.Canceled, context.DeadlineExceeded, errors.New("unexpected")}
-	for k := range outcome {
-		errs = append(errs, fail(kind(k), "", nil))
+	for _, k := range fault.Kinds() {
+		errs = append(errs, fault.New(k, "", nil))
 	}
 	// Beyond the declared kinds too: classify must map any kind somewhere.
 	for k := range 32 {

@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"image-proxy/cache"
+	"image-proxy/fault"
 	"image-proxy/transform"
 )
 
@@ -32,11 +33,11 @@ func (s *Server) passthrough(c *fiber.Ctx, rel string) error {
 	}()
 	head := make([]byte, min(sniffBytes, o.Size))
 	if _, err := body.ReadAt(head, 0); err != nil && err != io.EOF {
-		return fail(kindNotFound, "", err)
+		return fault.New(fault.NotFound, "", err)
 	}
 	format := transform.Sniff(head)
 	if format == transform.FormatUnknown {
-		return fail(kindUnsupported, "", nil)
+		return fault.New(fault.Unsupported, "", nil)
 	}
 	etag := strongETag("pass|" + o.Identity)
 	s.setImageHeaders(c, imageHeaders{format: format, etag: etag, lastModified: o.ModTime,
@@ -104,7 +105,7 @@ func sendBody(c *fiber.Ctx, body Body, start, length, size int64) (streaming boo
 	}
 	buf := make([]byte, length)
 	if _, err := body.ReadAt(buf, start); err != nil && err != io.EOF {
-		return false, fail(kindInternal, "", err)
+		return false, fault.New(fault.Internal, "", err)
 	}
 	c.Response().SetBodyRaw(buf)
 	return false, nil

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/cache"
+	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/metrics/spans"
 	"image-proxy/transform"
@@ -151,19 +152,19 @@ func (s *Server) handleImage(c *fiber.Ctx) error {
 
 func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 	if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {
-		return metrics.KindError, cache.StatusBypass, fail(kindMethod, "", nil)
+		return metrics.KindError, cache.StatusBypass, fault.New(fault.Method, "", nil)
 	}
 	rawPath, rawQ := splitTarget(string(c.Request().Header.RequestURI()))
 	rel, err := resolvePath(rawPath, s.prefix)
 	if errors.Is(err, errBadEscape) {
-		return metrics.KindError, cache.StatusBypass, fail(kindBadRequest, "The path has malformed percent-encoding.", nil)
+		return metrics.KindError, cache.StatusBypass, fault.New(fault.BadRequest, "The path has malformed percent-encoding.", nil)
 	} else if err != nil {
-		return metrics.KindError, cache.StatusBypass, fail(kindNotFound, "", err)
+		return metrics.KindError, cache.StatusBypass, fault.New(fault.NotFound, "", err)
 	}
 	q := rawQuery(rawQ)
 	if s.cfg.Controls.EnableRRoutes {
 		if rel, q, err = routeR(rel, q); errors.Is(err, errBadPath) {
-			return metrics.KindError, cache.StatusBypass, fail(kindNotFound, "", err)
+			return metrics.KindError, cache.StatusBypass, fault.New(fault.NotFound, "", err)
 		} else if err != nil {
 			return metrics.KindError, cache.StatusBypass, err
 		}
@@ -223,13 +224,13 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if errors.As(err, &fe) {
 		switch {
 		case fe.Code == fiber.StatusNotFound:
-			err = fail(kindNotFound, "", err)
+			err = fault.New(fault.NotFound, "", err)
 		case fe.Code == fiber.StatusMethodNotAllowed:
-			err = fail(kindMethod, "", err)
+			err = fault.New(fault.Method, "", err)
 		case fe.Code == fiber.StatusRequestEntityTooLarge:
-			err = fail(kindBodyTooLarge, "", err)
+			err = fault.New(fault.BodyTooLarge, "", err)
 		case fe.Code >= 400 && fe.Code < 500:
-			err = fail(kindBadRequest, "", err)
+			err = fault.New(fault.BadRequest, "", err)
 		}
 	}
 	s.writeError(c, err)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"image-proxy/fault"
 	"image-proxy/metrics"
 )
 
@@ -51,8 +52,8 @@ func (g *gate) verify(rel string, r request, q queryValues) error {
 	if len(g.keys) == 0 || (!r.transform && !g.signPassthrough) {
 		return nil
 	}
-	missing := &refusal{metrics.RefusalSignatureMissing, kindForbidden, "This URL needs a signature (sig)."}
-	invalid := &refusal{metrics.RefusalSignatureInvalid, kindForbidden, "The signature (sig) does not match this URL."}
+	missing := &refusal{metrics.RefusalSignatureMissing, fault.Forbidden, "This URL needs a signature (sig)."}
+	invalid := &refusal{metrics.RefusalSignatureInvalid, fault.Forbidden, "The signature (sig) does not match this URL."}
 	vs := q.values("sig")
 	switch {
 	case len(vs) == 0 || vs[0] == "":

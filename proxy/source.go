@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"image-proxy/fault"
 )
 
 // Original is what a source knows of an image before its bytes are read.
@@ -51,7 +53,7 @@ func (c Chain) Stat(ctx context.Context, rel string) (Original, Source, error) {
 			return o, s, err
 		}
 	}
-	return Original{}, nil, fail(kindNotFound, "", nil)
+	return Original{}, nil, fault.New(fault.NotFound, "", nil)
 }
 
 // Open opens rel from the first source that has it.
@@ -62,7 +64,7 @@ func (c Chain) Open(ctx context.Context, rel string) (Original, Body, error) {
 			return o, b, err
 		}
 	}
-	return Original{}, nil, fail(kindNotFound, "", nil)
+	return Original{}, nil, fault.New(fault.NotFound, "", nil)
 }
 
 // readAll reads the original src described as o whole, refusing one over
@@ -76,7 +78,7 @@ func readAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 	}
 	o, b, err := src.Open(ctx, o.Rel)
 	if errors.Is(err, errMissing) {
-		return nil, fail(kindNotFound, "", err) // gone since it was described
+		return nil, fault.New(fault.NotFound, "", err) // gone since it was described
 	}
 	if err != nil {
 		return nil, err
@@ -90,12 +92,12 @@ func readAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 	}
 	buf := make([]byte, o.Size)
 	if _, err := b.ReadAt(buf, 0); err != nil && !(errors.Is(err, io.EOF) && o.Size == 0) {
-		return nil, fail(kindUnprocessable, "", err)
+		return nil, fault.New(fault.Unprocessable, "", err)
 	}
 	return buf, nil
 }
 
-var errSourceTooBig = fail(kindSourceTooBig, "", nil)
+var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
 
 // memoryBody is an original already in memory (a fetched one): it is
 // sent and rendered from the slice, never copied.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"image-proxy/cache"
+	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/transform"
 )
@@ -117,7 +118,7 @@ func (f *Fallback) Open(ctx context.Context, rel string) (Original, Body, error)
 
 func (f *Fallback) get(ctx context.Context, rel string) (Original, []byte, error) {
 	if f.recentlyMissing(rel) {
-		return Original{}, nil, fail(kindNotFound, "", nil)
+		return Original{}, nil, fault.New(fault.NotFound, "", nil)
 	}
 	val, _, err := f.cache.Fetch(ctx, "orig|v1|"+rel, func(ctx context.Context) ([]byte, error) {
 		return f.fetch(ctx, rel)
@@ -166,7 +167,7 @@ func (f *Fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
 func (f *Fallback) fetchOnce(ctx context.Context, rel string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.upstreamURL(rel), nil)
 	if err != nil {
-		return nil, fail(kindBadGateway, "", err)
+		return nil, fault.New(fault.BadGateway, "", err)
 	}
 	req.Header.Set("User-Agent", f.userAgent)
 	req.Header.Set("Accept", "image/*")
@@ -177,9 +178,9 @@ func (f *Fallback) fetchOnce(ctx context.Context, rel string) ([]byte, error) {
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return nil, fail(kindNotFound, "", nil)
+		return nil, fault.New(fault.NotFound, "", nil)
 	case resp.StatusCode != http.StatusOK:
-		return nil, fail(kindBadGateway, "", fmt.Errorf("upstream status %d", resp.StatusCode))
+		return nil, fault.New(fault.BadGateway, "", fmt.Errorf("upstream status %d", resp.StatusCode))
 	case resp.ContentLength > f.maxBytes:
 		return nil, errUpstreamTooBig
 	}
@@ -192,7 +193,7 @@ func (f *Fallback) fetchOnce(ctx context.Context, rel string) ([]byte, error) {
 		return nil, errUpstreamTooBig
 	}
 	if transform.Sniff(body[:min(len(body), sniffBytes)]) == transform.FormatUnknown {
-		return nil, fail(kindBadGateway, "", errors.New("upstream body is not an image"))
+		return nil, fault.New(fault.BadGateway, "", errors.New("upstream body is not an image"))
 	}
 	modTime, _ := http.ParseTime(resp.Header.Get("Last-Modified"))
 	return encodeOriginal(modTime, resp.Header.Get("ETag"), body), nil
@@ -203,13 +204,13 @@ func transportFailure(ctx context.Context, err error) error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errCrossOriginRedirect):
-		return fail(kindBadGateway, "", err)
+		return fault.New(fault.BadGateway, "", err)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return fail(kindGatewayTimeout, "", err)
+		return fault.New(fault.GatewayTimeout, "", err)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	return fail(kindBadGateway, "", err)
+	return fault.New(fault.BadGateway, "", err)
 }
 
 // An original in the cache: 8 bytes of modification time (Unix seconds, 0
@@ -241,4 +242,4 @@ func decodeOriginal(rel string, val []byte) (Original, []byte) {
 	}, data
 }
 
-var errUpstreamTooBig = fail(kindUpstreamTooBig, "", nil)
+var errUpstreamTooBig = fault.New(fault.UpstreamTooBig, "", nil)

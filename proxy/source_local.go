@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"image-proxy/fault"
 	"image-proxy/metrics"
 )
 
@@ -140,7 +141,7 @@ func (l *Local) stat(rel string, statFn func(string) (fs.FileInfo, error)) (Orig
 		return Original{}, errSymlink
 	}
 	if !fi.Mode().IsRegular() {
-		return Original{}, fail(kindNotFound, "", nil)
+		return Original{}, fault.New(fault.NotFound, "", nil)
 	}
 	return describe(rel, fi), nil
 }
@@ -149,7 +150,7 @@ func missingOr404(err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return errMissing
 	}
-	return fail(kindNotFound, "", err)
+	return fault.New(fault.NotFound, "", err)
 }
 
 func describe(rel string, fi fs.FileInfo) Original {
@@ -187,7 +188,7 @@ func (l *Local) Open(_ context.Context, rel string) (Original, Body, error) {
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
-		return Original{}, nil, fail(kindNotFound, "", err)
+		return Original{}, nil, fault.New(fault.NotFound, "", err)
 	}
 	return describe(rel, fi), f, nil
 }

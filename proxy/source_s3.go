@@ -14,6 +14,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"image-proxy/fault"
 )
 
 // S3 reads originals from an S3-compatible bucket under a key prefix.
@@ -158,7 +160,7 @@ func describeObject(rel, key string, info minio.ObjectInfo) Original {
 // the log, does.
 func s3Error(ctx context.Context, err error) error {
 	if errors.Is(context.Cause(ctx), errS3Timeout) {
-		return fail(kindStorageTimeout, "", err)
+		return fault.New(fault.StorageTimeout, "", err)
 	}
 	if ctx.Err() != nil {
 		// The caller gave up (client gone, queue deadline): its error, not
@@ -175,9 +177,9 @@ func s3Error(ctx context.Context, err error) error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return fail(kindStorageTimeout, "", err)
+		return fault.New(fault.StorageTimeout, "", err)
 	}
-	return fail(kindStorageError, "", err)
+	return fault.New(fault.StorageError, "", err)
 }
 
 // s3Body is an opened object. Each ReadAt is one ranged GET, bounded by the
@@ -206,7 +208,7 @@ func (b *s3Body) ReadAt(p []byte, off int64) (int, error) {
 		err = s3Error(b.ctx, err)
 		if errors.Is(err, errMissing) {
 			// Deleted since Open described it.
-			err = fail(kindNotFound, "", nil)
+			err = fault.New(fault.NotFound, "", nil)
 		}
 	}
 	return n, err

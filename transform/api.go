@@ -6,71 +6,23 @@ package transform
 import (
 	"errors"
 	"time"
+
+	"image-proxy/imageformat"
 )
 
-// Algorithm selects the resampling route.
-type Algorithm uint8
+// Algorithm selects the resampling route (imageformat owns the names).
+type Algorithm = imageformat.Algorithm
 
 const (
-	// AlgorithmAuto: shrink-on-load as far as the target allows, then lanczos3.
-	AlgorithmAuto Algorithm = iota
-	// AlgorithmLanczos3: keep a 2x margin before the final lanczos3 pass (best quality).
-	AlgorithmLanczos3
-	// AlgorithmThumbnail: the fastest route (maximal shrink-on-load, cheap kernel).
-	AlgorithmThumbnail
+	AlgorithmAuto      = imageformat.AlgorithmAuto
+	AlgorithmLanczos3  = imageformat.AlgorithmLanczos3
+	AlgorithmThumbnail = imageformat.AlgorithmThumbnail
 )
 
-var algorithmNames = [...]string{"auto", "lanczos3", "thumbnail"}
-
-func (a Algorithm) String() string {
-	if int(a) < len(algorithmNames) {
-		return algorithmNames[a]
-	}
-	return "auto"
-}
-
 // ParseAlgorithm accepts the contract's names, case-insensitively.
-func ParseAlgorithm(s string) (Algorithm, bool) {
-	for i, n := range algorithmNames {
-		if equalFold(s, n) {
-			return Algorithm(i), true
-		}
-	}
-	return AlgorithmAuto, false
-}
+func ParseAlgorithm(s string) (Algorithm, bool) { return imageformat.ParseAlgorithm(s) }
 
-// UnmarshalText lets an Algorithm be a setting. The error is a
-// *SettingError without a Name: only the caller knows where the text came
-// from.
-func (a *Algorithm) UnmarshalText(text []byte) error {
-	v, ok := ParseAlgorithm(string(text))
-	if !ok {
-		return &SettingError{Value: string(text), Allowed: "lanczos3, thumbnail or auto"}
-	}
-	*a = v
-	return nil
-}
-
-// MarshalText writes the name UnmarshalText reads.
-func (a Algorithm) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
-
-// equalFold folds ASCII only: strings.EqualFold would also take the
-// Kelvin sign for a "k".
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
-}
+func equalFold(a, b string) bool { return imageformat.EqualFold(a, b) }
 
 // Options describe one output variant. They are already normalised by the
 // caller: Box is the effective box (size × dpr, capped), Format is either a

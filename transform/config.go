@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"image-proxy/setting"
 )
 
 // Config holds the encoder and safety settings. Its tags are the one place
@@ -97,7 +99,7 @@ type Fingerprints struct{ own [formatCount]string }
 func (c Config) Fingerprints() Fingerprints {
 	var f Fingerprints
 	for _, out := range Outputs() {
-		f.own[out] = out.spec().settings(c)
+		f.own[out] = spec(out).settings(c)
 	}
 	return f
 }
@@ -117,18 +119,6 @@ func (f Fingerprints) Of(formats ...Format) string {
 	return strings.Join(append(parts, pixelRule), ".")
 }
 
-// SettingError is a setting outside what is allowed. Name is the
-// environment variable; it is empty when the code that found the error
-// cannot know it, and the caller fills it in.
-type SettingError struct {
-	Name    string
-	Value   string
-	Allowed string // e.g. "from 0 to 100"
-}
-
-func (e *SettingError) Error() string {
-	if e.Name == "" {
-		return fmt.Sprintf("invalid value %q: must be %s", e.Value, e.Allowed)
-	}
-	return fmt.Sprintf("invalid setting %s=%q: must be %s", e.Name, e.Value, e.Allowed)
-}
+// SettingError is a setting outside what is allowed (one shape for every
+// package: setting.Error).
+type SettingError = setting.Error

@@ -89,7 +89,7 @@ func (e *Engine) encode(im *vips.Image, out Format, quality int) ([]byte, error)
 		return nil, vipsError()
 	}
 	defer C.g_object_unref(C.gpointer(in))
-	s := out.spec()
+	s := spec(out)
 	if s.save == nil {
 		return nil, fmt.Errorf("no encoder for %s", out)
 	}

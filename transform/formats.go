@@ -5,36 +5,33 @@ import (
 	"slices"
 	"strconv"
 
+	"image-proxy/imageformat"
+
 	"image-proxy/transform/internal/vips"
 )
 
-// Format is an image format we accept as a source or produce as output.
-// The values are stored in cached entries: append new formats, never
-// renumber.
-type Format uint8
+// Format is an image format we accept as a source or produce as output;
+// imageformat owns the names, aliases, MIME types and which are encoded.
+type Format = imageformat.Format
 
 const (
-	FormatUnknown Format = iota
-	FormatJPEG
-	FormatPNG
-	FormatWebP
-	FormatGIF
-	FormatAVIF
-	FormatHEIF
-	FormatTIFF
-	FormatJXL
-	FormatSVG
-	formatCount
+	FormatUnknown = imageformat.Unknown
+	FormatJPEG    = imageformat.JPEG
+	FormatPNG     = imageformat.PNG
+	FormatWebP    = imageformat.WebP
+	FormatGIF     = imageformat.GIF
+	FormatAVIF    = imageformat.AVIF
+	FormatHEIF    = imageformat.HEIF
+	FormatTIFF    = imageformat.TIFF
+	FormatJXL     = imageformat.JXL
+	FormatSVG     = imageformat.SVG
+	formatCount   = imageformat.Count
 )
 
 // formatSpec is everything the package knows about one format. A format
 // is one record in formats; nothing else in the package names formats
 // one by one for sniffing, loading, the libvips allow-list or encoding.
 type formatSpec struct {
-	name    string   // short lower-case name, also a metrics label
-	aliases []string // further names accepted for an output format
-	mime    string
-
 	// magic recognises the format from the first bytes of a file. Stages
 	// run in order, so a signature at byte 0 is decisive: a JPEG or TIFF
 	// whose bytes 4-8 happen to read "ftyp" is not taken for AVIF.
@@ -46,10 +43,7 @@ type formatSpec struct {
 	// callable; every other loader and saver is blocked at startup.
 	operations []string
 
-	// outputRank is where the contract lists the format among output
-	// formats, from 1; 0 means it is never encoded.
-	outputRank int
-	save       saver
+	save saver // nil when the format is never encoded
 	// quality is the operator's quality setting for a lossy encoder; nil
 	// when the format has none (PNG is lossless and has a compression
 	// level instead, GIF has neither).
@@ -73,64 +67,55 @@ const (
 // formats is read-only: indexed by Format, never written after
 // initialisation.
 var formats = [formatCount]formatSpec{
-	FormatUnknown: {name: "unknown", mime: "application/octet-stream"},
+	FormatUnknown: {},
 	FormatJPEG: {
-		name: "jpeg", aliases: []string{"jpg"}, mime: "image/jpeg",
 		magic: isJPEG, load: loadJPEG,
 		operations: []string{"jpegload_buffer", "jpegsave_buffer"},
-		outputRank: 2, save: saveJPEG,
-		quality:  func(c Config) int { return c.JPEGQuality },
-		settings: func(c Config) string { return "j" + strconv.Itoa(c.JPEGQuality) },
+		save:       saveJPEG,
+		quality:    func(c Config) int { return c.JPEGQuality },
+		settings:   func(c Config) string { return "j" + strconv.Itoa(c.JPEGQuality) },
 	},
 	FormatPNG: {
-		name: "png", mime: "image/png",
 		magic: isPNG, load: loadPNG,
 		operations: []string{"pngload_buffer", "pngsave_buffer"},
-		outputRank: 3, save: savePNG,
-		settings: func(c Config) string { return "p" + strconv.Itoa(c.PNGCompression) },
+		save:       savePNG,
+		settings:   func(c Config) string { return "p" + strconv.Itoa(c.PNGCompression) },
 	},
 	FormatWebP: {
-		name: "webp", mime: "image/webp",
 		magic: isWebP, load: loadWebP,
 		operations: []string{"webpload_buffer", "webpsave_buffer"},
-		outputRank: 4, save: saveWebP,
-		quality:  func(c Config) int { return c.WebPQuality },
-		settings: func(c Config) string { return "w" + strconv.Itoa(c.WebPQuality) + "." + strconv.Itoa(c.WebPEffort) },
-		animated: true,
+		save:       saveWebP,
+		quality:    func(c Config) int { return c.WebPQuality },
+		settings:   func(c Config) string { return "w" + strconv.Itoa(c.WebPQuality) + "." + strconv.Itoa(c.WebPEffort) },
+		animated:   true,
 	},
 	FormatGIF: {
-		name: "gif", mime: "image/gif",
 		magic: isGIF, load: loadGIF,
 		operations: []string{"gifload_buffer", "gifsave_buffer"},
-		outputRank: 5, save: saveGIF,
-		settings: func(Config) string { return "g" }, // no setting yet: a name, so the join stays readable
-		animated: true,
+		save:       saveGIF,
+		settings:   func(Config) string { return "g" }, // no setting yet: a name, so the join stays readable
+		animated:   true,
 	},
 	FormatAVIF: {
-		name: "avif", mime: "image/avif",
 		magic: isAVIF, sniffStage: sniffBox, load: loadHEIF,
 		operations: []string{"heifload_buffer", "heifsave_buffer"},
-		outputRank: 1, save: saveAVIF,
-		quality:  func(c Config) int { return c.AVIFQuality },
-		settings: func(c Config) string { return "a" + strconv.Itoa(c.AVIFQuality) + "." + strconv.Itoa(c.AVIFSpeed) },
+		save:       saveAVIF,
+		quality:    func(c Config) int { return c.AVIFQuality },
+		settings:   func(c Config) string { return "a" + strconv.Itoa(c.AVIFQuality) + "." + strconv.Itoa(c.AVIFSpeed) },
 	},
 	FormatHEIF: {
-		name: "heif", mime: "image/heif",
 		magic: isHEIF, sniffStage: sniffBox, load: loadHEIF,
 		operations: []string{"heifload_buffer"},
 	},
 	FormatTIFF: {
-		name: "tiff", mime: "image/tiff",
 		magic: isTIFF, load: loadTIFF,
 		operations: []string{"tiffload_buffer"},
 	},
 	FormatJXL: {
-		name: "jxl", mime: "image/jxl",
 		magic: isJXL, load: loadJXL,
 		operations: []string{"jxlload_buffer"},
 	},
 	FormatSVG: {
-		name: "svg", mime: "image/svg+xml",
 		magic: isSVG, sniffStage: sniffText, load: loadSVG,
 		// svgload is marked untrusted; listing it re-enables it, which is
 		// safe because loadSVG only ever feeds it from memory.
@@ -138,73 +123,27 @@ var formats = [formatCount]formatSpec{
 	},
 }
 
-func (f Format) spec() *formatSpec {
+func spec(f Format) *formatSpec {
 	if f < formatCount {
 		return &formats[f]
 	}
 	return &formats[FormatUnknown]
 }
 
-// String is the short lower-case name, also used as a metrics label.
-func (f Format) String() string { return f.spec().name }
-
-// MIME is the Content-Type of a body in this format.
-func (f Format) MIME() string { return f.spec().mime }
-
-// CanEncode reports whether f is one of the output formats of the contract.
-func (f Format) CanEncode() bool { return f.spec().outputRank > 0 }
-
 // ParseFormat resolves an output format's name or alias, case-insensitively.
-// Formats we only read are not accepted.
-func ParseFormat(name string) (Format, bool) {
-	for f := range formatCount {
-		s := f.spec()
-		if s.outputRank == 0 {
-			continue
-		}
-		if equalFold(name, s.name) || slices.ContainsFunc(s.aliases, func(a string) bool { return equalFold(name, a) }) {
-			return f, true
-		}
-	}
-	return FormatUnknown, false
-}
+func ParseFormat(name string) (Format, bool) { return imageformat.Parse(name) }
 
-// Outputs lists the formats a render can produce, in Format order. A
-// render without Options.Format produces one of these too (the source's
-// format when it can be encoded, else PNG or JPEG).
-func Outputs() []Format {
-	var out []Format
-	for f := range formatCount {
-		if f.CanEncode() {
-			out = append(out, f)
-		}
-	}
-	return out
-}
+// Outputs lists the formats a render can produce, in Format order.
+func Outputs() []Format { return imageformat.Outputs() }
 
-// OutputNames lists every name ParseFormat accepts, in the contract's order,
-// each format's aliases right after its name.
-func OutputNames() []string {
-	outputs := make([]Format, 0, formatCount)
-	for f := range formatCount {
-		if f.CanEncode() {
-			outputs = append(outputs, f)
-		}
-	}
-	slices.SortFunc(outputs, func(a, b Format) int { return a.spec().outputRank - b.spec().outputRank })
-	var names []string
-	for _, f := range outputs {
-		names = append(names, f.spec().name)
-		names = append(names, f.spec().aliases...)
-	}
-	return names
-}
+// OutputNames lists every name ParseFormat accepts, in the contract's order.
+func OutputNames() []string { return imageformat.OutputNames() }
 
 // allowedOperations is the libvips allow-list: every operation a record names.
 func allowedOperations() []string {
 	var ops []string
 	for f := range formatCount {
-		for _, op := range f.spec().operations {
+		for _, op := range spec(f).operations {
 			if !slices.Contains(ops, op) {
 				ops = append(ops, op)
 			}
@@ -236,7 +175,7 @@ const (
 
 // load calls the loader for in by name; nothing else ever parses src.
 func load(src []byte, in Format, p loadParams) (*vips.Image, error) {
-	l := in.spec().load
+	l := spec(in).load
 	if l == nil {
 		return nil, errors.New("no loader")
 	}

@@ -8,7 +8,7 @@ import "bytes"
 func Sniff(b []byte) Format {
 	for stage := range sniffStages {
 		for f := range formatCount {
-			if s := f.spec(); s.magic != nil && s.sniffStage == stage && s.magic(b) {
+			if s := spec(f); s.magic != nil && s.sniffStage == stage && s.magic(b) {
 				return f
 			}
 		}

@@ -53,7 +53,7 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	if err := e.checkPixels(h); err != nil {
 		return fail(err)
 	}
-	if h.pages > 1 && in.spec().animated {
+	if h.pages > 1 && spec(in).animated {
 		header := time.Since(start)
 		for i, o := range opts {
 			t := time.Now()

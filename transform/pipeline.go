@@ -163,7 +163,7 @@ func newPlan(in Format, h header, opts Options) plan {
 	if p.out == FormatUnknown {
 		p.out = defaultOutput(in, h.hasAlpha)
 	}
-	p.animation = h.pages > 1 && in.spec().animated
+	p.animation = h.pages > 1 && spec(in).animated
 
 	// Target size of one frame; never enlarged.
 	scale := fitScale(h, opts, !p.animation && h.orientation >= 5)
@@ -172,7 +172,7 @@ func newPlan(in Format, h header, opts Options) plan {
 
 	shortest := min(h.width, h.pageHeight)
 	p.load = loadParams{pages: 1, shrink: shrinkOnLoad(in, scale, opts.Algorithm, shortest)}
-	if p.animation && p.out.spec().animated {
+	if p.animation && spec(p.out).animated {
 		p.load.pages = -1
 	}
 	if in == FormatWebP || in == FormatSVG {

@@ -44,7 +44,7 @@ func (e *Engine) trimIfIdle() {
 // or not at all. WebP and SVG load at the exact output scale, so two boxes
 // would never share a decode; animations would hold every frame.
 func (e *Engine) shares(in Format, h header) bool {
-	return e.decodes != nil && in != FormatWebP && in != FormatSVG && !(h.pages > 1 && in.spec().animated)
+	return e.decodes != nil && in != FormatWebP && in != FormatSVG && !(h.pages > 1 && spec(in).animated)
 }
 
 // planFor is newPlan with the family shrink rule. A progressive JPEG

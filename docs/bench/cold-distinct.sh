@@ -78,6 +78,10 @@ start_imgproxy() {
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 hwm_mb() { awk '/^VmHWM/{printf "%.0f", $2/1024}' "/proc/$server_pid/status"; }
+# cpu_ticks: the server's user + system time so far, in clock ticks. CPU per
+# image is steadier than req/s on a shared machine: what other processes
+# take from the wall clock, they do not add to the server's CPU time.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 urls() { # SERVER KIND
@@ -116,8 +120,11 @@ for kind in b p; do
 				echo "$s answered ${w}x$h ($(file -b "$tmp/check")) for $(head -1 "$tmp/urls"), want a 400 px WebP" >&2
 				exit 1
 			fi
+			c0=$(cpu_ticks)
 			res=$("$tmp/burst" -c "$CLIENTS" <(tail -n +2 "$tmp/urls"))
-			echo "$kind $s $(echo "$res" | cut -d' ' -f3) $(hwm_mb)" | tee -a "$tmp/results" >&2
+			c1=$(cpu_ticks)
+			cpu_ms=$(awk -v d=$((c1 - c0)) -v n="$(echo "$res" | cut -d' ' -f1)" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", 1000*d/hz/n}')
+			echo "$kind $s $(echo "$res" | cut -d' ' -f3) $(hwm_mb) $cpu_ms" | tee -a "$tmp/results" >&2
 			stop_server
 		done
 	done
@@ -132,8 +139,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×",
 	echo "image-proxy with its defaults (decode cache on) and with \`IMAGE_PROXY_DECODE_CACHE_SIZE=0\`, IMAGE_PROXY_CONCURRENCY=$CONC; a fresh server per run, the servers alternating within each run; median of $RUNS runs."
 	echo "Sources: $source_note. $imgproxy_note."
 	echo
-	echo "| source | image-proxy req/s | decode cache off req/s | imgproxy req/s | image-proxy / imgproxy | off / imgproxy | image-proxy / floor | peak RSS MB (ours, imgproxy) |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	echo "| source | image-proxy req/s | decode cache off req/s | imgproxy req/s | image-proxy / imgproxy | off / imgproxy | image-proxy / floor | server CPU ms/image (ours, off, imgproxy) | peak RSS MB (ours, imgproxy) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for kind in b p; do
 		name=baseline
 		[ $kind = p ] && name=progressive
@@ -142,7 +149,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×",
 		img=$(get $kind imgproxy 3)
 		floor=n/a
 		[ -n "$FLOOR" ] && [ $kind = b ] && floor=$(awk -v a="$ours" -v b="$FLOOR" 'BEGIN{printf "%.0f %%", 100*a/b}')
-		echo "| $name | $ours | $off | ${img:-n/a} | $(ratio "$ours" "$img") | $(ratio "$off" "$img") | $floor | $(get $kind ours 4), $(get $kind imgproxy 4) |"
+		echo "| $name | $ours | $off | ${img:-n/a} | $(ratio "$ours" "$img") | $(ratio "$off" "$img") | $floor | $(get $kind ours 5), $(get $kind ours-off 5), $(get $kind imgproxy 5) | $(get $kind ours 4), $(get $kind imgproxy 4) |"
 	done
 	echo
 	[ -n "$FLOOR" ] && echo "Floor (\`BenchmarkFloor\`, baseline, same run): $FLOOR img/s."

@@ -1,0 +1,30 @@
+// Package setting is the one shape of a bad setting, shared by every
+// package's Config (a bad value names its environment variable and what is
+// allowed), and the one way a secret setting is shown.
+package setting
+
+import "fmt"
+
+// Error is a setting outside what is allowed. Name is the environment
+// variable; it is empty when the code that found the error cannot know it
+// (a value parsed by its type), and the caller fills it in.
+type Error struct {
+	Name    string
+	Value   string
+	Allowed string // e.g. "from 0 to 100"
+}
+
+func (e *Error) Error() string {
+	if e.Name == "" {
+		return fmt.Sprintf("invalid value %q: must be %s", e.Value, e.Allowed)
+	}
+	return fmt.Sprintf("invalid setting %s=%q: must be %s", e.Name, e.Value, e.Allowed)
+}
+
+// Redact is how a secret is shown: whether it is set, never its value.
+func Redact(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "REDACTED"
+}
