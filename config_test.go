@@ -15,7 +15,7 @@ func TestLoadSettingsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Proxy.BindAddress != "0.0.0.0:8000" || s.Transform.JPEGQuality != 75 || s.Proxy.CacheControl != "public, max-age=31536000, no-transform" ||
-		s.Proxy.MaxBox != 4000 || s.Proxy.Slots() < 1 || s.Proxy.Fallback.MaxBytes != 5242880 || s.Cache.DiskEnabled || !s.Cache.Enabled ||
+		s.Proxy.MaxBox != 4000 || s.Proxy.Slots() < 1 || s.Origin.Fallback.MaxBytes != 5242880 || s.Cache.DiskEnabled || !s.Cache.Enabled ||
 		s.Proxy.Algorithm != transform.AlgorithmAuto || s.ShutdownTimeout != 30*time.Second {
 		t.Errorf("defaults: %+v", s)
 	}
