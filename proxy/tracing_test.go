@@ -346,4 +346,3 @@ func checkUpstreamSaw(t *testing.T, tr traceOf, mu *sync.Mutex, seen *[]string, 
 		t.Errorf("want source.stat for local and fallback, got %v", stat)
 	}
 }
-
