@@ -9,11 +9,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/origin"
 	"image-proxy/proxy"
 	"image-proxy/transform"
 )
@@ -30,10 +32,10 @@ func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 		return err
 	}
 	defer closeAll()
-	cfg := p.cfg
+	cfg, o := p.cfg, s.Origin
 	log.Info("image-proxy starting", "version", version, "libvips", transform.Version(),
-		"bind", cfg.BindAddress, "root", cfg.RootPath, "strip_path", cfg.StripPath,
-		"fallback", cfg.Fallback.URL != "", "s3", cfg.S3, "sources", p.sources, "tiers", p.tiers, "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
+		"bind", cfg.BindAddress, "root", o.Local.RootPath, "strip_path", cfg.StripPath,
+		"fallback", o.Fallback.URL != "", "s3", o.S3, "s3_result_prefix", s.Cache.ResultPrefix, "sources", p.sources, "tiers", p.tiers, "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
 		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize, "decode_cache_bytes", s.Transform.DecodeCacheSize,
 		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "controls", cfg.Controls, "warm_on_change", s.Warm.OnChange)
 	stopWarm := warmOnChange(s, p, log)
@@ -58,15 +60,19 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 	if err != nil {
 		return parts{}, nil, err
 	}
-	if s3 := s.Proxy.S3; s3.ResultPrefix != "" && s.Cache.Enabled {
-		client, err := proxy.NewS3Client(s3)
-		if err != nil {
+	// One client, so one connection pool, for every user of the bucket:
+	// the source and the result tier.
+	var client *minio.Client
+	if s.Origin.S3.Enabled() {
+		if client, err = origin.NewS3Client(s.Origin.S3); err != nil {
 			return parts{}, nil, err
 		}
-		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s3.ResultPrefix, s3.Timeout, renderLease, m, log))
+	}
+	if s3 := s.Origin.S3; s.Cache.ResultPrefix != "" && s.Cache.Enabled {
+		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s.Cache.ResultPrefix, s3.Timeout, renderLease, m, log))
 	}
 	c := cache.New(cache.Traced(tiers, tp), m)
-	sources, closeLocal, err := originSources(s, c, m, log)
+	sources, closeLocal, err := originSources(s.Origin, client, c, m, log, tp)
 	if err != nil {
 		c.Close()
 		return parts{}, nil, err
@@ -76,6 +82,7 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 
 	cfg := s.Proxy
 	cfg.Encoders, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprints(), version, transform.Version()
+	cfg.RootPath = s.Origin.Local.RootPath
 	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		closeAll()
@@ -104,27 +111,23 @@ func decodeObserver(m *metrics.Metrics) transform.Observer {
 const renderLease = 30 * time.Second
 
 // originSources is the chain originals come from, in order: the root
-// directory (left out in S3-only deployments without one), the bucket, the
-// fallback upstream.
-func originSources(s settings, c cache.Cache, m *metrics.Metrics, log *slog.Logger) (proxy.Chain, func(), error) {
-	var chain proxy.Chain
+// directory (left out in S3-only deployments without one), the bucket
+// through client (nil without one), the fallback upstream.
+func originSources(o origin.Config, client *minio.Client, c cache.Cache, m *metrics.Metrics, log *slog.Logger, tp trace.TracerProvider) (origin.Chain, func(), error) {
+	var chain origin.Chain
 	closeLocal := func() {}
-	if _, err := os.Stat(s.Proxy.RootPath); err == nil || !s.Proxy.S3.Enabled() {
-		local, err := proxy.OpenLocal(s.Proxy.RootPath, proxy.WithStatCache(s.Proxy.StatCacheMaxAge, log, m))
+	if _, err := os.Stat(o.Local.RootPath); err == nil || !o.S3.Enabled() {
+		local, err := origin.OpenLocal(o.Local.RootPath, origin.WithStatCache(o.Local.StatCacheMaxAge, log, m))
 		if err != nil {
 			return nil, nil, err
 		}
 		chain, closeLocal = append(chain, local), func() { local.Close() }
 	}
-	if s.Proxy.S3.Enabled() {
-		src, err := proxy.NewS3(s.Proxy.S3)
-		if err != nil {
-			return nil, nil, err
-		}
-		chain = append(chain, src)
+	if o.S3.Enabled() {
+		chain = append(chain, origin.NewS3(client, o.S3))
 	}
-	if s.Proxy.Fallback.URL != "" {
-		fb, err := proxy.NewFallback(s.Proxy.Fallback, version, c, m)
+	if o.Fallback.URL != "" {
+		fb, err := origin.NewFallback(o.Fallback, version, c, m, tp)
 		if err != nil {
 			return nil, nil, err
 		}

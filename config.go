@@ -13,6 +13,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"image-proxy/cache"
+	"image-proxy/origin"
 	"image-proxy/proxy"
 	"image-proxy/transform"
 )
@@ -22,6 +23,7 @@ import (
 // table are checked against them by a test.
 type settings struct {
 	Proxy           proxy.Config
+	Origin          origin.Config
 	Cache           cache.Config
 	Transform       transform.Config
 	Warm            proxy.WarmConfig
@@ -76,8 +78,8 @@ func loadSettings(getenv func(string) (string, bool), dotenv string) (settings, 
 
 // validate reports the first bad setting: one line on the way out.
 func (s settings) validate() error {
-	for _, err := range []error{s.Transform.Validate(), s.Cache.Validate(), s.Proxy.Validate(),
-		proxy.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.validateWarm()} {
+	for _, err := range []error{s.Transform.Validate(), s.Cache.Validate(), s.Proxy.Validate(), s.Origin.Validate(),
+		s.Origin.S3.CheckResultPrefix(s.Cache.ResultPrefix), proxy.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.validateWarm()} {
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ func TestLoadSettingsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Proxy.BindAddress != "0.0.0.0:8000" || s.Transform.JPEGQuality != 75 || s.Proxy.CacheControl != "public, max-age=31536000, no-transform" ||
-		s.Proxy.MaxBox != 4000 || s.Proxy.Slots() < 1 || s.Proxy.Fallback.MaxBytes != 5242880 || s.Cache.DiskEnabled || !s.Cache.Enabled ||
+		s.Proxy.MaxBox != 4000 || s.Proxy.Slots() < 1 || s.Origin.Fallback.MaxBytes != 5242880 || s.Cache.DiskEnabled || !s.Cache.Enabled ||
 		s.Proxy.Algorithm != transform.AlgorithmAuto || s.ShutdownTimeout != 30*time.Second {
 		t.Errorf("defaults: %+v", s)
 	}
@@ -46,6 +47,31 @@ func TestLogLevel(t *testing.T) {
 		l := logSettings{Level: c.level, RustLog: c.rust}
 		if got, err := l.level(); err != nil || got != c.want {
 			t.Errorf("%q/%q: %v %v", c.level, c.rust, got, err)
+		}
+	}
+}
+
+// TestResultPrefixJudgedAgainstTheBucket: the result tier's prefix is a
+// cache setting that lives in the origin's bucket, so main judges it
+// against the bucket's settings.
+func TestResultPrefixJudgedAgainstTheBucket(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string // a variable the error names; empty: valid
+	}{
+		{map[string]string{"IMAGE_PROXY_S3_RESULT_PREFIX": "results/"}, "IMAGE_PROXY_S3_BUCKET"},
+		{map[string]string{"IMAGE_PROXY_S3_BUCKET": "images", "IMAGE_PROXY_S3_RESULT_PREFIX": "/results/"}, "IMAGE_PROXY_S3_RESULT_PREFIX"},
+		{map[string]string{"IMAGE_PROXY_S3_BUCKET": "images", "IMAGE_PROXY_S3_PREFIX": "o/", "IMAGE_PROXY_S3_RESULT_PREFIX": "o/r/"}, "IMAGE_PROXY_S3_RESULT_PREFIX"},
+		{map[string]string{"IMAGE_PROXY_S3_BUCKET": "images", "IMAGE_PROXY_S3_PREFIX": "o/", "IMAGE_PROXY_S3_RESULT_PREFIX": "r/"}, ""},
+	}
+	for _, c := range cases {
+		c.env["IMAGE_PROXY_ROOT_PATH"] = "data/images"
+		s, err := loadSettings(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }, "")
+		switch {
+		case c.want == "" && (err != nil || s.Cache.ResultPrefix != c.env["IMAGE_PROXY_S3_RESULT_PREFIX"]):
+			t.Errorf("%v: %v, result prefix %q", c.env, err, s.Cache.ResultPrefix)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: %v, want an error naming %s", c.env, err, c.want)
 		}
 	}
 }

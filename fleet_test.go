@@ -16,7 +16,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"image-proxy/deploy/miniotest"
+	"image-proxy/internal/testsupport/miniotest"
 )
 
 // fleet is N real image-proxy processes sharing one real MinIO bucket for

@@ -100,7 +100,7 @@ func runWarm(ctx context.Context, args []string, s settings, stdout, stderr io.W
 		fmt.Fprintln(stderr, "image-proxy warm:", err)
 		return 2
 	}
-	paths, err := proxy.WarmPaths(s.Proxy.RootPath, f.paths, skip)
+	paths, err := proxy.WarmPaths(s.Origin.Local.RootPath, f.paths, skip)
 	if err != nil {
 		fmt.Fprintln(stderr, "image-proxy warm:", err)
 		return 2
@@ -131,15 +131,15 @@ func runWarm(ctx context.Context, args []string, s settings, stdout, stderr io.W
 // warmTarget checks where the results would go before anything starts, and
 // returns the directories the walk must leave out.
 func warmTarget(s settings, f warmFlags) ([]string, error) {
-	if fi, err := os.Stat(s.Proxy.RootPath); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("IMAGE_PROXY_ROOT_PATH=%s is not a directory: warm reads the originals of the local root", s.Proxy.RootPath)
+	if fi, err := os.Stat(s.Origin.Local.RootPath); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("IMAGE_PROXY_ROOT_PATH=%s is not a directory: warm reads the originals of the local root", s.Origin.Local.RootPath)
 	}
 	var skip []string
 	if s.Cache.Enabled && s.Cache.DiskEnabled {
 		skip = append(skip, s.Cache.DiskPath)
 	}
 	if f.out != "" {
-		if proxy.InsideRoot(f.out, s.Proxy.RootPath) {
+		if proxy.InsideRoot(f.out, s.Origin.Local.RootPath) {
 			return nil, fmt.Errorf("--out %s: %w", f.out, proxy.ErrOutInsideRoot)
 		}
 		return skip, nil
@@ -152,7 +152,7 @@ func warmTarget(s settings, f warmFlags) ([]string, error) {
 
 // persistentTier reports whether a result tier outlives the process.
 func (s settings) persistentTier() bool {
-	return s.Cache.Enabled && (s.Cache.DiskEnabled || s.Proxy.S3.ResultPrefix != "")
+	return s.Cache.Enabled && (s.Cache.DiskEnabled || s.Cache.ResultPrefix != "")
 }
 
 // validateWarm checks the warm settings; warming on change needs a tier
@@ -188,9 +188,9 @@ func warmAndWatch(ctx context.Context, w *proxy.Warmer, paths, skip []string, s 
 	if quiet == 0 {
 		quiet = proxy.DefaultQuiet
 	}
-	fmt.Fprintf(stdout, "watching %s for new and changed files (Ctrl-C stops)\n", s.Proxy.RootPath)
+	fmt.Fprintf(stdout, "watching %s for new and changed files (Ctrl-C stops)\n", s.Origin.Local.RootPath)
 	w.Watching = h.watching
-	err := w.Watch(ctx, s.Proxy.RootPath, skip, quiet, s.Proxy.Slots(), func(r proxy.WarmResult) {
+	err := w.Watch(ctx, s.Origin.Local.RootPath, skip, quiet, s.Proxy.Slots(), func(r proxy.WarmResult) {
 		printResult(stdout, r)
 		if err := w.WriteManifest(); err != nil {
 			fmt.Fprintln(stderr, "image-proxy warm: manifest:", err)
@@ -235,7 +235,7 @@ func warmOnChange(s settings, p parts, log *slog.Logger) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := w.Watch(ctx, s.Proxy.RootPath, skip, proxy.DefaultQuiet, 1, func(r proxy.WarmResult) {
+		err := w.Watch(ctx, s.Origin.Local.RootPath, skip, proxy.DefaultQuiet, 1, func(r proxy.WarmResult) {
 			switch {
 			case r.Err != nil && !canceled(r.Err):
 				log.Warn("warm on change failed", "path", r.Rel, "err", oneLine(r.Err))
@@ -247,7 +247,7 @@ func warmOnChange(s settings, p parts, log *slog.Logger) func() {
 			log.Error("warm on change stopped", "err", err)
 		}
 	}()
-	log.Info("warming new and changed files in the background", "root", s.Proxy.RootPath, "tiers", strings.Join(p.store.Tiers(), ","))
+	log.Info("warming new and changed files in the background", "root", s.Origin.Local.RootPath, "tiers", strings.Join(p.store.Tiers(), ","))
 	return func() {
 		cancel()
 		<-done

@@ -19,6 +19,12 @@ type Config struct {
 	DiskEnabled bool   `env:"IMAGE_PROXY_ENABLE_DISK_CACHE" envDefault:"false"`     // needs Enabled
 	DiskSize    int64  `env:"IMAGE_PROXY_CACHE_DISK_SIZE" envDefault:"536870912"`   // bytes
 	DiskPath    string `env:"IMAGE_PROXY_CACHE_DISK_PATH" envDefault:"./cache"`     // created if missing
+
+	// ResultPrefix is where the shared result tier (NewS3Tier) keeps its
+	// entries in the origin's bucket, through the origin's client; empty:
+	// no shared tier. Being a place in that bucket, it is judged against
+	// the bucket's settings (origin.S3Config.CheckResultPrefix).
+	ResultPrefix string `env:"IMAGE_PROXY_S3_RESULT_PREFIX"`
 }
 
 // SettingError is a bad setting, named by its environment variable (one

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"image-proxy/deploy/miniotest"
+	"image-proxy/internal/testsupport/miniotest"
 	"image-proxy/metrics"
 )
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"image-proxy/fault"
-	"image-proxy/metrics"
 	"image-proxy/transform"
 )
 
@@ -52,13 +51,4 @@ func classify(err error) (int, string) {
 		msg = k.Outcome().Msg
 	}
 	return k.Outcome().Status, msg
-}
-
-// fallbackResult is the result label of one upstream fetch.
-func fallbackResult(err error) string {
-	if err == nil {
-		return metrics.FallbackOK
-	}
-	k, _ := kindOf(err)
-	return k.Outcome().Label
 }

@@ -17,6 +17,7 @@ import (
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -25,19 +26,19 @@ import (
 // can be pinned in a test and compared on every machine.
 type pinnedSource struct{ root string }
 
-func (p pinnedSource) Stat(_ context.Context, rel string) (Original, error) {
+func (p pinnedSource) Stat(_ context.Context, rel string) (origin.Original, error) {
 	fi, err := os.Stat(filepath.Join(p.root, rel))
 	if errors.Is(err, fs.ErrNotExist) {
-		return Original{}, errMissing
+		return origin.Original{}, origin.ErrMissing
 	}
 	if err != nil {
-		return Original{}, err
+		return origin.Original{}, err
 	}
-	return Original{Rel: rel, Size: fi.Size(), ModTime: time.Unix(1_700_000_000, 0).UTC(),
+	return origin.Original{Rel: rel, Size: fi.Size(), ModTime: time.Unix(1_700_000_000, 0).UTC(),
 		Identity: "pin:" + rel + "|" + strconv.FormatInt(fi.Size(), 10)}, nil
 }
 
-func (p pinnedSource) Open(ctx context.Context, rel string) (Original, Body, error) {
+func (p pinnedSource) Open(ctx context.Context, rel string) (origin.Original, origin.Body, error) {
 	o, err := p.Stat(ctx, rel)
 	if err != nil {
 		return o, nil, err
@@ -45,6 +46,8 @@ func (p pinnedSource) Open(ctx context.Context, rel string) (Original, Body, err
 	f, err := os.Open(filepath.Join(p.root, rel))
 	return o, f, err
 }
+
+func (p pinnedSource) Kind() string { return "pinned" }
 
 // TestETagsArePinned pins the ETag and the bytes of a table of URLs, one
 // for each parameter and URL form, passthrough included, with the default
@@ -56,7 +59,7 @@ func TestETagsArePinned(t *testing.T) {
 	cfg.Controls.Presets = "thumb=size:150,format:webp,quality:60"
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	c := cache.New(nil, m)
-	s, err := New(cfg, Deps{Sources: Chain{pinnedSource{"../data/images"}}, Engine: transform.New(transform.DefaultConfig()),
+	s, err := New(cfg, Deps{Sources: origin.Chain{pinnedSource{"../data/images"}}, Engine: transform.New(transform.DefaultConfig()),
 		Cache: c, Metrics: m, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,9 +15,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -33,10 +37,9 @@ func TestMain(m *testing.M) {
 // libvips, a real cache and a fresh metrics registry.
 type testServer struct {
 	*Server
-	root     string
-	local    *Local
-	m        *metrics.Metrics
-	fallback *Fallback // nil unless configured
+	root  string
+	local *origin.Local
+	m     *metrics.Metrics
 }
 
 func defaultTestConfig(root string) Config {
@@ -56,7 +59,6 @@ func defaultTestConfig(root string) Config {
 		IdleTimeout:       5 * time.Second,
 		MaxConns:          1000,
 		MaxHeaderBytes:    8192,
-		StatCacheMaxAge:   24 * time.Hour, // only events invalidate: TestStatCacheMaxAge covers the age
 		Backend:           BackendConfig{ConvertMaxBytes: 25 << 20, BulkMaxItems: 50},
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
@@ -69,8 +71,9 @@ func newTestServer(t testing.TB, edit func(*Config, *cache.Config, *transform.Co
 	return newTestServerWith(t, edit)
 }
 
-// newTestServerWith is newTestServer with options for the local source.
-func newTestServerWith(t testing.TB, edit func(*Config, *cache.Config, *transform.Config), opts ...LocalOption) *testServer {
+// newTestServerWith is newTestServer with more than the local root in its
+// chain (a fallback upstream).
+func newTestServerWith(t testing.TB, edit func(*Config, *cache.Config, *transform.Config), opts ...chainOption) *testServer {
 	t.Helper()
 	root := t.TempDir()
 	copyTree(t, "../data/images", root)
@@ -88,32 +91,77 @@ func newTestServerWith(t testing.TB, edit func(*Config, *cache.Config, *transfor
 		t.Fatal(err)
 	}
 	c := cache.New(tiers, m)
-	sources, fb := testSources(t, cfg, c, m, opts...)
-	local := sources[0].(*Local)
+	sources, _ := testSources(t, cfg, c, m, opts...)
+	local := sources[0].(*origin.Local)
 	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &testServer{Server: s, root: root, local: local, m: m, fallback: fb}
+	return &testServer{Server: s, root: root, local: local, m: m}
+}
+
+// testChain is what a test adds to main's chain: a fallback upstream, the
+// provider its fetches are traced with.
+type testChain struct {
+	fallback origin.FallbackConfig // no URL: no fallback
+	tp       trace.TracerProvider
+}
+
+type chainOption func(*testChain)
+
+// withFallback asks url for originals the root lacks; edit adjusts the
+// settings (a timeout).
+func withFallback(url string, edit func(*origin.FallbackConfig)) chainOption {
+	return func(tc *testChain) {
+		tc.fallback = origin.FallbackConfig{URL: url, MaxBytes: 1 << 20, Timeout: 2 * time.Second}
+		if edit != nil {
+			edit(&tc.fallback)
+		}
+	}
+}
+
+// withFetchTracing makes each fallback fetch a client span of tp.
+func withFetchTracing(tp trace.TracerProvider) chainOption {
+	return func(tc *testChain) { tc.tp = tp }
 }
 
 // testSources is main's chain: the root, then the fallback when configured.
-func testSources(t testing.TB, cfg Config, c cache.Cache, m *metrics.Metrics, opts ...LocalOption) (Chain, *Fallback) {
+// Only events invalidate the root's stat cache (origin's
+// TestStatCacheMaxAge covers the age).
+func testSources(t testing.TB, cfg Config, c cache.Cache, m *metrics.Metrics, opts ...chainOption) (origin.Chain, *origin.Fallback) {
 	t.Helper()
-	local, err := OpenLocal(cfg.RootPath, append([]LocalOption{WithStatCache(cfg.StatCacheMaxAge, nil, m)}, opts...)...)
+	var tc testChain
+	for _, o := range opts {
+		o(&tc)
+	}
+	local, err := origin.OpenLocal(cfg.RootPath, origin.WithStatCache(24*time.Hour, nil, m))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { local.Close() })
-	if cfg.Fallback.URL == "" {
-		return Chain{local}, nil
+	if tc.fallback.URL == "" {
+		return origin.Chain{local}, nil
 	}
-	fb, err := NewFallback(cfg.Fallback, "test", c, m)
+	fb, err := origin.NewFallback(tc.fallback, "test", c, m, tc.tp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Chain{local, fb}, fb
+	return origin.Chain{local, fb}, fb
+}
+
+// waitUntrusted waits until the root's stat cache no longer answers rel
+// from memory: the event of a change has been processed, and from then on
+// no request is answered from what was known before. Each probe is a
+// Stat, which describes rel afresh once it is no longer trusted.
+func (ts *testServer) waitUntrusted(t testing.TB, rel string) {
+	t.Helper()
+	statted := ts.m.StatCacheLookups.WithLabelValues(metrics.StatCacheStat)
+	eventually(t, "stat cache invalidates "+rel, func() bool {
+		before := testutil.ToFloat64(statted)
+		ts.local.Stat(context.Background(), rel)
+		return testutil.ToFloat64(statted) > before
+	})
 }
 
 func copyTree(t testing.TB, from, to string) {

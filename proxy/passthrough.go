@@ -11,6 +11,7 @@ import (
 
 	"image-proxy/cache"
 	"image-proxy/fault"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -68,7 +69,7 @@ func (s *Server) notModified(c *fiber.Ctx, etag string, modTime time.Time) bool 
 
 // byteRange is the part of o to send: the whole, or one satisfiable range
 // (206 set here). ok=false means the answer (416) is complete.
-func (s *Server) byteRange(c *fiber.Ctx, etag string, o Original) (start, length int64, ok bool) {
+func (s *Server) byteRange(c *fiber.Ctx, etag string, o origin.Original) (start, length int64, ok bool) {
 	rng := c.Get(fiber.HeaderRange)
 	if rng == "" || c.Method() != fiber.MethodGet || !s.ifRange(c, etag, o.ModTime) {
 		return 0, o.Size, true
@@ -91,9 +92,9 @@ func (s *Server) byteRange(c *fiber.Ctx, etag string, o Original) (start, length
 
 // sendBody sets the response body to length bytes of body from start.
 // streaming reports that fasthttp took the body and will close it.
-func sendBody(c *fiber.Ctx, body Body, start, length, size int64) (streaming bool, err error) {
+func sendBody(c *fiber.Ctx, body origin.Body, start, length, size int64) (streaming bool, err error) {
 	switch b := body.(type) {
-	case memoryBody:
+	case origin.MemoryBody:
 		c.Response().SetBodyRaw(b.Bytes()[start : start+length])
 		return false, nil
 	case *os.File:

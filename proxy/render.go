@@ -8,9 +8,15 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"image-proxy/cache"
+	"image-proxy/fault"
 	"image-proxy/metrics"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
+
+// errSourceTooBig refuses to render an original over MaxSourceBytes (it
+// may still be passed through).
+var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
 
 // transform answers a request with size or format: from the cache when it
 // can, else by rendering once for all identical concurrent requests.
@@ -64,7 +70,7 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 
 // fetch is the cache's slow path: other tiers, a wait for the same key, or
 // a render, cancelled when the client hangs up.
-func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src Source, o Original, v Variant) ([]byte, cache.Status, error) {
+func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src origin.Source, o origin.Original, v Variant) ([]byte, cache.Status, error) {
 	ctx, stop := peerContext(ctx, c.Context().Conn())
 	defer stop()
 	return s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
@@ -75,7 +81,7 @@ func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src Source
 // renderSource waits for a transform slot, reads the original and renders
 // it. The value it returns is cacheValue's: a cache hit knows its
 // Content-Type without sniffing.
-func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Variant) ([]byte, error) {
+func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.Original, v Variant) ([]byte, error) {
 	sl, err := s.enterSlot(ctx)
 	if err != nil {
 		return nil, err
@@ -83,7 +89,7 @@ func (s *Server) renderSource(ctx context.Context, src Source, o Original, v Var
 	defer sl.Leave()
 
 	rctx, read := s.tracing.Start(ctx, "source.read")
-	data, err := readAll(rctx, src, o, s.cfg.MaxSourceBytes)
+	data, err := origin.ReadAll(rctx, src, o, s.cfg.MaxSourceBytes)
 	read.End(err)
 	if err != nil {
 		return nil, err

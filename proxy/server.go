@@ -18,6 +18,7 @@ import (
 	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/metrics/spans"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -28,7 +29,7 @@ type Engine interface {
 
 // Deps are the collaborators built by main.
 type Deps struct {
-	Sources Chain // asked in order for every original
+	Sources origin.Chain // asked in order for every original
 	Engine  Engine
 	Cache   cache.Cache
 	Metrics *metrics.Metrics
@@ -40,7 +41,7 @@ type Deps struct {
 type Server struct {
 	cfg     Config
 	prefix  string
-	sources Chain
+	sources origin.Chain
 	limiter *limiter
 	gate    *gate // presets, quality, sizes, signatures: controls.go
 	engine  Engine

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/metrics/spans"
+	"image-proxy/origin"
 )
 
 // Tracing: with Deps.Tracing set (and not the no-op provider) every image
@@ -27,21 +25,16 @@ import (
 var traceContext propagation.TraceContext
 
 // useTracing turns tracing on for s when tp makes spans: a middleware for
-// the server span ahead of every route, spans around each source, and
-// client spans (and a traceparent) on fallback fetches.
+// the server span ahead of every route and spans around each source. (The
+// fallback's client spans are its own: origin.NewFallback.)
 func (s *Server) useTracing(tp trace.TracerProvider) {
 	s.tracing = spans.New(tp)
 	if !s.tracing.On() {
 		return
 	}
-	traced := make(Chain, len(s.sources))
+	traced := make(origin.Chain, len(s.sources))
 	for i, src := range s.sources {
-		if f, ok := src.(*Fallback); ok {
-			f.client.Transport = otelhttp.NewTransport(f.client.Transport,
-				otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(traceContext),
-				otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))
-		}
-		traced[i] = tracedSource{src, sourceKind(src), s.tracing}
+		traced[i] = tracedSource{src, s.tracing}
 	}
 	s.sources = traced
 	s.app.Use(s.traceRequest)
@@ -103,60 +96,32 @@ func (c headerCarrier) Keys() []string {
 // tracedSource is a Source whose calls are spans: source.stat (for the
 // fallback that is the fetch) and source.open.
 type tracedSource struct {
-	Source
-	kind    string
+	origin.Source
 	tracing spans.Tracer
 }
 
-func (t tracedSource) Stat(ctx context.Context, rel string) (Original, error) {
+func (t tracedSource) Stat(ctx context.Context, rel string) (origin.Original, error) {
 	ctx, sp := t.tracing.Start(ctx, "source.stat")
-	sp.Str("source.kind", t.kind)
+	sp.Str("source.kind", t.Kind())
 	o, err := t.Source.Stat(ctx, rel)
-	sp.Bool("source.found", !errors.Is(err, errMissing))
+	sp.Bool("source.found", !errors.Is(err, origin.ErrMissing))
 	sp.End(spanError(err))
 	return o, err
 }
 
-func (t tracedSource) Open(ctx context.Context, rel string) (Original, Body, error) {
+func (t tracedSource) Open(ctx context.Context, rel string) (origin.Original, origin.Body, error) {
 	ctx, sp := t.tracing.Start(ctx, "source.open")
-	sp.Str("source.kind", t.kind)
+	sp.Str("source.kind", t.Kind())
 	o, b, err := t.Source.Open(ctx, rel)
-	sp.Bool("source.found", !errors.Is(err, errMissing))
+	sp.Bool("source.found", !errors.Is(err, origin.ErrMissing))
 	sp.End(spanError(err))
 	return o, b, err
 }
 
 // spanError is err unless it only means "ask the next source".
 func spanError(err error) error {
-	if errors.Is(err, errMissing) {
+	if errors.Is(err, origin.ErrMissing) {
 		return nil
 	}
 	return err
-}
-
-func sourceKind(src Source) string {
-	switch src.(type) {
-	case *Local:
-		return "local"
-	case *S3:
-		return "s3"
-	case *Fallback:
-		return "fallback"
-	}
-	return fmt.Sprintf("%T", src)
-}
-
-// propagating adds the traceparent of the request's span to every request
-// through base, so an S3 request joins the trace that caused it. It makes
-// no spans itself (the source and tier spans around the calls do) and
-// sends nothing when the context carries no trace.
-type propagating struct{ base http.RoundTripper }
-
-func (p propagating) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !trace.SpanContextFromContext(req.Context()).IsValid() {
-		return p.base.RoundTrip(req)
-	}
-	out := req.Clone(req.Context()) // a RoundTripper must not change its request
-	traceContext.Inject(req.Context(), propagation.HeaderCarrier(out.Header))
-	return p.base.RoundTrip(out)
 }

@@ -2,11 +2,9 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"image"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -24,6 +22,7 @@ import (
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -44,8 +43,9 @@ func newServerTracingTo(t testing.TB, fallbackURL string, tp trace.TracerProvide
 	root := t.TempDir()
 	copyTree(t, "../data/images", root)
 	cfg := defaultTestConfig(root)
+	var opts []chainOption
 	if fallbackURL != "" {
-		cfg.Fallback = FallbackConfig{URL: fallbackURL, MaxBytes: 1 << 20, Timeout: 5 * time.Second}
+		opts = append(opts, withFallback(fallbackURL, func(f *origin.FallbackConfig) { f.Timeout = 5 * time.Second }), withFetchTracing(tp))
 	}
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	log := slog.New(slog.DiscardHandler)
@@ -55,12 +55,12 @@ func newServerTracingTo(t testing.TB, fallbackURL string, tp trace.TracerProvide
 	}
 	c := cache.New(cache.Traced(tiers, tp), m)
 	t.Cleanup(func() { c.Close() })
-	sources, fb := testSources(t, cfg, c, m)
+	sources, _ := testSources(t, cfg, c, m, opts...)
 	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(transform.DefaultConfig()), Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{Server: s, root: root, m: m, fallback: fb}
+	return &testServer{Server: s, root: root, m: m}
 }
 
 // traceOf is the spans of one request: its server span and the rest.
@@ -344,38 +344,5 @@ func checkUpstreamSaw(t *testing.T, tr traceOf, mu *sync.Mutex, seen *[]string, 
 	stat := tr.named("source.stat")
 	if len(stat) != 2 || attr(stat[1], "source.kind").AsString() != "fallback" && attr(stat[0], "source.kind").AsString() != "fallback" {
 		t.Errorf("want source.stat for local and fallback, got %v", stat)
-	}
-}
-
-// The S3 client's transport sends the trace along, and nothing without one.
-func TestS3TransportPropagates(t *testing.T) {
-	got := make(chan string, 2)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get("traceparent")
-	}))
-	t.Cleanup(srv.Close)
-	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
-	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
-	traced := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
-	client := &http.Client{Transport: propagating{http.DefaultTransport}}
-	for _, c := range []struct {
-		ctx  context.Context
-		want string
-	}{
-		{traced, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
-		{t.Context(), ""},
-	} {
-		req, _ := http.NewRequestWithContext(c.ctx, http.MethodGet, srv.URL, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if h := receive(t, "the request", got); h != c.want {
-			t.Errorf("traceparent %q, want %q", h, c.want)
-		}
-		if req.Header.Get("traceparent") != "" {
-			t.Error("the caller's request was changed")
-		}
 	}
 }

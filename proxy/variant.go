@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -23,7 +24,7 @@ type Variant struct {
 
 // variantOf builds the variant a request asks for from src; accept is the
 // raw Accept header, reduced to its class only when format=auto.
-func (s *Server) variantOf(o Original, req request, accept string) Variant {
+func (s *Server) variantOf(o origin.Original, req request, accept string) Variant {
 	v := Variant{
 		Source:    o.Identity,
 		Box:       req.box(s.cfg.MaxBox),

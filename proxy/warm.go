@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"image-proxy/cache"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -20,8 +21,8 @@ type manyRenderer interface {
 // files (warm_export.go).
 type warmSink interface {
 	// has reports whether it already holds it, whole.
-	has(ctx context.Context, o Original, it warmItem) bool
-	put(ctx context.Context, o Original, it warmItem, res transform.Result) error
+	has(ctx context.Context, o origin.Original, it warmItem) bool
+	put(ctx context.Context, o origin.Original, it warmItem, res transform.Result) error
 }
 
 // WarmResult is what warming one source came to.
@@ -64,11 +65,11 @@ func (w *Warmer) Background() *Warmer {
 
 type cacheSink struct{ store *cache.Store }
 
-func (c cacheSink) has(ctx context.Context, _ Original, it warmItem) bool {
+func (c cacheSink) has(ctx context.Context, _ origin.Original, it warmItem) bool {
 	return c.store.Has(ctx, it.variant.Key())
 }
 
-func (c cacheSink) put(ctx context.Context, _ Original, it warmItem, res transform.Result) error {
+func (c cacheSink) put(ctx context.Context, _ origin.Original, it warmItem, res transform.Result) error {
 	// The value renderSource would have produced.
 	c.store.Put(ctx, it.variant.Key(), cacheValue(res))
 	return nil
@@ -120,7 +121,7 @@ func (w *Warmer) Source(ctx context.Context, rel string) WarmResult {
 }
 
 // pending is the items of o not stored yet, counting the others skipped.
-func (w *Warmer) pending(ctx context.Context, o Original, r *WarmResult) []warmItem {
+func (w *Warmer) pending(ctx context.Context, o origin.Original, r *WarmResult) []warmItem {
 	items := w.s.warmItems(o, w.spec)
 	if w.spec.Force {
 		return items
@@ -138,7 +139,7 @@ func (w *Warmer) pending(ctx context.Context, o Original, r *WarmResult) []warmI
 
 // render decodes data once, derives every distinct output of todo (two
 // items can share one: 720@2x and 1440@1x) and stores each item.
-func (w *Warmer) render(ctx context.Context, o Original, data []byte, in transform.Format, todo []warmItem, r *WarmResult) {
+func (w *Warmer) render(ctx context.Context, o origin.Original, data []byte, in transform.Format, todo []warmItem, r *WarmResult) {
 	var opts []transform.Options
 	index := make([]int, len(todo))
 	for i, it := range todo {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -115,7 +116,7 @@ func exportName(rel string, it warmItem) string {
 
 // has: the file exists with the size the manifest recorded for this very
 // source (same bytes and modification time).
-func (e *exportSink) has(_ context.Context, o Original, it warmItem) bool {
+func (e *exportSink) has(_ context.Context, o origin.Original, it warmItem) bool {
 	e.mu.Lock()
 	src, ok := e.old[o.Rel]
 	e.mu.Unlock()
@@ -135,7 +136,7 @@ func (e *exportSink) has(_ context.Context, o Original, it warmItem) bool {
 	return true
 }
 
-func (e *exportSink) put(_ context.Context, o Original, it warmItem, res transform.Result) error {
+func (e *exportSink) put(_ context.Context, o origin.Original, it warmItem, res transform.Result) error {
 	name := exportName(o.Rel, it)
 	if err := writeAtomic(filepath.Join(e.dir, filepath.FromSlash(name)), res.Data); err != nil {
 		return err
@@ -146,7 +147,7 @@ func (e *exportSink) put(_ context.Context, o Original, it warmItem, res transfo
 }
 
 // record adds v to this run's entry of o, replacing one for the same file.
-func (e *exportSink) record(o Original, v ManifestVariant) {
+func (e *exportSink) record(o origin.Original, v ManifestVariant) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	src, ok := e.new[o.Rel]

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -137,7 +138,7 @@ type warmItem struct {
 // warmItems builds every variant of spec for o through variantOf, with the
 // request `?size=S&format=F[&dpr=D]` would parse to, so each key is the
 // one a live request computes.
-func (s *Server) warmItems(o Original, spec WarmSpec) []warmItem {
+func (s *Server) warmItems(o origin.Original, spec WarmSpec) []warmItem {
 	var items []warmItem
 	for _, size := range spec.Sizes {
 		for _, dpr := range spec.DPRs {

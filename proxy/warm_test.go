@@ -22,8 +22,9 @@ import (
 	"golang.org/x/image/webp"
 
 	"image-proxy/cache"
-	"image-proxy/deploy/miniotest"
+	"image-proxy/internal/testsupport/miniotest"
 	"image-proxy/metrics"
+	"image-proxy/origin"
 	"image-proxy/transform"
 )
 
@@ -422,7 +423,7 @@ func TestSpareWaitsForLiveRequests(t *testing.T) {
 func TestWarmIntoS3(t *testing.T) {
 	srv := miniotest.Start(t)
 	fx := newS3Fixture(t, srv, "")
-	client, err := NewS3Client(fx.cfg)
+	client, err := origin.NewS3Client(fx.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

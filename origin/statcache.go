@@ -1,4 +1,4 @@
-package proxy
+package origin
 
 import (
 	"errors"
@@ -38,7 +38,7 @@ type statCache struct {
 	maxAge     time.Duration
 	maxWatches int
 	now        func() time.Time
-	fsMagic    func(dir string) (int64, error)
+	sys        sysCalls
 	log        *slog.Logger
 	watches    prometheus.Gauge
 
@@ -51,7 +51,6 @@ type statCache struct {
 	inodes    map[fileID]string    // watched directories by inode
 	fullUntil time.Time            // after ENOSPC, no new watch is tried before this
 	skip      map[string]time.Time // directories found unwatchable, not probed again before then
-	probes    atomic.Int64         // lstat and statfs calls made to decide on a watch (for tests)
 	warned    map[string]bool      // fallback reasons already logged
 	done      chan struct{}
 }
@@ -87,7 +86,7 @@ func newStatCache(root string, o localOptions) (*statCache, error) {
 		return nil, err
 	}
 	c := &statCache{
-		root: filepath.Clean(root), maxAge: o.maxAge, maxWatches: o.maxWatches, now: o.now, fsMagic: o.fsMagic,
+		root: filepath.Clean(root), maxAge: o.maxAge, maxWatches: o.maxWatches, now: o.now, sys: o.sys,
 		log: o.log, watches: o.m.StatCacheWatches, w: w, dirs: map[string]*dirState{}, inodes: map[fileID]string{}, skip: map[string]time.Time{}, warned: map[string]bool{}, done: make(chan struct{}),
 	}
 	go c.run()
@@ -178,8 +177,7 @@ func (c *statCache) addLocked(p string) *dirState {
 	if !ok {
 		return nil
 	}
-	c.probes.Add(1)
-	magic, err := c.fsMagic(p)
+	magic, err := c.sys.fsMagic(p)
 	if err != nil {
 		return nil // gone or unreadable: the stat says what it is
 	}
@@ -217,13 +215,9 @@ func (c *statCache) skipLocked(p string) {
 // inotify reports each inode's events under one path only, so a second
 // path to it would never see its changes.
 func (c *statCache) dirID(p string) (fileID, bool) {
-	var st unix.Stat_t
-	stat := unix.Lstat
-	if p == c.root {
-		stat = unix.Stat // the root itself may be a symlink; inotify follows it
-	}
-	c.probes.Add(1)
-	if err := stat(p, &st); err != nil {
+	// The root itself may be a symlink; inotify follows it.
+	st, err := c.sys.statDir(p, p == c.root)
+	if err != nil {
 		return fileID{}, false // missing: not remembered, it may be created
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -310,11 +304,13 @@ func (c *statCache) reset() {
 	}
 }
 
-// trusted reports whether a request for rel would be answered without a
-// stat (for tests).
-func (c *statCache) trusted(rel string) bool {
-	_, ok := c.lookup(rel)
-	return ok
+// statDir describes the directory at p, or the symlink there unless follow.
+func statDir(p string, follow bool) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if follow {
+		return st, unix.Stat(p, &st)
+	}
+	return st, unix.Lstat(p, &st)
 }
 
 // statfsMagic is the file system type of dir.

@@ -1,4 +1,9 @@
-package proxy
+// Package origin is where originals come from: a Chain of Sources asked in
+// order, the local root directory (with its stat cache), an S3-compatible
+// bucket and the fallback upstream, each with its own settings. It knows
+// nothing of HTTP serving: paths reach it already checked, and its errors
+// are fault kinds the HTTP layer turns into responses.
+package origin
 
 import (
 	"bytes"
@@ -29,7 +34,7 @@ type Body interface {
 }
 
 // Source is one place originals come from. rel has passed every path-safety
-// rule already. errMissing from either method means "not here: ask the next
+// rule already. ErrMissing from either method means "not here: ask the next
 // source"; any other error ends the search.
 type Source interface {
 	// Stat describes rel without reading it (transforms key on this).
@@ -37,10 +42,13 @@ type Source interface {
 	// Open returns rel's bytes and a description taken from the opened
 	// object itself, so the two always agree. The caller closes the body.
 	Open(ctx context.Context, rel string) (Original, Body, error)
+	// Kind names the source in traces and logs ("local", "s3", …), so no
+	// caller has to tell sources apart by their type.
+	Kind() string
 }
 
-// errMissing means the source has nothing at the path.
-var errMissing = errors.New("no such original")
+// ErrMissing means the source has nothing at the path.
+var ErrMissing = errors.New("no such original")
 
 // Chain asks its sources in order; the first that has the path answers.
 type Chain []Source
@@ -49,7 +57,7 @@ type Chain []Source
 func (c Chain) Stat(ctx context.Context, rel string) (Original, Source, error) {
 	for _, s := range c {
 		o, err := s.Stat(ctx, rel)
-		if !errors.Is(err, errMissing) {
+		if !errors.Is(err, ErrMissing) {
 			return o, s, err
 		}
 	}
@@ -60,16 +68,16 @@ func (c Chain) Stat(ctx context.Context, rel string) (Original, Source, error) {
 func (c Chain) Open(ctx context.Context, rel string) (Original, Body, error) {
 	for _, s := range c {
 		o, b, err := s.Open(ctx, rel)
-		if !errors.Is(err, errMissing) {
+		if !errors.Is(err, ErrMissing) {
 			return o, b, err
 		}
 	}
 	return Original{}, nil, fault.New(fault.NotFound, "", nil)
 }
 
-// readAll reads the original src described as o whole, refusing one over
+// ReadAll reads the original src described as o whole, refusing one over
 // limit bytes.
-func readAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, error) {
+func ReadAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, error) {
 	if o.data != nil {
 		if o.Size > limit {
 			return nil, errSourceTooBig
@@ -77,7 +85,7 @@ func readAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 		return o.data, nil
 	}
 	o, b, err := src.Open(ctx, o.Rel)
-	if errors.Is(err, errMissing) {
+	if errors.Is(err, ErrMissing) {
 		return nil, fault.New(fault.NotFound, "", err) // gone since it was described
 	}
 	if err != nil {
@@ -87,7 +95,7 @@ func readAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 	if o.Size > limit {
 		return nil, errSourceTooBig
 	}
-	if mb, ok := b.(memoryBody); ok {
+	if mb, ok := b.(MemoryBody); ok {
 		return mb.Bytes(), nil
 	}
 	buf := make([]byte, o.Size)
@@ -99,16 +107,18 @@ func readAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 
 var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
 
-// memoryBody is an original already in memory (a fetched one): it is
-// sent and rendered from the slice, never copied.
-type memoryBody struct {
+// MemoryBody is an original already in memory (a fetched one): it is sent
+// and rendered from the slice, never copied.
+type MemoryBody struct {
 	*bytes.Reader
 	data []byte
 }
 
-func newMemoryBody(b []byte) memoryBody { return memoryBody{bytes.NewReader(b), b} }
+// NewMemoryBody is a Body over b, which the caller must not modify.
+func NewMemoryBody(b []byte) MemoryBody { return MemoryBody{bytes.NewReader(b), b} }
 
-func (m memoryBody) Close() error { return nil }
+// Close has nothing to release.
+func (m MemoryBody) Close() error { return nil }
 
 // Bytes is the whole original; callers must not modify it.
-func (m memoryBody) Bytes() []byte { return m.data }
+func (m MemoryBody) Bytes() []byte { return m.data }

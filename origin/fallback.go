@@ -1,4 +1,4 @@
-package proxy
+package origin
 
 import (
 	"context"
@@ -13,9 +13,15 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"image-proxy/cache"
 	"image-proxy/fault"
 	"image-proxy/metrics"
+	"image-proxy/metrics/spans"
 	"image-proxy/transform"
 )
 
@@ -25,6 +31,9 @@ const (
 	// again and again; short enough that a newly uploaded image shows soon.
 	notFoundTTL      = 30 * time.Second
 	notFoundCapacity = 10000
+	// sniffBytes is how much of a fetched body the image check reads; SVG,
+	// being text with an optional prolog, needs the most.
+	sniffBytes = 4096
 )
 
 // Fallback fetches originals from an upstream, the last source of the
@@ -47,7 +56,9 @@ type Fallback struct {
 var errCrossOriginRedirect = errors.New("redirect to another origin refused")
 
 // NewFallback builds the upstream client; version goes into its User-Agent.
-func NewFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.Metrics) (*Fallback, error) {
+// With tp making spans (nil and the no-op provider do not), each fetch is
+// a client span and sends its traceparent upstream.
+func NewFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.Metrics, tp trace.TracerProvider) (*Fallback, error) {
 	base, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("fallback url: %w", err)
@@ -70,8 +81,14 @@ func NewFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.M
 		userAgent: "image-proxy/" + version, cache: c, m: m,
 		notFound: map[string]time.Time{},
 	}
+	var rt http.RoundTripper = transport
+	if spans.New(tp).On() {
+		rt = otelhttp.NewTransport(transport, otelhttp.WithTracerProvider(tp),
+			otelhttp.WithPropagators(propagation.TraceContext{}),
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))
+	}
 	f.client = &http.Client{
-		Transport: transport,
+		Transport: rt,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			// Returning an error here stops before the next request is sent,
 			// so another host is never contacted.
@@ -84,8 +101,11 @@ func NewFallback(cfg FallbackConfig, version string, c cache.Cache, m *metrics.M
 	return f, nil
 }
 
+// Kind names the source in traces and logs.
+func (f *Fallback) Kind() string { return "fallback" }
+
 // upstreamURL escapes each segment of rel onto the base path. rel has
-// already passed resolvePath, so it has no empty, dot or dot-dot segment and
+// already passed the path-safety rules, so it has no empty, dot or dot-dot segment and
 // cannot change the host or climb above the base.
 func (f *Fallback) upstreamURL(rel string) string {
 	u := *f.base
@@ -113,7 +133,7 @@ func (f *Fallback) Open(ctx context.Context, rel string) (Original, Body, error)
 	if err != nil {
 		return Original{}, nil, err
 	}
-	return o, newMemoryBody(data), nil
+	return o, NewMemoryBody(data), nil
 }
 
 func (f *Fallback) get(ctx context.Context, rel string) (Original, []byte, error) {
@@ -162,6 +182,19 @@ func (f *Fallback) fetch(ctx context.Context, rel string) ([]byte, error) {
 		f.rememberMissing(rel)
 	}
 	return val, err
+}
+
+// fallbackResult is the result label of one upstream fetch. Every error
+// the fetch returns has a kind but the caller's own cancellation, an error
+// like any other.
+func fallbackResult(err error) string {
+	if err == nil {
+		return metrics.FallbackOK
+	}
+	if e, ok := fault.As(err); ok {
+		return e.Kind.Outcome().Label
+	}
+	return fault.Internal.Outcome().Label
 }
 
 func (f *Fallback) fetchOnce(ctx context.Context, rel string) ([]byte, error) {

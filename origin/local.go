@@ -1,4 +1,4 @@
-package proxy
+package origin
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"image-proxy/fault"
 	"image-proxy/metrics"
@@ -23,13 +23,16 @@ import (
 // path, symlink included, that would resolve outside the root; every open
 // goes through it.
 type Local struct {
-	root  *os.Root
-	dir   string       // the root's path, for the stat fast path
-	meta  *statCache   // nil: stat on every request
-	stats atomic.Int64 // stat system calls made by Stat (for tests)
+	root *os.Root
+	dir  string     // the root's path, for the stat fast path
+	meta *statCache // nil: stat on every request
+	sys  sysCalls
 
 	hits, statted prometheus.Counter // image_proxy_stat_cache_lookups_total
 }
+
+// Kind names the source in traces and logs.
+func (l *Local) Kind() string { return "local" }
 
 // LocalOption configures OpenLocal.
 type LocalOption func(*localOptions)
@@ -39,8 +42,22 @@ type localOptions struct {
 	maxAge     time.Duration
 	maxWatches int
 	now        func() time.Time
-	fsMagic    func(dir string) (int64, error)
+	sys        sysCalls
 	log        *slog.Logger
+}
+
+// sysCalls are the file system calls Local and its stat cache make to
+// describe files and decide on watches. They are values so a test can
+// count them (a hit must make none) or fake a file system type.
+type sysCalls struct {
+	stat, lstat func(name string) (fs.FileInfo, error)           // a file, following a final symlink or not
+	statDir     func(p string, follow bool) (unix.Stat_t, error) // a directory a watch would be on
+	fsMagic     func(dir string) (int64, error)                  // its file system's type
+}
+
+// realSysCalls are the calls themselves.
+func realSysCalls() sysCalls {
+	return sysCalls{stat: os.Stat, lstat: os.Lstat, statDir: statDir, fsMagic: statfsMagic}
 }
 
 // WithStatCache keeps file metadata between requests, invalidated by
@@ -54,7 +71,7 @@ func WithStatCache(maxAge time.Duration, log *slog.Logger, m *metrics.Metrics) L
 // OpenLocal opens the root directory. Without WithStatCache every Stat
 // is a system call.
 func OpenLocal(dir string, opts ...LocalOption) (*Local, error) {
-	o := localOptions{maxWatches: defaultMaxWatches, now: time.Now, fsMagic: statfsMagic, log: slog.New(slog.DiscardHandler)}
+	o := localOptions{maxWatches: defaultMaxWatches, now: time.Now, sys: realSysCalls(), log: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -68,7 +85,7 @@ func OpenLocal(dir string, opts ...LocalOption) (*Local, error) {
 	if o.m == nil {
 		o.m = metrics.New(prometheus.NewRegistry(), nil)
 	}
-	l := &Local{root: root, dir: dir,
+	l := &Local{root: root, dir: dir, sys: o.sys,
 		hits:    o.m.StatCacheLookups.WithLabelValues(metrics.StatCacheHit),
 		statted: o.m.StatCacheLookups.WithLabelValues(metrics.StatCacheStat)}
 	if o.maxAge > 0 {
@@ -105,7 +122,7 @@ func (l *Local) Close() error {
 func (l *Local) Stat(_ context.Context, rel string) (Original, error) {
 	if l.meta == nil {
 		l.statted.Inc()
-		return l.stat(rel, os.Stat)
+		return l.stat(rel, l.sys.stat)
 	}
 	if o, ok := l.meta.lookup(rel); ok {
 		l.hits.Inc()
@@ -113,9 +130,9 @@ func (l *Local) Stat(_ context.Context, rel string) (Original, error) {
 	}
 	l.statted.Inc()
 	d, gen := l.meta.watch(rel)
-	o, err := l.stat(rel, os.Lstat)
+	o, err := l.stat(rel, l.sys.lstat)
 	if errors.Is(err, errSymlink) {
-		return l.stat(rel, os.Stat)
+		return l.stat(rel, l.sys.stat)
 	}
 	if err == nil && d != nil {
 		l.meta.store(rel, o, d, gen)
@@ -125,13 +142,11 @@ func (l *Local) Stat(_ context.Context, rel string) (Original, error) {
 
 var errSymlink = errors.New("symlink")
 
-// stat describes rel with one call of statFn (os.Stat or os.Lstat);
-// errSymlink when os.Lstat found a symlink.
+// stat describes rel with one call of statFn (stat or lstat); errSymlink
+// when lstat found a symlink.
 func (l *Local) stat(rel string, statFn func(string) (fs.FileInfo, error)) (Original, error) {
-	l.stats.Add(1)
 	fi, err := statFn(filepath.Join(l.dir, rel))
 	if err != nil {
-		l.stats.Add(1)
 		fi, err = l.root.Stat(rel)
 	}
 	if err != nil {
@@ -148,7 +163,7 @@ func (l *Local) stat(rel string, statFn func(string) (fs.FileInfo, error)) (Orig
 
 func missingOr404(err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return errMissing
+		return ErrMissing
 	}
 	return fault.New(fault.NotFound, "", err)
 }

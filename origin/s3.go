@@ -1,4 +1,4 @@
-package proxy
+package origin
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/fault"
 )
@@ -38,17 +40,18 @@ type S3 struct {
 // own cancellation.
 var errS3Timeout = errors.New("s3: no answer within IMAGE_PROXY_S3_TIMEOUT")
 
-// NewS3 builds the client; it contacts nothing until the first request.
-func NewS3(cfg S3Config) (*S3, error) {
-	client, err := NewS3Client(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, timeout: cfg.Timeout}, nil
+// NewS3 reads the originals under cfg.Prefix in cfg.Bucket through
+// client, which NewS3Client made from the same cfg and the result tier
+// shares: one connection pool to the store, not one per user.
+func NewS3(client *minio.Client, cfg S3Config) *S3 {
+	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, timeout: cfg.Timeout}
 }
 
-// NewS3Client is the client both S3 users (this source and the result
-// tier) build from the one configuration.
+// Kind names the source in traces and logs.
+func (s *S3) Kind() string { return "s3" }
+
+// NewS3Client is the one client of the bucket, for this source and the
+// result tier alike; it contacts nothing until the first request.
 func NewS3Client(cfg S3Config) (*minio.Client, error) {
 	host, secure := "s3.amazonaws.com", true // minio-go picks the region's endpoint
 	if cfg.Endpoint != "" {
@@ -87,7 +90,7 @@ func NewS3Client(cfg S3Config) (*minio.Client, error) {
 		Secure:       secure,
 		Region:       cfg.Region, // known, so no GetBucketLocation round trip
 		BucketLookup: lookup,
-		Transport:    propagating{transport}, // a traceparent on every request (tracing.go)
+		Transport:    propagating{transport}, // a traceparent on every request
 		// One retry covers a dropped keep-alive connection; minio-go's
 		// default of ten with backoff would turn a failing store's 502
 		// into a 504 once the retries outlast the timeout.
@@ -154,7 +157,7 @@ func describeObject(rel, key string, info minio.ObjectInfo) Original {
 	return Original{Rel: rel, Size: info.Size, ModTime: info.LastModified, Identity: string(b)}
 }
 
-// s3Error sorts a failed call: not there → errMissing (ask the next
+// s3Error sorts a failed call: not there → ErrMissing (ask the next
 // source); our deadline → 504; anything else the store said or did → 502.
 // The public messages name neither the bucket nor the key; err, kept for
 // the log, does.
@@ -172,7 +175,7 @@ func s3Error(ctx context.Context, err error) error {
 		switch resp.Code {
 		case minio.NoSuchKey, minio.XMinioInvalidObjectName, "KeyTooLongError":
 			// A key S3 cannot hold is an object it does not have.
-			return errMissing
+			return ErrMissing
 		}
 	}
 	var ne net.Error
@@ -201,12 +204,12 @@ func (b *s3Body) ReadAt(p []byte, off int64) (int, error) {
 	b.timer.Stop()
 	if err == io.EOF && n == len(p) {
 		// minio-go reports the end with the last bytes; callers reading an
-		// exact size (readAll) expect a full read to succeed.
+		// exact size (ReadAll) expect a full read to succeed.
 		err = nil
 	}
 	if err != nil && err != io.EOF {
 		err = s3Error(b.ctx, err)
-		if errors.Is(err, errMissing) {
+		if errors.Is(err, ErrMissing) {
 			// Deleted since Open described it.
 			err = fault.New(fault.NotFound, "", nil)
 		}
@@ -222,4 +225,19 @@ func (b *s3Body) Close() error {
 	}
 	b.cancel(nil)
 	return err
+}
+
+// propagating adds the traceparent of the request's span to every request
+// through base, so an S3 request joins the trace that caused it. It makes
+// no spans itself (the source and tier spans around the calls do) and
+// sends nothing when the context carries no trace.
+type propagating struct{ base http.RoundTripper }
+
+func (p propagating) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !trace.SpanContextFromContext(req.Context()).IsValid() {
+		return p.base.RoundTrip(req)
+	}
+	out := req.Clone(req.Context()) // a RoundTripper must not change its request
+	propagation.TraceContext{}.Inject(req.Context(), propagation.HeaderCarrier(out.Header))
+	return p.base.RoundTrip(out)
 }
