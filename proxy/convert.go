@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"image-proxy/apidocs"
 	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/transform"
@@ -28,7 +29,7 @@ import (
 const bodyPrefetch = 4 << 10
 
 // backendRoutes registers the endpoints for backends and their description.
-func (s *Server) backendRoutes() {
+func (s *Server) backendRoutes() error {
 	s.app.Post("/convert", s.handleConvert)
 	s.app.Post("/bulk", s.handleBulk)
 	if s.cfg.Controls.EnableRRoutes {
@@ -36,9 +37,14 @@ func (s *Server) backendRoutes() {
 		// image path like any other (POST: 405).
 		s.app.Post("/r/bulk", s.handleRBulk)
 	}
-	s.app.Get("/openapi.json", s.openAPI)
-	s.app.Get("/docs", s.docsPage)
-	s.app.Get(docsScriptPath, s.docsScript)
+	pages, err := apidocs.Pages() // /openapi.json, /docs and its script
+	if err != nil {
+		return err
+	}
+	for _, p := range pages {
+		s.app.Get(p.Path, servePage(p))
+	}
+	return nil
 }
 
 // takesBody reports whether the route reads a request body itself.
