@@ -6,7 +6,11 @@
 // rather than a quarter JavaScript.
 package apidocs
 
-import "embed"
+import (
+	"embed"
+
+	"image-proxy/imageformat"
+)
 
 // The viewer is vendored from a pinned npm release; its licences sit
 // beside it in docs/ but are not served.
@@ -40,9 +44,11 @@ type Page struct {
 type Field struct{ Name, Value string }
 
 // Pages returns the description, the page that renders it and the
-// page's script. Each call reads them anew: the caller keeps the result
-// for the server's life.
-func Pages() ([]Page, error) {
+// page's script. The description's format lists come from the format
+// table, and convert is what POST /convert offers, its default first (the
+// endpoint decides that, not this package). Each call builds the pages
+// anew: the caller keeps them for the server's life.
+func Pages(convert []imageformat.Format) ([]Page, error) {
 	var pages []Page
 	for _, p := range []struct {
 		path, file, contentType string
@@ -53,6 +59,9 @@ func Pages() ([]Page, error) {
 		{ScriptPath, "docs/redoc.standalone.js", "text/javascript; charset=utf-8", false},
 	} {
 		body, err := files.ReadFile(p.file)
+		if err == nil && p.path == OpenAPIPath {
+			body, err = fill(body, tableLists(convert))
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -22,7 +22,7 @@ func page(t *testing.T, pages []Page, path string) []byte {
 
 func openAPI(t *testing.T) []byte {
 	t.Helper()
-	pages, err := Pages()
+	pages, err := Pages(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"image-proxy/apidocs"
 	"image-proxy/fault"
+	"image-proxy/imageformat"
 	"image-proxy/metrics"
 	"image-proxy/transform"
 )
@@ -37,7 +38,7 @@ func (s *Server) backendRoutes() error {
 		// image path like any other (POST: 405).
 		s.app.Post("/r/bulk", s.handleRBulk)
 	}
-	pages, err := apidocs.Pages() // /openapi.json, /docs and its script
+	pages, err := apidocs.Pages(convertFormats) // /openapi.json, /docs and its script
 	if err != nil {
 		return err
 	}
@@ -257,17 +258,48 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// convertFormats are the outputs POST /convert offers.
-var convertFormats = []transform.Format{transform.FormatWebP, transform.FormatAVIF, transform.FormatJPEG, transform.FormatPNG}
+// convertFormats are the outputs POST /convert offers, its default first.
+// Read-only after start.
+var convertFormats = convertOffers()
+
+// convertOffers lists the default, WebP, then the table's other outputs in
+// the contract's order. GIF alone is not offered: /convert is for backends
+// that want WebP/AVIF/JPEG/PNG bytes (README, "POST /convert"). A format
+// the table learns to encode is offered with no edit here.
+func convertOffers() []imageformat.Format {
+	offers := []imageformat.Format{imageformat.WebP}
+	for _, name := range imageformat.OutputNames() {
+		if f, _ := imageformat.Parse(name); f != imageformat.GIF && !slices.Contains(offers, f) {
+			offers = append(offers, f)
+		}
+	}
+	return offers
+}
+
+// orList names formats as a sentence does: "webp, avif, jpeg or png".
+func orList(formats []imageformat.Format) string {
+	var b strings.Builder
+	for i, f := range formats {
+		switch {
+		case i == 0:
+		case i == len(formats)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(f.String())
+	}
+	return b.String()
+}
 
 // parseConvert validates the form fields: format (webp by default),
 // quality 1–100, width and height 1 … maxBox. An empty field is absent.
 func parseConvert(field map[string]string, maxBox int) (transform.Options, error) {
-	opts := transform.Options{Format: transform.FormatWebP}
+	opts := transform.Options{Format: convertFormats[0]}
 	if v := field["format"]; v != "" {
-		f, ok := transform.ParseFormat(v)
+		f, ok := imageformat.Parse(v)
 		if !ok || !slices.Contains(convertFormats, f) {
-			return opts, &paramError{"format must be one of webp, avif, jpeg or png."}
+			return opts, &paramError{"format must be one of " + orList(convertFormats) + "."}
 		}
 		opts.Format = f
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"image-proxy/apidocs"
+	"image-proxy/imageformat"
 )
 
 // openAPIDoc is the part of the description the checks below read. The
@@ -143,6 +144,48 @@ func TestOpenAPIParametersMatchParsers(t *testing.T) {
 		want := slices.Sorted(slices.Values(c.fields))
 		if !slices.Equal(props, want) {
 			t.Errorf("%s documents %v; the parser takes %v", c.schema, props, want)
+		}
+	}
+}
+
+// TestOpenAPIFormatsMatchParsers: the values the description gives for
+// ?format= and for /convert's format field are exactly the names the
+// parsers take, among every name of the format table.
+func TestOpenAPIFormatsMatchParsers(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body, _ := servedOpenAPI(t, ts)
+	var doc struct {
+		Components struct {
+			Parameters struct {
+				Format struct {
+					Schema struct{ Enum []string }
+				}
+			}
+			Schemas struct {
+				ConvertForm struct {
+					Properties struct {
+						Format struct{ Enum []string }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	query, convert := doc.Components.Parameters.Format.Schema.Enum, doc.Components.Schemas.ConvertForm.Properties.Format.Enum
+	names := []string{"auto", "bmp"}
+	for f := range imageformat.Count {
+		names = append(append(names, f.String()), f.Aliases()...)
+	}
+	for _, name := range names {
+		resp, _ := ts.get(t, "/rocket.jpg?size=16&format="+name)
+		if taken := resp.StatusCode == 200; taken != slices.Contains(query, name) {
+			t.Errorf("?format=%s answers %d; the description lists %v", name, resp.StatusCode, query)
+		}
+		_, err := parseConvert(map[string]string{"format": name}, 4000)
+		if taken := err == nil; taken != slices.Contains(convert, name) {
+			t.Errorf("/convert format=%s: %v; the description lists %v", name, err, convert)
 		}
 	}
 }
