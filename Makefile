@@ -133,21 +133,21 @@ fuzz: deps
 
 # The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
 # by version and by the tarball's integrity (the registry's dist.integrity),
-# committed under proxy/docs/ so builds need no network.
+# committed under apidocs/docs/ so builds need no network.
 REDOC_VERSION := 2.5.0
 REDOC_INTEGRITY := sha512-NpYsOZ1PD9qFdjbLVBZJWptqE+4Y6TkUuvEOqPUmoH7AKOmPcE+hYjotLxQNTqVoWL4z0T2uxILmcc8JGDci+Q==
 
-## docs-viewer: vendor the pinned Redoc bundle into proxy/docs/ (commit the result)
+## docs-viewer: vendor the pinned Redoc bundle into apidocs/docs/ (commit the result)
 docs-viewer:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  curl -fsSL -o "$$tmp/redoc.tgz" "https://registry.npmjs.org/redoc/-/redoc-$(REDOC_VERSION).tgz" && \
 	  got="sha512-$$(openssl dgst -sha512 -binary "$$tmp/redoc.tgz" | base64 -w0)" && \
 	  if [ "$$got" != "$(REDOC_INTEGRITY)" ]; then echo "redoc $(REDOC_VERSION): integrity $$got, want $(REDOC_INTEGRITY)"; exit 1; fi && \
 	  tar -xzf "$$tmp/redoc.tgz" -C "$$tmp" package/LICENSE package/bundles/redoc.standalone.js package/bundles/redoc.standalone.js.LICENSE.txt && \
-	  cp "$$tmp/package/bundles/redoc.standalone.js" proxy/docs/redoc.standalone.js && \
-	  cp "$$tmp/package/bundles/redoc.standalone.js.LICENSE.txt" proxy/docs/redoc.standalone.js.LICENSE.txt && \
-	  cp "$$tmp/package/LICENSE" proxy/docs/LICENSE.redoc && \
-	  echo "redoc $(REDOC_VERSION) vendored into proxy/docs/"
+	  cp "$$tmp/package/bundles/redoc.standalone.js" apidocs/docs/redoc.standalone.js && \
+	  cp "$$tmp/package/bundles/redoc.standalone.js.LICENSE.txt" apidocs/docs/redoc.standalone.js.LICENSE.txt && \
+	  cp "$$tmp/package/LICENSE" apidocs/docs/LICENSE.redoc && \
+	  echo "redoc $(REDOC_VERSION) vendored into apidocs/docs/"
 
 ## bindings: regenerate the libvips bindings for the installed libvips (vipsgen v1.3.1, pinned in go.mod)
 bindings: deps

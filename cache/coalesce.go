@@ -62,13 +62,3 @@ func (g *flights) do(ctx context.Context, key string, fn work) ([]byte, Status, 
 		return nil, StatusMiss, ctx.Err()
 	}
 }
-
-// waiting reports how many callers wait for key (for tests).
-func (g *flights) waiting(key string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if f, ok := g.calls[key]; ok {
-		return f.waiters
-	}
-	return 0
-}

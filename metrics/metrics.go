@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"image-proxy/imageformat"
 )
 
 // Request kinds, the only values of the "kind" label.
@@ -113,10 +115,6 @@ var (
 	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
 	StatCacheResults = []string{StatCacheHit, StatCacheStat}
 	DiskWriteReasons = []string{DiskWriteFull, DiskWriteError}
-	// OutputFormats are the encodable formats (transform.Format names);
-	// a failed render of an unresolved format is labelled "source" and is
-	// left to appear when it happens.
-	OutputFormats = []string{"jpeg", "png", "webp", "gif", "avif"}
 	// HTTPCodes are the statuses the image handler answers, by kind. Codes
 	// are only bounded per kind, and a code that cannot occur for a kind
 	// (a 404 counted as a transform) would be a misleading series.
@@ -128,6 +126,19 @@ var (
 		KindBulk:        {"200"},
 	}
 )
+
+// OutputFormats are the values of the format label: the names of the
+// formats a render can produce, taken from the format table so that a
+// format added there is counted from the first scrape with no list to
+// edit here. A failed render of an unresolved format is labelled "source"
+// and is left to appear when it happens.
+func OutputFormats() []string {
+	var names []string
+	for _, f := range imageformat.Outputs() {
+		names = append(names, f.String())
+	}
+	return names
+}
 
 // Image work spans a few milliseconds (memory hits) to tens of seconds
 // (progressive 50 MP sources under load).
@@ -254,7 +265,7 @@ func (m *Metrics) initSeries() {
 	for _, r := range DiskWriteReasons {
 		m.CacheDiskWriteFailures.WithLabelValues(r)
 	}
-	for _, f := range OutputFormats {
+	for _, f := range OutputFormats() {
 		for _, w := range Works {
 			for _, r := range TransformResults {
 				m.Transforms.WithLabelValues(f, r, w)

@@ -17,7 +17,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"image-proxy/apidocs"
 	"image-proxy/fault"
+	"image-proxy/imageformat"
 	"image-proxy/metrics"
 	"image-proxy/transform"
 )
@@ -28,7 +30,7 @@ import (
 const bodyPrefetch = 4 << 10
 
 // backendRoutes registers the endpoints for backends and their description.
-func (s *Server) backendRoutes() {
+func (s *Server) backendRoutes() error {
 	s.app.Post("/convert", s.handleConvert)
 	s.app.Post("/bulk", s.handleBulk)
 	if s.cfg.Controls.EnableRRoutes {
@@ -36,9 +38,14 @@ func (s *Server) backendRoutes() {
 		// image path like any other (POST: 405).
 		s.app.Post("/r/bulk", s.handleRBulk)
 	}
-	s.app.Get("/openapi.json", s.openAPI)
-	s.app.Get("/docs", s.docsPage)
-	s.app.Get(docsScriptPath, s.docsScript)
+	pages, err := apidocs.Pages(convertFormats) // /openapi.json, /docs and its script
+	if err != nil {
+		return err
+	}
+	for _, p := range pages {
+		s.app.Get(p.Path, servePage(p))
+	}
+	return nil
 }
 
 // takesBody reports whether the route reads a request body itself.
@@ -251,17 +258,48 @@ func (c *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// convertFormats are the outputs POST /convert offers.
-var convertFormats = []transform.Format{transform.FormatWebP, transform.FormatAVIF, transform.FormatJPEG, transform.FormatPNG}
+// convertFormats are the outputs POST /convert offers, its default first.
+// Read-only after start.
+var convertFormats = convertOffers()
+
+// convertOffers lists the default, WebP, then the table's other outputs in
+// the contract's order. GIF alone is not offered: /convert is for backends
+// that want WebP/AVIF/JPEG/PNG bytes (README, "POST /convert"). A format
+// the table learns to encode is offered with no edit here.
+func convertOffers() []imageformat.Format {
+	offers := []imageformat.Format{imageformat.WebP}
+	for _, name := range imageformat.OutputNames() {
+		if f, _ := imageformat.Parse(name); f != imageformat.GIF && !slices.Contains(offers, f) {
+			offers = append(offers, f)
+		}
+	}
+	return offers
+}
+
+// orList names formats as a sentence does: "webp, avif, jpeg or png".
+func orList(formats []imageformat.Format) string {
+	var b strings.Builder
+	for i, f := range formats {
+		switch {
+		case i == 0:
+		case i == len(formats)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(f.String())
+	}
+	return b.String()
+}
 
 // parseConvert validates the form fields: format (webp by default),
 // quality 1–100, width and height 1 … maxBox. An empty field is absent.
 func parseConvert(field map[string]string, maxBox int) (transform.Options, error) {
-	opts := transform.Options{Format: transform.FormatWebP}
+	opts := transform.Options{Format: convertFormats[0]}
 	if v := field["format"]; v != "" {
-		f, ok := transform.ParseFormat(v)
+		f, ok := imageformat.Parse(v)
 		if !ok || !slices.Contains(convertFormats, f) {
-			return opts, &paramError{"format must be one of webp, avif, jpeg or png."}
+			return opts, &paramError{"format must be one of " + orList(convertFormats) + "."}
 		}
 		opts.Format = f
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"image-proxy/cache"
+	"image-proxy/imageformat"
 	"image-proxy/transform"
 )
 
@@ -387,4 +389,39 @@ func uploadUntilAnswered(t *testing.T, addr string, total int, chunked bool) (in
 		sent += len(chunk)
 	}
 	return receive(t, "the answer", answered), sent
+}
+
+// TestConvertFormatsFollowTheTable: POST /convert takes every output of
+// the format table but GIF, by each of its names in any case, makes WebP
+// without a format field, and its refusal names exactly what it takes,
+// the default first.
+func TestConvertFormatsFollowTheTable(t *testing.T) {
+	if opts, err := parseConvert(map[string]string{}, 4000); err != nil || opts.Format != imageformat.WebP {
+		t.Fatalf("no format: %s, %v; want webp", opts.Format, err)
+	}
+	var offered []string
+	for f := range imageformat.Count {
+		wantOK := f.CanEncode() && f != imageformat.GIF
+		if wantOK {
+			offered = append(offered, f.String())
+		}
+		for _, name := range append([]string{f.String(), strings.ToUpper(f.String())}, f.Aliases()...) {
+			opts, err := parseConvert(map[string]string{"format": name}, 4000)
+			if wantOK && (err != nil || opts.Format != f) {
+				t.Errorf("format=%s: %s, %v; want %s", name, opts.Format, err, f)
+			}
+			if !wantOK && err == nil {
+				t.Errorf("format=%s: taken, but /convert does not offer %s", name, f)
+			}
+		}
+	}
+	_, err := parseConvert(map[string]string{"format": "gif"}, 4000)
+	const prefix = "format must be one of "
+	if err == nil || !strings.HasPrefix(err.Error(), prefix) || !strings.HasSuffix(err.Error(), ".") {
+		t.Fatalf("format=gif: %v", err)
+	}
+	listed := strings.Split(strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(err.Error(), prefix), "."), " or ", ", "), ", ")
+	if listed[0] != "webp" || !slices.Equal(slices.Sorted(slices.Values(listed)), slices.Sorted(slices.Values(offered))) {
+		t.Errorf("refusal %q lists %v; /convert takes %v, webp first", err, listed, offered)
+	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"image-proxy/apidocs"
 )
 
 // chromium is Debian's browser, which `make test` installs.
@@ -101,7 +103,7 @@ func TestDocsPageInBrowser(t *testing.T) {
 	if len(escaped) > 0 {
 		t.Errorf("/docs made requests off the server: %v", escaped)
 	}
-	if !containsURL(seen, base+"/openapi.json") || !containsURL(seen, base+docsScriptPath) {
+	if !containsURL(seen, base+"/openapi.json") || !containsURL(seen, base+apidocs.ScriptPath) {
 		t.Errorf("requests %v: the page did not load the script and the description from the server", seen)
 	}
 	for path, ops := range doc.Paths {

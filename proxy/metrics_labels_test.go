@@ -31,8 +31,8 @@ func TestStartSeriesCoverHandlerLabels(t *testing.T) {
 		}
 	}
 	for f := range 256 {
-		if format := transform.Format(f); format.CanEncode() && !slices.Contains(metrics.OutputFormats, format.String()) {
-			t.Errorf("output format %s is missing from metrics.OutputFormats", format)
+		if format := transform.Format(f); format.CanEncode() && !slices.Contains(metrics.OutputFormats(), format.String()) {
+			t.Errorf("output format %s is missing from metrics.OutputFormats()", format)
 		}
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pb33f/libopenapi"
-	validator "github.com/pb33f/libopenapi-validator"
+	"image-proxy/apidocs"
+	"image-proxy/imageformat"
 )
 
-// openAPIDoc is the part of the description the checks below read.
+// openAPIDoc is the part of the description the checks below read. The
+// document itself (its validity, its format lists) is apidocs' to test;
+// here it is compared with the router and the parsers, which live here.
 type openAPIDoc struct {
 	OpenAPI    string                                `json:"openapi"`
 	Paths      map[string]map[string]json.RawMessage `json:"paths"`
@@ -28,7 +30,7 @@ type openAPIDoc struct {
 
 func servedOpenAPI(t *testing.T, ts *testServer) ([]byte, openAPIDoc) {
 	t.Helper()
-	resp, body := ts.get(t, "/openapi.json")
+	resp, body := ts.get(t, apidocs.OpenAPIPath)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("GET /openapi.json: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
@@ -37,31 +39,6 @@ func servedOpenAPI(t *testing.T, ts *testServer) ([]byte, openAPIDoc) {
 		t.Fatal(err)
 	}
 	return body, doc
-}
-
-// TestOpenAPIIsValid validates the served document against the OpenAPI
-// 3.1 schema.
-func TestOpenAPIIsValid(t *testing.T) {
-	body, doc := servedOpenAPI(t, newTestServer(t, nil))
-	if doc.OpenAPI != "3.1.0" {
-		t.Fatalf("openapi %q, want 3.1.0", doc.OpenAPI)
-	}
-	d, err := libopenapi.NewDocument(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, errs := validator.NewValidator(d)
-	if len(errs) > 0 {
-		t.Fatalf("building the validator: %v", errs)
-	}
-	if ok, verrs := v.ValidateDocument(); !ok {
-		for _, e := range verrs {
-			t.Errorf("%s: %s (%v)", e.Message, e.Reason, e.SchemaValidationErrors)
-		}
-	}
-	if _, errs := d.BuildV3Model(); len(errs) > 0 {
-		t.Errorf("model: %v", errs)
-	}
 }
 
 // openAPIPath maps a Fiber route path to the description's.
@@ -167,6 +144,48 @@ func TestOpenAPIParametersMatchParsers(t *testing.T) {
 		want := slices.Sorted(slices.Values(c.fields))
 		if !slices.Equal(props, want) {
 			t.Errorf("%s documents %v; the parser takes %v", c.schema, props, want)
+		}
+	}
+}
+
+// TestOpenAPIFormatsMatchParsers: the values the description gives for
+// ?format= and for /convert's format field are exactly the names the
+// parsers take, among every name of the format table.
+func TestOpenAPIFormatsMatchParsers(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body, _ := servedOpenAPI(t, ts)
+	var doc struct {
+		Components struct {
+			Parameters struct {
+				Format struct {
+					Schema struct{ Enum []string }
+				}
+			}
+			Schemas struct {
+				ConvertForm struct {
+					Properties struct {
+						Format struct{ Enum []string }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	query, convert := doc.Components.Parameters.Format.Schema.Enum, doc.Components.Schemas.ConvertForm.Properties.Format.Enum
+	names := []string{"auto", "bmp"}
+	for f := range imageformat.Count {
+		names = append(append(names, f.String()), f.Aliases()...)
+	}
+	for _, name := range names {
+		resp, _ := ts.get(t, "/rocket.jpg?size=16&format="+name)
+		if taken := resp.StatusCode == 200; taken != slices.Contains(query, name) {
+			t.Errorf("?format=%s answers %d; the description lists %v", name, resp.StatusCode, query)
+		}
+		_, err := parseConvert(map[string]string{"format": name}, 4000)
+		if taken := err == nil; taken != slices.Contains(convert, name) {
+			t.Errorf("/convert format=%s: %v; the description lists %v", name, err, convert)
 		}
 	}
 }

@@ -100,7 +100,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.app.Use(s.bodyGuard)
 	s.app.Get("/health", s.health)
 	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
-	s.backendRoutes() // /convert, /bulk, /r/bulk, /openapi.json, /docs
+	if err := s.backendRoutes(); err != nil { // /convert, /bulk, /r/bulk, /openapi.json, /docs
+		return nil, err
+	}
 	s.app.All("/*", s.handleImage)
 	return s, nil
 }
