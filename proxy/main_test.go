@@ -17,6 +17,7 @@ import (
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -60,7 +61,7 @@ func defaultTestConfig(root string) Config {
 		Backend:           BackendConfig{ConvertMaxBytes: 25 << 20, BulkMaxItems: 50},
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
-		Controls:          ControlsConfig{AllowQuality: true, SignPassthrough: true}, // the envDefaults
+		Controls:          request.ControlsConfig{AllowQuality: true, SignPassthrough: true}, // the envDefaults
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"embed"
 
 	"github.com/gofiber/fiber/v2"
+
+	"image-proxy/request"
 )
 
 // The OpenAPI description and the page that renders it. docs/ holds the
@@ -26,7 +28,7 @@ func (s *Server) serveEmbedded(c *fiber.Ctx, name, contentType string) error {
 	h.SetContentType(contentType)
 	h.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	h.Set(fiber.HeaderETag, strongETag(string(b)))
+	h.Set(fiber.HeaderETag, request.StrongETag(string(b)))
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), string(h.Peek(fiber.HeaderETag))) {
 		c.Status(fiber.StatusNotModified)
 		return nil
