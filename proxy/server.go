@@ -1,7 +1,8 @@
-// Package proxy is the HTTP side of image-proxy: routes, parameter parsing,
-// path safety, sources (local files and the fallback upstream), the
-// transform queue, header policy and the one table from errors to statuses.
-// It never talks to libvips directly.
+// Package proxy is the HTTP side of image-proxy: routes, sources (local
+// files and the fallback upstream), the transform queue, header policy and
+// the one table from errors to statuses. The URL grammar (parameters, path
+// safety, controls, signatures, the variant's key) is package request. It
+// never talks to libvips directly.
 package proxy
 
 import (
