@@ -88,7 +88,7 @@ func TestBadSettingsExit2(t *testing.T) {
 		{"IMAGE_PROXY_LOG_LEVEL=loud", "IMAGE_PROXY_LOG_LEVEL"},
 		{"RUST_LOG=chatty", "RUST_LOG"},
 		{"IMAGE_PROXY_LOG_FORMAT=xml", "IMAGE_PROXY_LOG_FORMAT"},
-		// Presets: the line names the offending entry (controls.go).
+		// Presets: the line names the offending entry (request/presets.go).
 		{"IMAGE_PROXY_PRESETS=phone", "IMAGE_PROXY_PRESETS"},
 		{"IMAGE_PROXY_PRESETS=phone=size400", "IMAGE_PROXY_PRESETS"},
 		{"IMAGE_PROXY_PRESETS=phone=size:abc", "IMAGE_PROXY_PRESETS"},

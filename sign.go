@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"image-proxy/proxy"
+	"image-proxy/request"
 )
 
 // sign prints each URL given (a path and query, such as
@@ -23,7 +23,7 @@ func sign(urls []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	for _, u := range urls {
-		signed, err := proxy.SignURL(s.Proxy, u)
+		signed, err := request.SignURL(s.Proxy.Controls, s.Proxy.StripPath, s.Proxy.MaxBox, u)
 		if err != nil {
 			fmt.Fprintln(stderr, "image-proxy sign:", err)
 			return 2

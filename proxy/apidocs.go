@@ -4,12 +4,13 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"image-proxy/apidocs"
+	"image-proxy/request"
 )
 
 // servePage answers GET for one page of apidocs: its bytes and headers,
 // and a strong ETag of its bytes, hashed once here rather than per request.
 func servePage(p apidocs.Page) fiber.Handler {
-	etag := strongETag(string(p.Body))
+	etag := request.StrongETag(string(p.Body))
 	return func(c *fiber.Ctx) error {
 		h := &c.Response().Header
 		for _, f := range p.Header {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"image-proxy/request"
 )
 
 // TestAPIDocsHeaders pins what GET and HEAD of the description, its page
@@ -24,7 +26,7 @@ func TestAPIDocsHeaders(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.HasPrefix(string(body), c.bodyStart) {
 			t.Fatalf("GET %s: %d, body %.60q", c.path, resp.StatusCode, body)
 		}
-		etag := strongETag(string(body))
+		etag := request.StrongETag(string(body))
 		want := http.Header{
 			"Content-Type":            {c.contentType},
 			"Content-Length":          {strconv.Itoa(len(body))},

@@ -22,6 +22,7 @@ import (
 	"image-proxy/cache"
 	"image-proxy/fault"
 	"image-proxy/metrics"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -42,12 +43,12 @@ type bulkItem struct {
 
 // values is the item's view for the parameter parser, the same as a query
 // string's.
-func (it bulkItem) values() queryValues {
+func (it bulkItem) values() *request.Query {
 	m := make(map[string][]string, len(it.query))
 	for k, v := range it.query {
 		m[k] = []string{v}
 	}
-	return fixedQuery(m)
+	return request.FixedQuery(m)
 }
 
 // itemError names the item a bulk request is refused for.
@@ -132,42 +133,10 @@ func bulkItemOf(raw map[string]json.RawMessage) (bulkItem, error) {
 	return it, nil
 }
 
-// itemRequest is the one step from an item's path and query values to a
-// request, the same as a GET's: the path resolved and decoded once (prefix
-// stripped as IMAGE_PROXY_STRIP_PATH strips it from a URL, "" for paths
-// that are already below it), the values through the same controls
-// (gate.request). dprHint is the bulk request's Sec-CH-DPR.
-func (s *Server) itemRequest(rawPath, prefix string, q queryValues, dprHint string) (string, request, error) {
-	if !strings.HasPrefix(rawPath, "/") {
-		rawPath = "/" + rawPath // as in the URL: the leading slash is optional
-	}
-	rel, pathErr := resolvePath(rawPath, prefix)
-	if errors.Is(pathErr, errBadEscape) {
-		return "", request{}, &paramError{"path has malformed percent-encoding."}
-	} else if pathErr != nil {
-		// No file can be there: the parameters still get checked, the
-		// signature (over a path that does not exist) does not.
-		req, err := parseRequest(q, dprHint, s.cfg.MaxBox)
-		if err == nil {
-			err = fault.New(fault.NotFound, "", pathErr)
-		}
-		return "", req, err
-	}
-	// The same controls as a GET: signature, preset, quality, sizes.
-	req, err := s.gate.request(rel, q, dprHint)
-	if err != nil {
-		return "", req, err
-	}
-	if !req.transform {
-		return "", req, &paramError{"a bulk item needs size, format, quality or preset."}
-	}
-	return rel, req, nil
-}
-
 // bulkJob is an item ready to render: its request, or the error it fails with.
 type bulkJob struct {
 	rel string
-	req request
+	req request.Request
 	err error // a 404 path: the item's part says so
 }
 
@@ -236,7 +205,8 @@ func (s *Server) bulkJobs(c *fiber.Ctx, parse bulkParser, prefix string) ([]bulk
 	jobs := make([]bulkJob, len(items))
 	hint := c.Get("Sec-CH-DPR")
 	for i, it := range items {
-		rel, req, err := s.itemRequest(it.path, prefix, it.values(), hint)
+		// The same controls as a GET: signature, preset, quality, sizes.
+		rel, req, err := s.gate.Item(it.path, prefix, it.values(), hint)
 		if status, msg := classify(err); err != nil && status == fiber.StatusBadRequest {
 			return nil, itemError(i, msg) // a bad item is the request's fault
 		}
@@ -323,7 +293,7 @@ func (s *Server) renderItem(ctx context.Context, job bulkJob, accept string) bul
 	if err != nil {
 		return bulkResult{err: err, status: cache.StatusBypass}
 	}
-	v := s.variantOf(o, job.req, accept)
+	v := s.variants.Of(o.Identity, job.req, accept)
 	key := v.Key()
 	if o.Size > s.cfg.MaxSourceBytes {
 		return bulkResult{err: errSourceTooBig, status: cache.StatusBypass}
@@ -331,7 +301,7 @@ func (s *Server) renderItem(ctx context.Context, job bulkJob, accept string) bul
 	val, status, err := s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
 		return s.renderSource(ctx, src, o, v)
 	})
-	return bulkResult{val: val, etag: strongETag(key), status: status, err: err}
+	return bulkResult{val: val, etag: request.StrongETag(key), status: status, err: err}
 }
 
 // writePart writes one item: the image, or its error as the JSON a GET

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+
+	"image-proxy/request"
 )
 
 var itemMessage = regexp.MustCompile(`^(item [0-9]+: .+|The body must be a JSON array of items.*|The array must hold at least one item\.)$`)
@@ -53,7 +55,7 @@ func FuzzParseBulk(f *testing.F) {
 					t.Fatalf("item %d: unknown field %q kept", i, k)
 				}
 			}
-			_, _ = parseRequest(it.values(), "", 4000)
+			_, _ = request.Parse(it.values(), "", 4000)
 		}
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"image-proxy/request"
 )
 
 // rBulkFields are the fields of a POST /r/bulk item: api-s3's path, width
@@ -38,8 +40,8 @@ func parseRBulk(body []byte, maxItems int) ([]bulkItem, error) {
 // {category}/{file} (a bad one is the request's 400 here, where a GET
 // answers 404, since an item names its file in a field of its own rather
 // than in a URL); width a JSON integer of 1-4000; target a preset name; sig
-// a string or null. The item becomes the main-form path and rFixed's
-// values, as routeR makes them from the /r/ URL, plus its sig, which signs
+// a string or null. The item becomes the main-form path and request.RValues'
+// values, as RouteR makes them from the /r/ URL, plus its sig, which signs
 // that main form as an /r/ URL's does.
 func rBulkItemOf(raw map[string]json.RawMessage) (bulkItem, error) {
 	for _, k := range slices.Sorted(maps.Keys(raw)) { // the first by name: the same answer every time
@@ -60,7 +62,7 @@ func rBulkItemOf(raw map[string]json.RawMessage) (bulkItem, error) {
 		return bulkItem{}, err
 	}
 	q := map[string]string{}
-	for k, v := range rFixed(width, target) {
+	for k, v := range request.RValues(width, target) {
 		q[k] = v[0]
 	}
 	if sig, ok := raw["sig"]; ok && string(bytes.TrimSpace(sig)) != "null" {
@@ -83,12 +85,12 @@ func rItemPath(b json.RawMessage) (string, error) {
 	if p[0] == '/' {
 		return "", errors.New("path must not start with /: it is {category}/{file}, as in /r/{category}/{width}/{target}/{file}.")
 	}
-	rel, err := resolvePath("/"+p, "")
+	rel, err := request.ResolvePath("/"+p, "")
 	switch {
-	case errors.Is(err, errBadEscape):
+	case errors.Is(err, request.ErrBadEscape):
 		return "", errors.New("path has malformed percent-encoding.")
 	case err != nil:
-		return "", errors.New("path must be a plain {category}/{file} of at most " + strconv.Itoa(maxPathBytes) +
+		return "", errors.New("path must be a plain {category}/{file} of at most " + strconv.Itoa(request.MaxPathBytes) +
 			" bytes: no empty, hidden (.name) or .. segments, no NUL or backslash.")
 	case !strings.Contains(rel, "/"):
 		return "", errors.New("path must be {category}/{file}, such as products/shoes.jpg.")
@@ -99,9 +101,9 @@ func rItemPath(b json.RawMessage) (string, error) {
 // rItemWidth checks an item's width: a JSON integer (not a string, not a
 // fraction or exponent) from 1 to 4000, the /r/ URL's range.
 func rItemWidth(b json.RawMessage) (string, error) {
-	n, ok := parseDigits(string(bytes.TrimSpace(b)))
-	if !ok || n < 1 || n > maxRWidth {
-		return "", errors.New("width must be a whole number from 1 to " + strconv.Itoa(maxRWidth) + ", as a JSON number.")
+	n, ok := request.ParseDigits(string(bytes.TrimSpace(b)))
+	if !ok || n < 1 || n > request.MaxRWidth {
+		return "", errors.New("width must be a whole number from 1 to " + strconv.Itoa(request.MaxRWidth) + ", as a JSON number.")
 	}
 	return strconv.Itoa(n), nil
 }
@@ -110,9 +112,9 @@ func rItemWidth(b json.RawMessage) (string, error) {
 // the server has that preset is the gate's question, as for a GET.
 func rItemTarget(b json.RawMessage) (string, error) {
 	var t string
-	if json.Unmarshal(b, &t) != nil || !validName(t, true) {
+	if json.Unmarshal(b, &t) != nil || !request.ValidPresetName(t) {
 		return "", errors.New("target must be a preset name (such as phone or desktop) of up to " +
-			strconv.Itoa(maxNameBytes) + " letters, digits, - and _.")
+			strconv.Itoa(request.MaxNameBytes) + " letters, digits, - and _.")
 	}
 	return t, nil
 }

@@ -14,12 +14,13 @@ import (
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
 // rBulkServer is a test server with the /r/ routes on and api-s3's
 // products/shoes.jpg (rocket.jpg, 640×427) under its root.
-func rBulkServer(t *testing.T, edit func(*ControlsConfig)) *testServer {
+func rBulkServer(t *testing.T, edit func(*request.ControlsConfig)) *testServer {
 	t.Helper()
 	c := rControls()
 	if edit != nil {
@@ -167,7 +168,7 @@ func TestRBulkRefusals(t *testing.T) {
 		{"NUL", item(`"path":"products/shoes.jpg\u0000.png","width":10,"target":"phone"`), pathMsg},
 		{"encoded NUL", item(`"path":"products/shoes.jpg%00","width":10,"target":"phone"`), pathMsg},
 		{"backslash", item(`"path":"products\\shoes.jpg","width":10,"target":"phone"`), pathMsg},
-		{"too long", item(`"path":"products/` + strings.Repeat("a", maxPathBytes) + `","width":10,"target":"phone"`), pathMsg},
+		{"too long", item(`"path":"products/` + strings.Repeat("a", request.MaxPathBytes) + `","width":10,"target":"phone"`), pathMsg},
 		{"bad escape", item(`"path":"products/a%zz.jpg","width":10,"target":"phone"`), "item 1: path has malformed percent-encoding."},
 		{"missing width", item(`"path":"products/shoes.jpg","target":"phone"`), widthMsg},
 		{"null width", item(`"path":"products/shoes.jpg","width":null,"target":"phone"`), widthMsg},
@@ -226,7 +227,7 @@ func expectBulkRefusal(t *testing.T, ts *testServer, body, msg string) {
 // TestRBulkSigned: an item's sig signs the main-form URL, as the /r/ GET's
 // does; an unsigned or wrongly signed item is its own 403 part.
 func TestRBulkSigned(t *testing.T) {
-	ts := rBulkServer(t, func(c *ControlsConfig) { c.SigningKey, c.SigningKeyPrevious = keyNow, keyPrev })
+	ts := rBulkServer(t, func(c *request.ControlsConfig) { c.SigningKey, c.SigningKeyPrevious = keyNow, keyPrev })
 	main := "/products/shoes.jpg?format=webp&preset=phone&size=100"
 	sig := sigOf(keyNow, main)
 	items := []string{
@@ -242,7 +243,7 @@ func TestRBulkSigned(t *testing.T) {
 		checkBulkPart(t, i, parts[i], want, "webp", 100, 0)
 	}
 	sameAsGet(t, ts, 0, parts[0], "/r/products/100/phone/shoes.jpg?sig="+sig)
-	signed, err := SignURL(Config{MaxBox: 4000, Controls: ControlsConfig{SigningKey: keyNow, EnableRRoutes: true}}, "/r/products/100/phone/shoes.jpg")
+	signed, err := request.SignURL(request.ControlsConfig{SigningKey: keyNow, EnableRRoutes: true}, "", 4000, "/r/products/100/phone/shoes.jpg")
 	if err != nil || !strings.HasSuffix(signed, "?sig="+sig) {
 		t.Errorf("image-proxy sign of the /r/ URL: %q %v, want its sig %s", signed, err, sig)
 	}
@@ -272,7 +273,7 @@ func TestRBulkOff(t *testing.T) {
 }
 
 // FuzzParseRBulk: any body either parses into at most maxItems items, each
-// exactly the path and values routeR makes of the /r/ URL the item stands
+// exactly the path and values request.RouteR makes of the /r/ URL the item stands
 // for, or is refused with a 400 whose message names the item index or the
 // body's shape.
 func FuzzParseRBulk(f *testing.F) {
@@ -311,24 +312,24 @@ func FuzzParseRBulk(f *testing.F) {
 // checkFuzzedRItem: the item is what GET /r/{category}/{width}/{target}/{file}
 // is served as.
 func checkFuzzedRItem(t *testing.T, i int, it bulkItem, fields map[string]any) {
-	rel, err := resolvePath("/"+it.path, "")
+	rel, err := request.ResolvePath("/"+it.path, "")
 	category, file, _ := strings.Cut(rel, "/")
 	width, _ := fields["width"].(float64)
 	target, _ := fields["target"].(string)
-	if err != nil || it.path != fields["path"] || category == "" || file == "" || width < 1 || width > maxRWidth || target == "" {
+	if err != nil || it.path != fields["path"] || category == "" || file == "" || width < 1 || width > request.MaxRWidth || target == "" {
 		t.Fatalf("item %d: accepted %v (path %q: %v)", i, fields, it.path, err)
 	}
-	q := &queryPairs{}
+	q := request.RawQuery("")
 	if sig, ok := fields["sig"].(string); ok {
-		q = rawQuery("sig=" + url.QueryEscape(sig))
+		q = request.RawQuery("sig=" + url.QueryEscape(sig))
 	}
-	mainRel, mq, err := routeR("r/"+category+"/"+strconv.Itoa(int(width))+"/"+target+"/"+file, q)
+	mainRel, mq, err := request.RouteR("r/"+category+"/"+strconv.Itoa(int(width))+"/"+target+"/"+file, q)
 	if err != nil || mainRel != rel {
-		t.Fatalf("item %d: routeR gives %q %v, the item %q", i, mainRel, err, rel)
+		t.Fatalf("item %d: RouteR gives %q %v, the item %q", i, mainRel, err, rel)
 	}
 	iq := it.values()
-	for _, k := range parserQueryKeys() {
-		if a, b := iq.values(k), mq.values(k); !slices.Equal(a, b) {
+	for _, k := range request.QueryKeys() {
+		if a, b := iq.Values(k), mq.Values(k); !slices.Equal(a, b) {
 			t.Fatalf("item %d: %s = %q, the GET's %q", i, k, a, b)
 		}
 	}

@@ -6,29 +6,30 @@ import (
 	"runtime"
 	"time"
 
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
 // Config is the HTTP part of the settings. The tags are the one place of
 // its names and defaults; main parses the environment into it.
 type Config struct {
-	BindAddress       string              `env:"IMAGE_PROXY_BIND_ADDRESS" envDefault:"0.0.0.0:8000"`
-	StripPath         string              `env:"IMAGE_PROXY_STRIP_PATH"`
-	CacheControl      string              `env:"IMAGE_PROXY_CACHE_CONTROL_HEADER" envDefault:"public, max-age=31536000, no-transform"` // empty: none on images
-	ErrorCacheControl string              `env:"IMAGE_PROXY_ERROR_CACHE_CONTROL_HEADER" envDefault:"public, max-age=60"`               // empty: none on 4xx
-	MaxBox            int                 `env:"IMAGE_PROXY_MAX_SIZE" envDefault:"4000"`                                               // pixels, the largest effective box
-	MaxSourceBytes    int64               `env:"IMAGE_PROXY_MAX_SOURCE_BYTES" envDefault:"52428800"`
-	Algorithm         transform.Algorithm `env:"IMAGE_PROXY_RESIZE_ALGORITHM" envDefault:"auto"` // default resize_algorithm
-	Concurrency       int                 `env:"IMAGE_PROXY_CONCURRENCY"`                        // 0 = one per CPU
-	QueueDepth        int                 `env:"IMAGE_PROXY_QUEUE_DEPTH" envDefault:"128"`
-	QueueTimeout      time.Duration       `env:"IMAGE_PROXY_QUEUE_TIMEOUT" envDefault:"10s"`
-	ReadTimeout       time.Duration       `env:"IMAGE_PROXY_READ_TIMEOUT" envDefault:"10s"`
-	WriteTimeout      time.Duration       `env:"IMAGE_PROXY_WRITE_TIMEOUT" envDefault:"60s"`
-	IdleTimeout       time.Duration       `env:"IMAGE_PROXY_IDLE_TIMEOUT" envDefault:"75s"`
-	MaxConns          int                 `env:"IMAGE_PROXY_MAX_CONNECTIONS" envDefault:"10000"`
-	MaxHeaderBytes    int                 `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"` // larger request headers get 431
-	Controls          ControlsConfig      // presets, quality, allowed sizes, signed URLs, /r/ routes
-	Backend           BackendConfig       // POST /convert and POST /bulk
+	BindAddress       string                 `env:"IMAGE_PROXY_BIND_ADDRESS" envDefault:"0.0.0.0:8000"`
+	StripPath         string                 `env:"IMAGE_PROXY_STRIP_PATH"`
+	CacheControl      string                 `env:"IMAGE_PROXY_CACHE_CONTROL_HEADER" envDefault:"public, max-age=31536000, no-transform"` // empty: none on images
+	ErrorCacheControl string                 `env:"IMAGE_PROXY_ERROR_CACHE_CONTROL_HEADER" envDefault:"public, max-age=60"`               // empty: none on 4xx
+	MaxBox            int                    `env:"IMAGE_PROXY_MAX_SIZE" envDefault:"4000"`                                               // pixels, the largest effective box
+	MaxSourceBytes    int64                  `env:"IMAGE_PROXY_MAX_SOURCE_BYTES" envDefault:"52428800"`
+	Algorithm         transform.Algorithm    `env:"IMAGE_PROXY_RESIZE_ALGORITHM" envDefault:"auto"` // default resize_algorithm
+	Concurrency       int                    `env:"IMAGE_PROXY_CONCURRENCY"`                        // 0 = one per CPU
+	QueueDepth        int                    `env:"IMAGE_PROXY_QUEUE_DEPTH" envDefault:"128"`
+	QueueTimeout      time.Duration          `env:"IMAGE_PROXY_QUEUE_TIMEOUT" envDefault:"10s"`
+	ReadTimeout       time.Duration          `env:"IMAGE_PROXY_READ_TIMEOUT" envDefault:"10s"`
+	WriteTimeout      time.Duration          `env:"IMAGE_PROXY_WRITE_TIMEOUT" envDefault:"60s"`
+	IdleTimeout       time.Duration          `env:"IMAGE_PROXY_IDLE_TIMEOUT" envDefault:"75s"`
+	MaxConns          int                    `env:"IMAGE_PROXY_MAX_CONNECTIONS" envDefault:"10000"`
+	MaxHeaderBytes    int                    `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"` // larger request headers get 431
+	Controls          request.ControlsConfig // presets, quality, allowed sizes, signed URLs, /r/ routes
+	Backend           BackendConfig          // POST /convert and POST /bulk
 
 	// Set by main, not read from the environment.
 	Encoders       transform.Fingerprints // per output format, part of every key
@@ -93,7 +94,7 @@ func (c Config) Validate() error {
 	if err := c.Backend.validate(); err != nil {
 		return err
 	}
-	return c.Controls.validate(c.MaxBox)
+	return c.Controls.Validate(c.MaxBox)
 }
 
 // CheckDuration accepts a positive duration up to a day.

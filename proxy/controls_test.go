@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,11 +11,12 @@ import (
 
 	"image-proxy/cache"
 	"image-proxy/metrics"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
 // withControls is a test server with the given controls.
-func withControls(t *testing.T, c ControlsConfig) *testServer {
+func withControls(t *testing.T, c request.ControlsConfig) *testServer {
 	t.Helper()
 	return newTestServer(t, func(cfg *Config, _ *cache.Config, _ *transform.Config) { cfg.Controls = c })
 }
@@ -52,70 +52,11 @@ func expectRefusal(t *testing.T, ts *testServer, target string, status int, says
 	}
 }
 
-func TestParseControlParameters(t *testing.T) {
-	good := []struct {
-		query   string
-		quality int
-		preset  string
-	}{
-		{"quality=1", 1, ""},
-		{"quality=100", 100, ""},
-		{"quality=075", 75, ""},
-		{"preset=phone", 0, "phone"},
-		{"preset=Phone_2-x", 0, "Phone_2-x"},
-		{"preset=" + strings.Repeat("a", 64) + "&quality=5", 5, strings.Repeat("a", 64)},
-	}
-	for _, c := range good {
-		r, err := parseRequest(values(c.query), "", 4000)
-		if err != nil || r.quality != c.quality || r.preset != c.preset || !r.transform {
-			t.Errorf("%q: %+v %v", c.query, r, err)
-		}
-	}
-	for _, q := range []string{"quality=0", "quality=101", "quality=-1", "quality=7.5", "quality=abc", "quality=",
-		"quality=1&quality=2", "quality=%2B5", "preset=", "preset=a.b", "preset=a/b", "preset=" + strings.Repeat("a", 65),
-		"preset=a&preset=b", "preset=caf%C3%A9", "preset=a%20b"} {
-		if _, err := parseRequest(values(q), "", 4000); err == nil {
-			t.Errorf("%q accepted", q)
-		}
-	}
-}
-
-func TestParsePresets(t *testing.T) {
-	table, err := parsePresets(" phone = size:400 , quality:75,format:webp ;desktop=size:1200,quality:85;;x=dpr:2,resize_algorithm:thumbnail;", 4000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := presetTable{
-		"phone":   {size: 400, quality: 75, dpr: 1, format: outputFormat{format: transform.FormatWebP}},
-		"desktop": {size: 1200, quality: 85, dpr: 1},
-		"x":       {dpr: 2, dprQuery: true, algorithm: transform.AlgorithmThumbnail, algoSet: true},
-	}
-	if len(table) != len(want) {
-		t.Fatalf("%d presets, want %d", len(table), len(want))
-	}
-	for name, p := range want {
-		if table[name] != p {
-			t.Errorf("%s: %+v, want %+v", name, table[name], p)
-		}
-	}
-	for _, spec := range []string{"phone", "=size:1", "phone=", "phone=size", "phone=size:", "phone=size:0", "phone=size:4001",
-		"phone=quality:0", "phone=quality:101", "phone=format:bmp", "phone=format:", "phone=dpr:0.5", "phone=dpr:11",
-		"phone=resize_algorithm:x", "phone=preset:desktop", "phone=sig:x", "phone=colour:red", "phone=size:1,size:2",
-		"phone=size:1;phone=size:2", "Phone=size:1", "ph one=size:1", "phone=size:1,", "phone=size:1=2",
-		strings.Repeat("a", 65) + "=size:1"} {
-		if _, err := parsePresets(spec, 4000); err == nil {
-			t.Errorf("%q accepted", spec)
-		} else if !strings.Contains(err.Error(), "must") {
-			t.Errorf("%q: %v does not say what is allowed", spec, err)
-		}
-	}
-}
-
 // TestPresetCannotBeEscaped: every parameter a preset sets ignores the
 // request's own value, Sec-CH-DPR included; the answer is byte for byte,
 // ETag for ETag the preset's.
 func TestPresetCannotBeEscaped(t *testing.T) {
-	ts := withControls(t, ControlsConfig{AllowQuality: true, SignPassthrough: true,
+	ts := withControls(t, request.ControlsConfig{AllowQuality: true, SignPassthrough: true,
 		Presets: "locked=size:200,format:webp,quality:40,dpr:1.5,resize_algorithm:thumbnail"})
 	base, baseBody := ts.get(t, "/rocket.jpg?preset=locked")
 	if base.StatusCode != 200 {
@@ -146,7 +87,7 @@ func TestPresetCannotBeEscaped(t *testing.T) {
 // TestPresetLeavesOtherParameters: what a preset does not set, the request
 // still decides.
 func TestPresetLeavesOtherParameters(t *testing.T) {
-	ts := withControls(t, ControlsConfig{AllowQuality: true, SignPassthrough: true, Presets: "q=quality:30"})
+	ts := withControls(t, request.ControlsConfig{AllowQuality: true, SignPassthrough: true, Presets: "q=quality:30"})
 	for _, c := range []struct {
 		query, same string
 		width       int
@@ -166,12 +107,12 @@ func TestPresetLeavesOtherParameters(t *testing.T) {
 }
 
 func TestUnknownPreset(t *testing.T) {
-	ts := withControls(t, ControlsConfig{AllowQuality: true, SignPassthrough: true, Presets: "phone=size:100;desktop=size:300"})
+	ts := withControls(t, request.ControlsConfig{AllowQuality: true, SignPassthrough: true, Presets: "phone=size:100;desktop=size:300"})
 	for _, q := range []string{"preset=tablet", "preset=Phone", "preset=tablet&size=100", "preset=x&quality=50"} {
 		expectRefusal(t, ts, "/rocket.jpg?"+q, 400, "preset must be one of desktop, phone.", metrics.RefusalUnknownPreset)
 	}
 	expectRefusal(t, ts, "/rocket.jpg?preset=a.b", 400, "preset must be a name", "")
-	none := withControls(t, ControlsConfig{AllowQuality: true, SignPassthrough: true})
+	none := withControls(t, request.ControlsConfig{AllowQuality: true, SignPassthrough: true})
 	expectRefusal(t, none, "/rocket.jpg?preset=phone", 400, "defines no presets", metrics.RefusalUnknownPreset)
 }
 
@@ -211,7 +152,7 @@ func TestQualityParameter(t *testing.T) {
 }
 
 func TestQualityNotAllowed(t *testing.T) {
-	ts := withControls(t, ControlsConfig{AllowQuality: false, SignPassthrough: true, Presets: "hq=quality:95;small=size:100"})
+	ts := withControls(t, request.ControlsConfig{AllowQuality: false, SignPassthrough: true, Presets: "hq=quality:95;small=size:100"})
 	expectRefusal(t, ts, "/rocket.jpg?size=100&quality=50", 400, "quality is not accepted", metrics.RefusalQualityNotAllowed)
 	expectRefusal(t, ts, "/rocket.jpg?quality=50", 400, "quality is not accepted", metrics.RefusalQualityNotAllowed)
 	expectRefusal(t, ts, "/rocket.jpg?preset=small&quality=50", 400, "quality is not accepted", metrics.RefusalQualityNotAllowed)
@@ -228,7 +169,7 @@ func TestQualityNotAllowed(t *testing.T) {
 }
 
 func TestAllowedSizes(t *testing.T) {
-	strict := withControls(t, ControlsConfig{AllowQuality: true, SignPassthrough: true, AllowedSizes: "300, 100,200,200",
+	strict := withControls(t, request.ControlsConfig{AllowQuality: true, SignPassthrough: true, AllowedSizes: "300, 100,200,200",
 		Presets: "odd=size:250;q=quality:50"})
 	for _, c := range []struct {
 		query, hint string
@@ -258,7 +199,7 @@ func TestAllowedSizes(t *testing.T) {
 // TestSnapSizes: a box between allowed sizes is served as the next one up,
 // above them all as the largest, with the snapped variant's ETag and Vary.
 func TestSnapSizes(t *testing.T) {
-	ts := withControls(t, ControlsConfig{AllowQuality: true, SignPassthrough: true, AllowedSizes: "100,200,300", SnapSizes: true})
+	ts := withControls(t, request.ControlsConfig{AllowQuality: true, SignPassthrough: true, AllowedSizes: "100,200,300", SnapSizes: true})
 	for _, c := range []struct {
 		query, hint, same string
 		width             int
@@ -289,16 +230,13 @@ func TestSnapSizes(t *testing.T) {
 	}
 }
 
-func TestControlsConfigRedactsKeys(t *testing.T) {
-	c := signingControls()
-	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("settings", "controls", c)
+// TestConfigRedactsKeys: the HTTP settings printed whole, as main logs
+// them, leak no signing key (request.TestControlsConfigRedactsKeys checks
+// the controls alone).
+func TestConfigRedactsKeys(t *testing.T) {
 	cfg := defaultTestConfig("/x")
-	cfg.Controls = c
-	for name, out := range map[string]string{
-		"%v": fmt.Sprintf("%v", c), "%+v": fmt.Sprintf("%+v", c), "%#v": fmt.Sprintf("%#v", c),
-		"%s": fmt.Sprint(c), "Config %+v": fmt.Sprintf("%+v", cfg), "slog": logged.String(),
-	} {
+	cfg.Controls = signingControls()
+	for name, out := range map[string]string{"%v": fmt.Sprintf("%v", cfg), "%+v": fmt.Sprintf("%+v", cfg), "%#v": fmt.Sprintf("%#v", cfg)} {
 		if strings.Contains(out, keyNow) || strings.Contains(out, keyPrev) || !strings.Contains(out, "phone=size:100") {
 			t.Errorf("%s: %s", name, out)
 		}

@@ -21,6 +21,7 @@ import (
 	"image-proxy/fault"
 	"image-proxy/imageformat"
 	"image-proxy/metrics"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -312,7 +313,7 @@ func parseConvert(field map[string]string, maxBox int) (transform.Options, error
 		if v == "" {
 			continue
 		}
-		x, ok := parseDigits(v)
+		x, ok := request.ParseDigits(v)
 		if !ok || x < 1 || x > n.max {
 			return opts, &paramError{n.name + " must be a whole number from 1 to " + strconv.Itoa(n.max) + "."}
 		}

@@ -9,6 +9,13 @@ import (
 	"image-proxy/transform"
 )
 
+// paramError is a bad parameter of the HTTP layer's own (a /convert
+// field, a bulk body): its text is the public message. The request
+// grammar's errors are fault errors.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+
 // fromTransform maps the engine's kinds onto ours.
 var fromTransform = [...]fault.Kind{
 	transform.KindInternal:     fault.Internal,
@@ -23,10 +30,7 @@ func kindOf(err error) (k fault.Kind, msg string) {
 	var pe *paramError
 	var pr *fault.Error
 	var te *transform.Error
-	var rf *refusal
 	switch {
-	case errors.As(err, &rf):
-		return rf.kind, rf.msg
 	case errors.As(err, &pe):
 		return fault.BadRequest, pe.msg
 	case errors.As(err, &pr):

@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"encoding/hex"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
@@ -61,17 +59,6 @@ func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
 			setCanonical(rh, fiber.HeaderContentSecurityPolicy, svgCSP)
 		}
 	}
-}
-
-// strongETag hashes a source identity or cache key into a quoted strong ETag.
-func strongETag(key string) string {
-	var b [18]byte
-	b[0], b[17] = '"', '"'
-	sum := xxhash.Sum64String(key)
-	for i := 0; i < 8; i++ {
-		hex.Encode(b[1+2*i:3+2*i], []byte{byte(sum >> (56 - 8*i))})
-	}
-	return string(b[:])
 }
 
 // etagMatches implements If-None-Match's weak comparison (RFC 9110 13.1.2).

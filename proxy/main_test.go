@@ -21,6 +21,7 @@ import (
 	"image-proxy/cache"
 	"image-proxy/metrics"
 	"image-proxy/origin"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -62,7 +63,7 @@ func defaultTestConfig(root string) Config {
 		Backend:           BackendConfig{ConvertMaxBytes: 25 << 20, BulkMaxItems: 50},
 		Version:           "test",
 		LibvipsVersion:    transform.Version(),
-		Controls:          ControlsConfig{AllowQuality: true, SignPassthrough: true}, // the envDefaults
+		Controls:          request.ControlsConfig{AllowQuality: true, SignPassthrough: true}, // the envDefaults
 	}
 }
 

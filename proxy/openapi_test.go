@@ -9,6 +9,7 @@ import (
 
 	"image-proxy/apidocs"
 	"image-proxy/imageformat"
+	"image-proxy/request"
 )
 
 // openAPIDoc is the part of the description the checks below read. The
@@ -86,24 +87,10 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 }
 
-// parserQueryKeys asks parseRequest which query parameters it reads: it
-// records every key the parser looks up on an empty query.
-func parserQueryKeys() []string {
-	var keys []string
-	q := &queryPairs{asked: func(key string) {
-		if !slices.Contains(keys, key) {
-			keys = append(keys, key)
-		}
-	}}
-	_, _ = parseRequest(q, "", 4000)
-	keys = append(keys, "sig") // read by the signature check (gate.verify), not the parser
-	sort.Strings(keys)
-	return keys
-}
-
 // TestOpenAPIParametersMatchParsers: the query parameters of GET /{path}
-// are exactly those parseRequest reads; the form fields of /convert and the
-// item fields of /bulk and /r/bulk are exactly those their parsers take.
+// are exactly those the request grammar reads (request.QueryKeys, which
+// request.TestQueryKeysAreWhatTheCodeReads holds to the code); the form
+// fields of /convert and the item fields of /bulk and /r/bulk are exactly those their parsers take.
 func TestOpenAPIParametersMatchParsers(t *testing.T) {
 	_, doc := servedOpenAPI(t, newTestServer(t, nil))
 	var get struct {
@@ -125,7 +112,7 @@ func TestOpenAPIParametersMatchParsers(t *testing.T) {
 		}
 	}
 	sort.Strings(documented)
-	if read := parserQueryKeys(); !slices.Equal(documented, read) {
+	if read := request.QueryKeys(); !slices.Equal(documented, read) {
 		t.Errorf("GET /{path} documents query parameters %v; the parser reads %v", documented, read)
 	}
 	for _, c := range []struct {

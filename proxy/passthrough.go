@@ -12,6 +12,7 @@ import (
 	"image-proxy/cache"
 	"image-proxy/fault"
 	"image-proxy/origin"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -40,7 +41,7 @@ func (s *Server) passthrough(c *fiber.Ctx, rel string) error {
 	if format == transform.FormatUnknown {
 		return fault.New(fault.Unsupported, "", nil)
 	}
-	etag := strongETag("pass|" + o.Identity)
+	etag := request.StrongETag("pass|" + o.Identity)
 	s.setImageHeaders(c, imageHeaders{format: format, etag: etag, lastModified: o.ModTime,
 		cacheStatus: cache.StatusBypass, passthrough: true})
 	if s.notModified(c, etag, o.ModTime) {

@@ -11,6 +11,7 @@ import (
 	"image-proxy/fault"
 	"image-proxy/metrics"
 	"image-proxy/origin"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -20,24 +21,24 @@ var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
 
 // transform answers a request with size or format: from the cache when it
 // can, else by rendering once for all identical concurrent requests.
-func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status, error) {
+func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request) (cache.Status, error) {
 	ctx := c.UserContext()
 	o, src, err := s.sources.Stat(ctx, rel)
 	if err != nil {
 		return cache.StatusBypass, err
 	}
 	accept := ""
-	if req.format.auto {
+	if req.Output.Auto {
 		accept = c.Get(fiber.HeaderAccept)
 	}
-	v := s.variantOf(o, req, accept)
+	v := s.variants.Of(o.Identity, req, accept)
 	key := v.Key() // once: the ETag and the cache look-up both need it
-	hdr := imageHeaders{etag: strongETag(key), lastModified: o.ModTime, varyDPR: req.size > 0 && !req.dprQuery, varyAccept: req.format.auto}
+	hdr := imageHeaders{etag: request.StrongETag(key), lastModified: o.ModTime, varyDPR: req.Size > 0 && !req.DPRQuery, varyAccept: req.Output.Auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {
 		hdr.cacheStatus = cache.StatusBypass
-		hdr.format = req.format.format
+		hdr.format = req.Output.Format
 		s.setImageHeaders(c, hdr)
 		c.Response().Header.Del(fiber.HeaderContentType)
 		c.Status(fiber.StatusNotModified)
@@ -70,7 +71,7 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request) (cache.Status,
 
 // fetch is the cache's slow path: other tiers, a wait for the same key, or
 // a render, cancelled when the client hangs up.
-func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src origin.Source, o origin.Original, v Variant) ([]byte, cache.Status, error) {
+func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src origin.Source, o origin.Original, v request.Variant) ([]byte, cache.Status, error) {
 	ctx, stop := peerContext(ctx, c.Context().Conn())
 	defer stop()
 	return s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
@@ -81,7 +82,7 @@ func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src origin
 // renderSource waits for a transform slot, reads the original and renders
 // it. The value it returns is cacheValue's: a cache hit knows its
 // Content-Type without sniffing.
-func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.Original, v Variant) ([]byte, error) {
+func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.Original, v request.Variant) ([]byte, error) {
 	sl, err := s.enterSlot(ctx)
 	if err != nil {
 		return nil, err
@@ -94,7 +95,7 @@ func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.O
 	if err != nil {
 		return nil, err
 	}
-	opts := v.Options(transform.Sniff(data[:min(len(data), sniffBytes)]))
+	opts := options(v, transform.Sniff(data[:min(len(data), sniffBytes)]))
 	// Renders of one source share its decode; one waiting for another's
 	// decode gives its slot back meanwhile.
 	opts.Source, opts.Gate = v.Source, sl

@@ -4,10 +4,11 @@ import (
 	"testing"
 
 	"image-proxy/metrics"
+	"image-proxy/request"
 )
 
-func rControls() ControlsConfig {
-	return ControlsConfig{AllowQuality: true, SignPassthrough: true, EnableRRoutes: true}
+func rControls() request.ControlsConfig {
+	return request.ControlsConfig{AllowQuality: true, SignPassthrough: true, EnableRRoutes: true}
 }
 
 // TestRRoutes: /r/{category}/{width}/{target}/{path} answers as
@@ -96,7 +97,7 @@ func TestRRoutesPresets(t *testing.T) {
 	expectRefusal(t, ts, "/r/variants/100/phone/coffee.jxl", 403, "needs a signature", metrics.RefusalSignatureMissing)
 	expectRefusal(t, ts, "/r/variants/101/phone/coffee.jxl?"+sig("/variants/coffee.jxl?format=webp&preset=phone&size=100"),
 		403, "does not match", metrics.RefusalSignatureInvalid)
-	signed, err := SignURL(Config{MaxBox: 4000, Controls: c}, "/r/variants/100/phone/coffee.jxl?v=2")
+	signed, err := request.SignURL(c, "", 4000, "/r/variants/100/phone/coffee.jxl?v=2")
 	if want := "/r/variants/100/phone/coffee.jxl?v=2&sig=" + sigOf(keyNow, "/variants/coffee.jxl?format=webp&preset=phone&size=100"); err != nil || signed != want {
 		t.Errorf("SignURL: %q %v, want %q", signed, err, want)
 	}

@@ -1,7 +1,8 @@
-// Package proxy is the HTTP side of image-proxy: routes, parameter parsing,
-// path safety, sources (local files and the fallback upstream), the
-// transform queue, header policy and the one table from errors to statuses.
-// It never talks to libvips directly.
+// Package proxy is the HTTP side of image-proxy: routes, sources (local
+// files and the fallback upstream), the transform queue, header policy and
+// the one table from errors to statuses. The URL grammar (parameters, path
+// safety, controls, signatures, the variant's key) is package request. It
+// never talks to libvips directly.
 package proxy
 
 import (
@@ -19,6 +20,7 @@ import (
 	"image-proxy/metrics"
 	"image-proxy/metrics/spans"
 	"image-proxy/origin"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -43,14 +45,14 @@ type Server struct {
 	prefix  string
 	sources origin.Chain
 	limiter *limiter
-	gate    *gate // presets, quality, sizes, signatures: controls.go
+	gate    *request.Gate // presets, quality, sizes, signatures
 	engine  Engine
 	cache   cache.Cache
 	m       *metrics.Metrics
 	log     *slog.Logger
 
-	reqMetrics requestMetrics // resolved once: hotpath.go
-	encoders   encoderKeys    // joined once: variant.go
+	reqMetrics requestMetrics   // resolved once: hotpath.go
+	variants   request.Variants // encoder fingerprints joined once
 	started    time.Time
 	app        *fiber.App
 	tracing    spans.Tracer
@@ -60,7 +62,7 @@ type Server struct {
 func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
-		prefix:  stripPrefix(cfg.StripPath),
+		prefix:  request.StripPrefix(cfg.StripPath),
 		sources: d.Sources,
 		limiter: newLimiter(cfg.Slots(), cfg.QueueDepth, cfg.QueueTimeout, d.Metrics.QueueWaiting),
 		engine:  d.Engine,
@@ -69,11 +71,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		log:     d.Log,
 
 		reqMetrics: newRequestMetrics(d.Metrics),
-		encoders:   newEncoderKeys(cfg.Encoders),
+		variants:   request.Variants{MaxBox: cfg.MaxBox, Algorithm: cfg.Algorithm, Encoders: request.NewEncoders(cfg.Encoders)},
 		started:    time.Now(),
 	}
 	var err error
-	if s.gate, err = newGate(cfg, d.Metrics); err != nil {
+	if s.gate, err = request.NewGate(cfg.Controls, cfg.MaxBox, d.Metrics.Refusals); err != nil {
 		return nil, err
 	}
 	s.app = fiber.New(fiber.Config{
@@ -157,26 +159,26 @@ func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 	if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {
 		return metrics.KindError, cache.StatusBypass, fault.New(fault.Method, "", nil)
 	}
-	rawPath, rawQ := splitTarget(string(c.Request().Header.RequestURI()))
-	rel, err := resolvePath(rawPath, s.prefix)
-	if errors.Is(err, errBadEscape) {
+	rawPath, rawQ := request.SplitTarget(string(c.Request().Header.RequestURI()))
+	rel, err := request.ResolvePath(rawPath, s.prefix)
+	if errors.Is(err, request.ErrBadEscape) {
 		return metrics.KindError, cache.StatusBypass, fault.New(fault.BadRequest, "The path has malformed percent-encoding.", nil)
 	} else if err != nil {
 		return metrics.KindError, cache.StatusBypass, fault.New(fault.NotFound, "", err)
 	}
-	q := rawQuery(rawQ)
+	q := request.RawQuery(rawQ)
 	if s.cfg.Controls.EnableRRoutes {
-		if rel, q, err = routeR(rel, q); errors.Is(err, errBadPath) {
+		if rel, q, err = request.RouteR(rel, q); errors.Is(err, request.ErrBadPath) {
 			return metrics.KindError, cache.StatusBypass, fault.New(fault.NotFound, "", err)
 		} else if err != nil {
 			return metrics.KindError, cache.StatusBypass, err
 		}
 	}
-	req, err := s.gate.request(rel, q, c.Get("Sec-CH-DPR"))
+	req, err := s.gate.Request(rel, q, c.Get("Sec-CH-DPR"))
 	if err != nil {
 		return metrics.KindError, cache.StatusBypass, err
 	}
-	if !req.transform {
+	if !req.Transform {
 		return metrics.KindPassthrough, cache.StatusBypass, s.passthrough(c, rel)
 	}
 	st, err := s.transform(c, rel, req)

@@ -143,7 +143,7 @@ func (w *Warmer) render(ctx context.Context, o origin.Original, data []byte, in 
 	var opts []transform.Options
 	index := make([]int, len(todo))
 	for i, it := range todo {
-		opt := it.variant.Options(in)
+		opt := options(it.variant, in)
 		j := 0
 		for j < len(opts) && opts[j] != opt {
 			j++

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"image-proxy/origin"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -76,7 +77,7 @@ func ParseWarmSizes(s string, maxBox int) ([]int, error) {
 	}
 	var out []int
 	for _, it := range items {
-		n, ok := parseDigits(it)
+		n, ok := request.ParseDigits(it)
 		if !ok || n < 1 || n > maxBox {
 			return nil, &ListError{it, allowed}
 		}
@@ -95,7 +96,7 @@ func ParseWarmDPRs(s string) ([]float64, error) {
 	}
 	var out []float64
 	for _, it := range items {
-		d, ok := parseDecimal(it)
+		d, ok := request.ParseDecimal(it)
 		if !ok || d < 1 || d > 10 {
 			return nil, &ListError{it, allowed}
 		}
@@ -132,10 +133,10 @@ type warmItem struct {
 	size    int
 	dpr     float64
 	format  transform.Format
-	variant Variant
+	variant request.Variant
 }
 
-// warmItems builds every variant of spec for o through variantOf, with the
+// warmItems builds every variant of spec for o through s.variants, with the
 // request `?size=S&format=F[&dpr=D]` would parse to, so each key is the
 // one a live request computes.
 func (s *Server) warmItems(o origin.Original, spec WarmSpec) []warmItem {
@@ -143,9 +144,9 @@ func (s *Server) warmItems(o origin.Original, spec WarmSpec) []warmItem {
 	for _, size := range spec.Sizes {
 		for _, dpr := range spec.DPRs {
 			for _, f := range spec.Formats {
-				req := request{transform: true, size: size, dpr: dpr, dprQuery: dpr != 1,
-					format: outputFormat{format: f}}
-				items = append(items, warmItem{size: size, dpr: dpr, format: f, variant: s.variantOf(o, req, "")})
+				req := request.Request{Transform: true, Size: size, DPR: dpr, DPRQuery: dpr != 1,
+					Output: request.Output{Format: f}}
+				items = append(items, warmItem{size: size, dpr: dpr, format: f, variant: s.variants.Of(o.Identity, req, "")})
 			}
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"image-proxy/internal/testsupport/miniotest"
 	"image-proxy/metrics"
 	"image-proxy/origin"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -133,11 +134,11 @@ func TestWarmItemsHaveTheLiveKeys(t *testing.T) {
 			t.Fatalf("%d items for %d URLs", len(items), len(qs))
 		}
 		for i, q := range qs {
-			req, err := parseRequest(rawQuery(q), "", ts.cfg.MaxBox)
+			req, err := request.Parse(request.RawQuery(q), "", ts.cfg.MaxBox)
 			if err != nil {
 				t.Fatal(err)
 			}
-			live := ts.variantOf(o, req, "image/avif,image/webp,*/*")
+			live := ts.variants.Of(o.Identity, req, "image/avif,image/webp,*/*")
 			if got := items[i].variant.Key(); got != live.Key() {
 				t.Errorf("%s: warm key %q, live key %q", q, got, live.Key())
 			}

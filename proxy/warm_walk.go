@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"image-proxy/request"
 )
 
 // WarmPaths lists the files to warm under root: the given paths (relative
@@ -27,7 +29,7 @@ func WarmPaths(root string, paths []string, skip []string) ([]string, error) {
 	for _, p := range paths {
 		rel := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(p)), "./")
 		if rel != "." {
-			if _, err := resolvePath("/"+rel, ""); err != nil {
+			if _, err := request.ResolvePath("/"+rel, ""); err != nil {
 				return nil, fmt.Errorf("%s: not a plain path below the root (no .., hidden or absolute paths)", p)
 			}
 		}

@@ -1,4 +1,4 @@
-package proxy
+package request
 
 import (
 	"net/url"
@@ -6,16 +6,17 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"image-proxy/transform"
+	"image-proxy/fault"
+	"image-proxy/imageformat"
 )
 
-func values(raw string) queryValues { return rawQuery(raw) }
+func values(raw string) *Query { return RawQuery(raw) }
 
 func TestRawQueryMatchesParseQuery(t *testing.T) {
 	for _, raw := range []string{"size=1&size=2", "a=%20b&c=d+e", "%73ize=5", "size", "size=", "x=%zz&size=3", "&&size=4&", "format=web%70"} {
 		want, _ := url.ParseQuery(raw)
 		for _, k := range []string{"size", "a", "c", "format", "x"} {
-			got := rawQuery(raw).values(k)
+			got := RawQuery(raw).Values(k)
 			if strings.Join(got, "|") != strings.Join(want[k], "|") || len(got) != len(want[k]) {
 				if !(k == "x" && raw == "x=%zz&size=3") { // ParseQuery drops the whole pair
 					t.Errorf("%q[%s] = %q, ParseQuery says %q", raw, k, got, want[k])
@@ -36,7 +37,7 @@ func TestSplitTarget(t *testing.T) {
 		"/%2e%2e/x?u=http://evil/":  {"/%2e%2e/x", "u=http://evil/"},
 	}
 	for in, want := range cases {
-		p, q := splitTarget(in)
+		p, q := SplitTarget(in)
 		if p != want[0] || q != want[1] {
 			t.Errorf("%q → %q, %q; want %q", in, p, q, want)
 		}
@@ -46,30 +47,30 @@ func TestSplitTarget(t *testing.T) {
 func TestParseRequest(t *testing.T) {
 	cases := []struct {
 		query, hint string
-		want        request
+		want        Request
 		box         int
 	}{
-		{"", "", request{dpr: 1}, 0},
-		{"size=400", "", request{transform: true, size: 400, dpr: 1}, 400},
-		{"size=400&dpr=2", "", request{transform: true, size: 400, dpr: 2, dprQuery: true}, 800},
-		{"size=400", "2", request{transform: true, size: 400, dpr: 2}, 800},
-		{"size=3000&dpr=2", "", request{transform: true, size: 3000, dpr: 2, dprQuery: true}, 4000},
-		{"size=333&dpr=1.5", "", request{transform: true, size: 333, dpr: 1.5, dprQuery: true}, 500},
-		{"format=WebP", "", request{transform: true, dpr: 1, format: outputFormat{format: transform.FormatWebP}}, 0},
-		{"format=auto", "", request{transform: true, dpr: 1, format: outputFormat{auto: true}}, 0},
-		{"dpr=3", "", request{dpr: 3, dprQuery: true}, 0},
-		{"resize_algorithm=thumbnail", "", request{dpr: 1, algorithm: transform.AlgorithmThumbnail, algoSet: true}, 0},
-		{"size=10", "9.99", request{transform: true, size: 10, dpr: 9.99}, 100},
-		{"size=10", "1e1", request{transform: true, size: 10, dpr: 1}, 10},
+		{"", "", Request{DPR: 1}, 0},
+		{"size=400", "", Request{Transform: true, Size: 400, DPR: 1}, 400},
+		{"size=400&dpr=2", "", Request{Transform: true, Size: 400, DPR: 2, DPRQuery: true}, 800},
+		{"size=400", "2", Request{Transform: true, Size: 400, DPR: 2}, 800},
+		{"size=3000&dpr=2", "", Request{Transform: true, Size: 3000, DPR: 2, DPRQuery: true}, 4000},
+		{"size=333&dpr=1.5", "", Request{Transform: true, Size: 333, DPR: 1.5, DPRQuery: true}, 500},
+		{"format=WebP", "", Request{Transform: true, DPR: 1, Output: Output{Format: imageformat.WebP}}, 0},
+		{"format=auto", "", Request{Transform: true, DPR: 1, Output: Output{Auto: true}}, 0},
+		{"dpr=3", "", Request{DPR: 3, DPRQuery: true}, 0},
+		{"resize_algorithm=thumbnail", "", Request{DPR: 1, Algorithm: imageformat.AlgorithmThumbnail, AlgorithmSet: true}, 0},
+		{"size=10", "9.99", Request{Transform: true, Size: 10, DPR: 9.99}, 100},
+		{"size=10", "1e1", Request{Transform: true, Size: 10, DPR: 1}, 10},
 	}
 	for _, c := range cases {
-		got, err := parseRequest(values(c.query), c.hint, 4000)
+		got, err := Parse(values(c.query), c.hint, 4000)
 		if err != nil {
 			t.Errorf("%q: %v", c.query, err)
 			continue
 		}
-		if got != c.want || got.box(4000) != c.box {
-			t.Errorf("%q hint %q: got %+v box %d, want %+v box %d", c.query, c.hint, got, got.box(4000), c.want, c.box)
+		if got != c.want || got.Box(4000) != c.box {
+			t.Errorf("%q hint %q: got %+v box %d, want %+v box %d", c.query, c.hint, got, got.Box(4000), c.want, c.box)
 		}
 	}
 }
@@ -86,14 +87,14 @@ func TestResolvePath(t *testing.T) {
 		"/a..b.jpg":          "a..b.jpg",
 	}
 	for raw, want := range ok {
-		got, err := resolvePath(raw, "/static/image")
+		got, err := ResolvePath(raw, "/static/image")
 		if err != nil || got != want {
 			t.Errorf("%q: got %q, %v; want %q", raw, got, err, want)
 		}
 	}
 	for _, raw := range []string{"", "/", "a.jpg", "//a.jpg", "/../a", "/a/../b", "/.a", "/a/.b/c", "/%2e%2e/a",
 		"/a\\b", "/a%5cb", "/a%00b", "/a/", "/static/image", "/static/image/", "/" + strings.Repeat("x", 2000)} {
-		if got, err := resolvePath(raw, "/static/image"); err == nil {
+		if got, err := ResolvePath(raw, "/static/image"); err == nil {
 			t.Errorf("%q: accepted as %q", raw, got)
 		}
 	}
@@ -106,7 +107,7 @@ func FuzzResolvePath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		rel, err := resolvePath(raw, "/p")
+		rel, err := ResolvePath(raw, "/p")
 		if err != nil {
 			return
 		}
@@ -130,14 +131,14 @@ func FuzzParseRequest(f *testing.F) {
 		if !utf8.ValidString(query) {
 			return
 		}
-		r, err := parseRequest(values(query), hint, 4000)
+		r, err := Parse(values(query), hint, 4000)
 		if err != nil {
-			if _, ok := err.(*paramError); !ok {
-				t.Fatalf("error of type %T", err)
+			if fe, ok := err.(*fault.Error); !ok || fe.Kind != fault.BadRequest || fe.Msg == "" || fe.Msg != err.Error() {
+				t.Fatalf("error %v of type %T: want a bad request whose text is its public message", err, err)
 			}
 			return
 		}
-		if r.dpr < 1 || r.dpr > 10 || r.size < 0 || r.size > 4000 || r.box(4000) > 4000 || (r.size > 0 && r.box(4000) < 1) {
+		if r.DPR < 1 || r.DPR > 10 || r.Size < 0 || r.Size > 4000 || r.Box(4000) > 4000 || (r.Size > 0 && r.Box(4000) < 1) {
 			t.Fatalf("%q/%q → %+v", query, hint, r)
 		}
 	})
@@ -159,14 +160,14 @@ func TestAccepts(t *testing.T) {
 		{"", false, false},
 	}
 	for _, c := range cases {
-		got := classifyAccept(c.header)
-		if got.avif != c.avif || got.webp != c.webp {
+		got := ClassifyAccept(c.header)
+		if got.AVIF != c.avif || got.WebP != c.webp {
 			t.Errorf("%q: %+v", c.header, got)
 		}
 	}
 }
 
-// referenceQuery is the query reader rawQuery replaced (a scan per key):
+// referenceQuery is the query reader RawQuery replaced (a scan per key):
 // FuzzRawQuery holds the split-once reader to its answers.
 func referenceQuery(query, key string) []string {
 	var out []string
@@ -199,14 +200,14 @@ func FuzzRawQuery(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, query, key string) {
 		if key == "" || strings.ContainsAny(key, "%+") {
-			return // parseRequest asks only for parameter names, never escaped
+			return // Parse asks only for parameter names, never escaped
 		}
-		q := rawQuery(query)
-		got, want := q.values(key), referenceQuery(query, key)
+		q := RawQuery(query)
+		got, want := q.Values(key), referenceQuery(query, key)
 		if len(got) != len(want) || strings.Join(got, "\x00") != strings.Join(want, "\x00") {
 			t.Fatalf("%q[%q] = %q, want %q", query, key, got, want)
 		}
-		if again := q.values(key); strings.Join(again, "\x00") != strings.Join(want, "\x00") {
+		if again := q.Values(key); strings.Join(again, "\x00") != strings.Join(want, "\x00") {
 			t.Fatalf("%q[%q] asked twice = %q, want %q", query, key, again, want)
 		}
 	})

@@ -1,4 +1,4 @@
-package proxy
+package request
 
 import (
 	"fmt"
@@ -15,13 +15,13 @@ var presetKeys = []string{"size", "format", "quality", "dpr", "resize_algorithm"
 // on unless IMAGE_PROXY_PRESETS names them itself.
 const builtinPresets = "phone=quality:75;desktop=quality:85"
 
-// maxNameBytes bounds a preset name, in settings and in ?preset=.
-const maxNameBytes = 64
+// MaxNameBytes bounds a preset name, in settings and in ?preset=.
+const MaxNameBytes = 64
 
 // presetTable maps a preset's name to the parameters it sets, parsed by the
-// same rules as a query: the fields it leaves unset are zero (dprQuery and
-// algoSet false).
-type presetTable map[string]request
+// same rules as a query: the fields it leaves unset are zero (DPRQuery and
+// AlgorithmSet false).
+type presetTable map[string]Request
 
 // presetTable is the table requests see: the built-ins when the /r/ routes
 // are on, then IMAGE_PROXY_PRESETS over them.
@@ -30,7 +30,7 @@ func (c ControlsConfig) presetTable(maxBox int) (presetTable, error) {
 	if c.EnableRRoutes {
 		builtin, err := parsePresets(builtinPresets, maxBox)
 		if err != nil {
-			panic("proxy: the built-in presets do not parse: " + err.Error())
+			panic("request: the built-in presets do not parse: " + err.Error())
 		}
 		maps.Copy(t, builtin)
 	}
@@ -73,36 +73,42 @@ func parsePresets(spec string, maxBox int) (presetTable, error) {
 	return t, nil
 }
 
-// parsePreset reads one preset's "key:value,…" with parseRequest, so a
-// preset's values obey exactly the rules of the query.
-func parsePreset(body string, maxBox int) (request, error) {
+// parsePreset reads one preset's "key:value,…" with Parse, so a preset's
+// values obey exactly the rules of the query.
+func parsePreset(body string, maxBox int) (Request, error) {
 	q := map[string][]string{}
 	for pair := range strings.SplitSeq(body, ",") {
 		k, v, ok := strings.Cut(pair, ":")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch {
 		case !ok:
-			return request{}, fmt.Errorf("%q must be key:value, such as size:400", strings.TrimSpace(pair))
+			return Request{}, fmt.Errorf("%q must be key:value, such as size:400", strings.TrimSpace(pair))
 		case !slices.Contains(presetKeys, k):
-			return request{}, fmt.Errorf("keys must be one of %s, not %q", strings.Join(presetKeys, ", "), k)
+			return Request{}, fmt.Errorf("keys must be one of %s, not %q", strings.Join(presetKeys, ", "), k)
 		case q[k] != nil:
-			return request{}, fmt.Errorf("each key must be set once: %s is set twice", k)
+			return Request{}, fmt.Errorf("each key must be set once: %s is set twice", k)
 		}
 		q[k] = []string{v}
 	}
-	p, err := parseRequest(fixedQuery(q), "", maxBox)
+	p, err := Parse(FixedQuery(q), "", maxBox)
 	if err != nil {
-		return request{}, err
+		return Request{}, err
 	}
-	p.transform = false // not a parameter: over sets it
+	p.Transform = false // not a parameter: over sets it
 	return p, nil
 }
+
+// ValidPresetName reports whether s is a preset name as ?preset= (and an
+// /r/ URL's target) may spell it: letters of either case, digits, - and _,
+// at most MaxNameBytes. Whether the server has that preset is the gate's
+// question.
+func ValidPresetName(s string) bool { return validName(s, true) }
 
 // validName is the syntax of a preset name. Settings take lowercase names
 // only; a query may spell anything of the same alphabet (and is then
 // refused as unknown unless it matches a name exactly).
 func validName(s string, anyCase bool) bool {
-	if s == "" || len(s) > maxNameBytes {
+	if s == "" || len(s) > MaxNameBytes {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -116,21 +122,21 @@ func validName(s string, anyCase bool) bool {
 
 // over returns r with every parameter the preset p sets replaced by p's
 // value: the request's own values, Sec-CH-DPR included, cannot change them.
-func (p request) over(r request) request {
-	if p.size > 0 {
-		r.size = p.size
+func (p Request) over(r Request) Request {
+	if p.Size > 0 {
+		r.Size = p.Size
 	}
-	if p.format != (outputFormat{}) {
-		r.format = p.format
+	if p.Output != (Output{}) {
+		r.Output = p.Output
 	}
-	if p.quality > 0 {
-		r.quality = p.quality
+	if p.Quality > 0 {
+		r.Quality = p.Quality
 	}
-	if p.dprQuery {
-		r.dpr, r.dprQuery = p.dpr, true
+	if p.DPRQuery {
+		r.DPR, r.DPRQuery = p.DPR, true
 	}
-	if p.algoSet {
-		r.algorithm, r.algoSet = p.algorithm, true
+	if p.AlgorithmSet {
+		r.Algorithm, r.AlgorithmSet = p.Algorithm, true
 	}
 	return r
 }
@@ -145,25 +151,25 @@ func (t presetTable) unknownMessage() string {
 
 // parseControls reads the parameters the controls act on: quality and
 // preset. Their presence makes a transform.
-func parseControls(q queryValues, r *request) error {
+func parseControls(q *Query, r *Request) error {
 	if v, ok, err := single(q, "quality"); err != nil {
 		return err
 	} else if ok {
-		n, good := parseDigits(v)
+		n, good := ParseDigits(v)
 		if !good || n < 1 || n > 100 {
-			return &paramError{"quality must be a whole number from 1 to 100."}
+			return badRequest("quality must be a whole number from 1 to 100.")
 		}
-		r.quality = n
-		r.transform = true
+		r.Quality = n
+		r.Transform = true
 	}
 	if v, ok, err := single(q, "preset"); err != nil {
 		return err
 	} else if ok {
 		if !validName(v, true) {
-			return &paramError{"preset must be a name of up to " + strconv.Itoa(maxNameBytes) + " letters, digits, - and _."}
+			return badRequest("preset must be a name of up to " + strconv.Itoa(MaxNameBytes) + " letters, digits, - and _.")
 		}
-		r.preset = v
-		r.transform = true
+		r.Preset = v
+		r.Transform = true
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package proxy
+package request
 
 import (
 	"crypto/hmac"
@@ -20,18 +20,18 @@ import (
 // path is the image's path below the root, percent-decoded, with a leading
 // "/": what remains after Traefik's prefix stripping or
 // IMAGE_PROXY_STRIP_PATH, so a site signs the same string wherever the
-// proxy is mounted. canonical is request.canonical(): the output
-// parameters the URL gives (dpr, format, preset, quality, resize_algorithm,
-// size), in that order, as key=value joined by "&", each value in its one
-// spelling; other parameters (sig itself, cache-busters) are not covered.
-// The "?" is always there, so no path can pass for a path plus parameters.
-// An /r/ URL is signed as the main-form URL it stands for.
+// proxy is mounted. canonical is Request.Canonical: the output parameters
+// the URL gives (dpr, format, preset, quality, resize_algorithm, size), in
+// that order, as key=value joined by "&", each value in its one spelling;
+// other parameters (sig itself, cache-busters) are not covered. The "?" is
+// always there, so no path can pass for a path plus parameters. An /r/ URL
+// is signed as the main-form URL it stands for.
 //
 // The README's "Locking it down" section is the same text for sites.
 
 // signedMessage is the string a signature covers.
-func signedMessage(rel string, r request) string {
-	return "/" + rel + "?" + r.canonical()
+func signedMessage(rel string, r Request) string {
+	return "/" + rel + "?" + r.Canonical()
 }
 
 // signature is the sig value of message under key.
@@ -48,13 +48,13 @@ func mac(key []byte, message string) []byte {
 // verify checks the sig parameter against every key, in constant time per
 // key. Without keys, or for a plain passthrough with
 // IMAGE_PROXY_SIGN_PASSTHROUGH=false, there is nothing to check.
-func (g *gate) verify(rel string, r request, q queryValues) error {
-	if len(g.keys) == 0 || (!r.transform && !g.signPassthrough) {
+func (g *Gate) verify(rel string, r Request, q *Query) error {
+	if len(g.keys) == 0 || (!r.Transform && !g.signPassthrough) {
 		return nil
 	}
-	missing := &refusal{metrics.RefusalSignatureMissing, fault.Forbidden, "This URL needs a signature (sig)."}
-	invalid := &refusal{metrics.RefusalSignatureInvalid, fault.Forbidden, "The signature (sig) does not match this URL."}
-	vs := q.values("sig")
+	missing := newRefusal(metrics.RefusalSignatureMissing, fault.Forbidden, "This URL needs a signature (sig).")
+	invalid := newRefusal(metrics.RefusalSignatureInvalid, fault.Forbidden, "The signature (sig) does not match this URL.")
+	vs := q.Values("sig")
 	switch {
 	case len(vs) == 0 || vs[0] == "":
 		return missing
@@ -79,27 +79,28 @@ func (g *gate) verify(rel string, r request, q queryValues) error {
 
 // SignURL returns target (a path and query as a client requests it, such
 // as "/photos/cat.jpg?size=400&format=webp") with the sig parameter that
-// cfg's current key gives it appended; the rest of the query stays as it
-// was, minus any sig. It is `image-proxy sign`.
-func SignURL(cfg Config, target string) (string, error) {
-	if cfg.Controls.SigningKey == "" {
+// c's current key gives it appended; the rest of the query stays as it
+// was, minus any sig. stripPath is IMAGE_PROXY_STRIP_PATH and maxBox
+// IMAGE_PROXY_MAX_SIZE, as the server reads them. It is `image-proxy sign`.
+func SignURL(c ControlsConfig, stripPath string, maxBox int, target string) (string, error) {
+	if c.SigningKey == "" {
 		return "", errors.New("IMAGE_PROXY_SIGNING_KEY is not set")
 	}
-	rawPath, rawQ := splitTarget(target)
+	rawPath, rawQ := SplitTarget(target)
 	if !strings.HasPrefix(target, "/") {
 		return "", errors.New("give the URL's path and query, starting with /, such as '/photos/cat.jpg?size=400'")
 	}
-	rel, err := resolvePath(rawPath, stripPrefix(cfg.StripPath))
+	rel, err := ResolvePath(rawPath, StripPrefix(stripPath))
 	if err != nil {
 		return "", errors.New("the path " + rawPath + " is not one this server serves (" + err.Error() + ")")
 	}
-	q := rawQuery(rawQ)
-	if cfg.Controls.EnableRRoutes {
-		if rel, q, err = routeR(rel, q); err != nil {
+	q := RawQuery(rawQ)
+	if c.EnableRRoutes {
+		if rel, q, err = RouteR(rel, q); err != nil {
 			return "", err
 		}
 	}
-	r, err := parseRequest(q, "", cfg.MaxBox)
+	r, err := Parse(q, "", maxBox)
 	if err != nil {
 		return "", err
 	}
@@ -110,6 +111,6 @@ func SignURL(cfg Config, target string) (string, error) {
 			kept = append(kept, p)
 		}
 	}
-	kept = append(kept, "sig="+signature([]byte(cfg.Controls.SigningKey), signedMessage(rel, r)))
+	kept = append(kept, "sig="+signature([]byte(c.SigningKey), signedMessage(rel, r)))
 	return rawPath + "?" + strings.Join(kept, "&"), nil
 }

@@ -1,4 +1,4 @@
-package proxy
+package request
 
 import (
 	"testing"
@@ -17,20 +17,20 @@ func FuzzParsePresets(f *testing.F) {
 		if err != nil {
 			return
 		}
-		anyRequest := request{transform: true, size: 77, dpr: 3.5, dprQuery: true, quality: 33, algoSet: true, preset: "x"}
+		anyRequest := Request{Transform: true, Size: 77, DPR: 3.5, DPRQuery: true, Quality: 33, AlgorithmSet: true, Preset: "x"}
 		for name, p := range table {
 			if !validName(name, false) {
 				t.Fatalf("%q: name %q accepted", spec, name)
 			}
-			if p == (request{dpr: 1}) {
+			if p == (Request{DPR: 1}) {
 				t.Fatalf("%q: preset %q sets nothing", spec, name)
 			}
-			if p.size < 0 || p.size > 4000 || p.quality < 0 || p.quality > 100 || p.dpr < 1 || p.dpr > 10 || p.preset != "" {
+			if p.Size < 0 || p.Size > 4000 || p.Quality < 0 || p.Quality > 100 || p.DPR < 1 || p.DPR > 10 || p.Preset != "" {
 				t.Fatalf("%q: preset %q out of range: %+v", spec, name, p)
 			}
 			r := p.over(anyRequest)
-			if p.size > 0 && r.size != p.size || p.quality > 0 && r.quality != p.quality || p.dprQuery && r.dpr != p.dpr ||
-				p.algoSet && r.algorithm != p.algorithm || p.format != (outputFormat{}) && r.format != p.format {
+			if p.Size > 0 && r.Size != p.Size || p.Quality > 0 && r.Quality != p.Quality || p.DPRQuery && r.DPR != p.DPR ||
+				p.AlgorithmSet && r.Algorithm != p.Algorithm || p.Output != (Output{}) && r.Output != p.Output {
 				t.Fatalf("%q: preset %q %+v did not win over %+v: %+v", spec, name, p, anyRequest, r)
 			}
 		}

@@ -1,0 +1,171 @@
+package request
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"image-proxy/fault"
+	"image-proxy/metrics"
+)
+
+// refusal is a request the controls turn away: a fault error (its kind and
+// public message) and the reason it is counted under (metrics.Refusal…).
+type refusal struct {
+	reason string
+	err    *fault.Error
+}
+
+func newRefusal(reason string, k fault.Kind, msg string) *refusal {
+	return &refusal{reason: reason, err: &fault.Error{Kind: k, Msg: msg}}
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+
+// Unwrap lets fault.As (and the HTTP layer's error table) find the kind.
+func (r *refusal) Unwrap() error { return r.err }
+
+// Gate holds the controls in the form requests are checked against: every
+// URL form (GET, /r/, the items of POST /bulk and /r/bulk) goes through
+// it. It is built once and never written after, so it is safe for
+// concurrent use.
+type Gate struct {
+	maxBox          int
+	presets         presetTable
+	allowQuality    bool
+	sizes           []int // ascending; nil = every size
+	snap            bool
+	keys            [][]byte // the current key first; nil = no signatures
+	signPassthrough bool
+	refusals        *prometheus.CounterVec // by reason: metrics.Metrics.Refusals
+}
+
+// NewGate checks c (as Validate does) and builds its gate. maxBox is
+// IMAGE_PROXY_MAX_SIZE; refusals counts every refusal by its reason label
+// (metrics.Metrics.Refusals).
+func NewGate(c ControlsConfig, maxBox int, refusals *prometheus.CounterVec) (*Gate, error) {
+	if err := c.Validate(maxBox); err != nil {
+		return nil, err
+	}
+	presets, _ := c.presetTable(maxBox)
+	sizes, _ := parseSizes(c.AllowedSizes, maxBox)
+	g := &Gate{maxBox: maxBox, presets: presets, allowQuality: c.AllowQuality, sizes: sizes,
+		snap: c.SnapSizes, signPassthrough: c.SignPassthrough, refusals: refusals}
+	for _, k := range []string{c.SigningKey, c.SigningKeyPrevious} {
+		if k != "" {
+			g.keys = append(g.keys, []byte(k))
+		}
+	}
+	return g, nil
+}
+
+// Request is the one way from an image path and its query to the request
+// to serve, for every URL form: syntax and ranges (Parse), the signature,
+// the preset, the quality and the size rules, in that order. rel is the
+// decoded path below the root (ResolvePath's result, after RouteR), q the
+// query, secCHDPR the raw Sec-CH-DPR header. Every refusal is counted.
+func (g *Gate) Request(rel string, q *Query, secCHDPR string) (Request, error) {
+	r, err := Parse(q, secCHDPR, g.maxBox)
+	if err != nil {
+		return r, err
+	}
+	if err := g.verify(rel, r, q); err != nil {
+		return r, g.refuse(err)
+	}
+	r, err = g.apply(r)
+	if err != nil {
+		return r, g.refuse(err)
+	}
+	return r, nil
+}
+
+// Item is the one step from a bulk item's path and query values to a
+// request, the same as a GET's: the path resolved and decoded once (prefix
+// stripped as IMAGE_PROXY_STRIP_PATH strips it from a URL, "" for paths
+// that are already below it), the values through Request. dprHint is the
+// bulk request's Sec-CH-DPR. An item must ask for a transform.
+func (g *Gate) Item(rawPath, prefix string, q *Query, dprHint string) (string, Request, error) {
+	if !strings.HasPrefix(rawPath, "/") {
+		rawPath = "/" + rawPath // as in the URL: the leading slash is optional
+	}
+	rel, pathErr := ResolvePath(rawPath, prefix)
+	if errors.Is(pathErr, ErrBadEscape) {
+		return "", Request{}, badRequest("path has malformed percent-encoding.")
+	} else if pathErr != nil {
+		// No file can be there: the parameters still get checked, the
+		// signature (over a path that does not exist) does not.
+		req, err := Parse(q, dprHint, g.maxBox)
+		if err == nil {
+			err = fault.New(fault.NotFound, "", pathErr)
+		}
+		return "", req, err
+	}
+	req, err := g.Request(rel, q, dprHint)
+	if err != nil {
+		return "", req, err
+	}
+	if !req.Transform {
+		return "", req, badRequest("a bulk item needs size, format, quality or preset.")
+	}
+	return rel, req, nil
+}
+
+func (g *Gate) refuse(err error) error {
+	if rf, ok := err.(*refusal); ok {
+		g.refusals.WithLabelValues(rf.reason).Inc()
+	}
+	return err
+}
+
+// apply resolves the preset, then checks the quality and the size.
+func (g *Gate) apply(r Request) (Request, error) {
+	var p Request
+	if r.Preset != "" {
+		var ok bool
+		if p, ok = g.presets[r.Preset]; !ok {
+			return r, newRefusal(metrics.RefusalUnknownPreset, fault.BadRequest, g.presets.unknownMessage())
+		}
+	}
+	if r.Quality > 0 && p.Quality == 0 && !g.allowQuality {
+		return r, newRefusal(metrics.RefusalQualityNotAllowed, fault.BadRequest,
+			"quality is not accepted by this server: presets and its settings decide it.")
+	}
+	r = p.over(r)
+	if p.Size > 0 {
+		return r, nil // a preset's size is always allowed
+	}
+	return g.checkSize(r)
+}
+
+// checkSize holds the effective box to the allowed sizes: as asked, or
+// snapped up to the next one. A Sec-CH-DPR hint is advisory and never the
+// reason for a refusal: when its box is not allowed, the size is tried at
+// dpr 1.
+func (g *Gate) checkSize(r Request) (Request, error) {
+	if g.sizes == nil || r.Size == 0 {
+		return r, nil
+	}
+	box := r.Box(g.maxBox)
+	if slices.Contains(g.sizes, box) {
+		return r, nil
+	}
+	if g.snap {
+		i, _ := slices.BinarySearch(g.sizes, box)
+		r.Size, r.DPR = g.sizes[min(i, len(g.sizes)-1)], 1
+		return r, nil
+	}
+	if !r.DPRQuery && slices.Contains(g.sizes, r.Size) {
+		r.DPR = 1
+		return r, nil
+	}
+	list := make([]string, len(g.sizes))
+	for i, n := range g.sizes {
+		list[i] = strconv.Itoa(n)
+	}
+	return r, newRefusal(metrics.RefusalSizeNotAllowed, fault.BadRequest,
+		"size × dpr must come to one of "+strings.Join(list, ", ")+" pixels; size "+strconv.Itoa(r.Size)+
+			" × dpr "+strconv.FormatFloat(r.DPR, 'f', -1, 64)+" comes to "+strconv.Itoa(box)+".")
+}
