@@ -17,7 +17,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"image-proxy/apidocs"
 	"image-proxy/fault"
 	"image-proxy/imageformat"
 	"image-proxy/metrics"
@@ -29,34 +28,6 @@ import (
 // (Fiber's BodyLimit with StreamRequestBody); every route but the POSTs
 // that read a body refuses more (bodyGuard).
 const bodyPrefetch = 4 << 10
-
-// backendRoutes registers the endpoints for backends and their description.
-func (s *Server) backendRoutes() error {
-	s.app.Post("/convert", s.handleConvert)
-	s.app.Post("/bulk", s.handleBulk)
-	if s.cfg.Controls.EnableRRoutes {
-		// api-s3's bulk call. Without the /r/ routes, /r/bulk stays an
-		// image path like any other (POST: 405).
-		s.app.Post("/r/bulk", s.handleRBulk)
-	}
-	pages, err := apidocs.Pages(convertFormats) // /openapi.json, /docs and its script
-	if err != nil {
-		return err
-	}
-	for _, p := range pages {
-		s.app.Get(p.Path, servePage(p))
-	}
-	return nil
-}
-
-// takesBody reports whether the route reads a request body itself.
-func (s *Server) takesBody(c *fiber.Ctx) bool {
-	if c.Method() != fiber.MethodPost {
-		return false
-	}
-	p := c.Path()
-	return p == "/convert" || p == "/bulk" || p == "/r/bulk" && s.cfg.Controls.EnableRRoutes
-}
 
 // bodyGuard keeps the 4 KB body limit the server had before bodies were
 // streamed: a larger body anywhere but POST /convert, /bulk and /r/bulk is

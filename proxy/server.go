@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/cache"
@@ -98,14 +97,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		DisablePreParseMultipartForm: true,
 	})
 	s.useTracing(d.Tracing) // before every route: its middleware must run first
-	// Operational endpoints answer at the root, before the strip prefix.
-	s.app.Use(s.bodyGuard)
-	s.app.Get("/health", s.health)
-	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
-	if err := s.backendRoutes(); err != nil { // /convert, /bulk, /r/bulk, /openapi.json, /docs
+	if err := s.routes(); err != nil {
 		return nil, err
 	}
-	s.app.All("/*", s.handleImage)
 	return s, nil
 }
 
