@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"image-proxy/imageformat"
+	"image-proxy/transform/decode"
 )
 
 // Algorithm selects the resampling route (imageformat owns the names).
@@ -46,6 +47,16 @@ type Options struct {
 	// while Render runs (see Gate).
 	Gate Gate
 }
+
+// Gate bounds how many renders work at once (the caller's slots). The
+// caller holds it when it calls Render; Render leaves it while waiting for
+// another render's decode of the same source and enters again before it
+// works, so a waiting render does not keep a slot idle.
+type Gate = decode.Gate
+
+// Observer receives the decode cache's events; nil fields are skipped.
+// It is how a caller turns them into metrics.
+type Observer = decode.Observer
 
 // Result is an encoded image.
 type Result struct {
