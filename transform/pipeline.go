@@ -2,7 +2,6 @@ package transform
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"image-proxy/transform/decode"
@@ -98,38 +97,4 @@ func (e *Engine) finish(ctx context.Context, s decode.Source, img *vips.Image, p
 		return Result{}, broken(s, p.load, "encode", err)
 	}
 	return Result{Data: data, Format: p.out, Width: img.Width(), Height: vipsx.PageHeight(img), Frames: vipsx.Pages(img)}, nil
-}
-
-func unsupported() error {
-	return &Error{Kind: KindUnsupported, Err: errors.New("no format on the allow-list matches the first bytes")}
-}
-
-func canceled(ctx context.Context) error {
-	return &Error{Kind: KindCanceled, Err: context.Cause(ctx)}
-}
-
-func invalid(err error) error { return &Error{Kind: KindInvalidImage, Err: err} }
-
-func internal(step string, err error) error {
-	return &Error{Kind: KindInternal, Err: fmt.Errorf("%s: %w", step, err)}
-}
-
-// broken classifies a failure at step after the header loaded: the
-// client's (invalid) only when s does not decode at l, ours otherwise.
-func broken(s decode.Source, l decode.Load, step string, err error) error {
-	return fromDecode(s.Failed(l, step, err))
-}
-
-// fromDecode turns the decode layer's error into Render's.
-func fromDecode(err error) error {
-	var de *decode.Error
-	switch {
-	case !errors.As(err, &de):
-		return internal("decode", err)
-	case de.Canceled:
-		return &Error{Kind: KindCanceled, Err: de.Err}
-	case de.Corrupt != nil:
-		return invalid(fmt.Errorf("%s: %w (decoding the source: %v)", de.Step, de.Err, de.Corrupt))
-	}
-	return internal(de.Step, de.Err)
 }

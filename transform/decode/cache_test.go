@@ -196,8 +196,9 @@ func TestKeeps(t *testing.T) {
 		{"pages that are no animation", 1 << 30, Source{Format: imageformat.TIFF, ID: "a",
 			Header: Header{Width: 100, PageHeight: 100, Pages: 3, PelBytes: 4}}, []bool{true}},
 		{"over the budget", 500*300*3 - 1, Source{Format: imageformat.JPEG, ID: "a", Header: progressive}, []bool{false, false}},
-		{"within the budget", 500 * 300 * 3, Source{Format: imageformat.JPEG, ID: "a", Header: Header{
-			Width: 999, PageHeight: 599, Pages: 1, PelBytes: 3, Progressive: true}}, []bool{true}},
+		{"at the budget", 500 * 300 * 3, Source{Format: imageformat.JPEG, ID: "a", Header: progressive}, []bool{true}},
+		{"odd sides round up", 500*300*3 - 1, Source{Format: imageformat.JPEG, ID: "a", Header: Header{
+			Width: 999, PageHeight: 599, Pages: 1, PelBytes: 3, Progressive: true}}, []bool{false}},
 		{"progressive jpeg", 1 << 30, Source{Format: imageformat.JPEG, ID: "a", Header: progressive}, []bool{true, true}},
 		{"baseline jpeg", 1 << 30, Source{Format: imageformat.JPEG, ID: "a", Header: still}, []bool{false, true}},
 	}

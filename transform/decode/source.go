@@ -137,7 +137,7 @@ func (e *Error) Error() string {
 	if e.Corrupt != nil {
 		return fmt.Sprintf("%s: %v (decoding the source: %v)", e.Step, e.Err, e.Corrupt)
 	}
-	return e.Step + ": " + e.Err.Error()
+	return fmt.Sprintf("%s: %v", e.Step, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
