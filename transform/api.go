@@ -4,10 +4,10 @@
 package transform
 
 import (
-	"errors"
 	"time"
 
 	"image-proxy/imageformat"
+	"image-proxy/transform/decode"
 )
 
 // Algorithm selects the resampling route (imageformat owns the names).
@@ -47,6 +47,16 @@ type Options struct {
 	Gate Gate
 }
 
+// Gate bounds how many renders work at once (the caller's slots). The
+// caller holds it when it calls Render; Render leaves it while waiting for
+// another render's decode of the same source and enters again before it
+// works, so a waiting render does not keep a slot idle.
+type Gate = decode.Gate
+
+// Observer receives the decode cache's events; nil fields are skipped.
+// It is how a caller turns them into metrics.
+type Observer = decode.Observer
+
 // Result is an encoded image.
 type Result struct {
 	Data   []byte
@@ -61,53 +71,4 @@ type Result struct {
 	// durations neither loses nor counts twice the decode. Render leaves
 	// it 0: its caller times the call.
 	Elapsed time.Duration
-}
-
-// ErrorKind classifies a failure; the HTTP layer owns what each kind means
-// to a client.
-type ErrorKind uint8
-
-const (
-	KindInternal     ErrorKind = iota
-	KindUnsupported            // not an image type we handle
-	KindInvalidImage           // corrupt, truncated, unreadable header
-	KindTooLarge               // over MaxSourcePixels
-	KindCanceled               // context done before or between steps
-)
-
-var kindNames = [...]string{"internal", "unsupported", "invalid image", "too large", "canceled"}
-
-// String names the kind for logs.
-func (k ErrorKind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return "internal"
-}
-
-// Error is the only error type Render returns. It carries no text for
-// clients: Err (possibly libvips' words) is for logs.
-type Error struct {
-	Kind  ErrorKind
-	Err   error
-	Limit int64 // KindTooLarge: the pixel limit the source exceeds
-}
-
-// Error is a log text: the kind, then the cause.
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Kind.String() + ": " + e.Err.Error()
-	}
-	return e.Kind.String()
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// KindOf returns the kind of err, KindInternal when it is not an *Error.
-func KindOf(err error) ErrorKind {
-	var te *Error
-	if errors.As(err, &te) {
-		return te.Kind
-	}
-	return KindInternal
 }

@@ -83,7 +83,7 @@ func settingName(field string) string {
 }
 
 // pixelRule names the rules that decide the pixels before any encoder
-// (the shrink-on-load rule of reuse.go among them). Change it whenever they
+// (the shrink-on-load rule of plan.go among them). Change it whenever they
 // change, so every cached variant and its ETag change with the bytes.
 const pixelRule = "v2"
 
@@ -95,7 +95,7 @@ type Fingerprints struct{ own [formatCount]string }
 
 // Fingerprints are the fingerprints of c, one per output format. The
 // decode cache's settings are in none: they change what a render costs,
-// never its pixels (reuse.go).
+// never its pixels (plan.go, decode).
 func (c Config) Fingerprints() Fingerprints {
 	var f Fingerprints
 	for _, out := range Outputs() {

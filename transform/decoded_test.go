@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"image-proxy/transform/decode"
 	"image-proxy/transform/internal/vips"
 )
 
@@ -35,13 +36,17 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// cachingEngine has a decode cache of budget bytes on a fake clock, and
-// records the largest size the cache reported.
+// cachingEngine has a decode cache of budget bytes on a fake clock, counts
+// the decodes it runs, and records the largest size the cache reported.
+// beforeDecode, when a test sets it before its renders start, runs before
+// each of those decodes.
 type cachingEngine struct {
 	*Engine
 	clock           *fakeClock
 	hits, misses    atomic.Int64
 	largest, latest atomic.Int64
+	decodes         atomic.Int64
+	beforeDecode    func()
 }
 
 func newCachingEngine(t *testing.T, budget int64) *cachingEngine {
@@ -49,7 +54,7 @@ func newCachingEngine(t *testing.T, budget int64) *cachingEngine {
 	cfg := DefaultConfig()
 	cfg.DecodeCacheSize = budget
 	ce := &cachingEngine{clock: &fakeClock{now: time.Unix(1_000_000, 0)}}
-	ce.Engine = NewObserved(cfg, Observer{
+	ce.Engine = newEngine(cfg, decode.Options{Now: ce.clock.Now, Decoding: ce.decoding, Observer: Observer{
 		DecodeLookup: func(hit bool) {
 			if hit {
 				ce.hits.Add(1)
@@ -66,16 +71,23 @@ func newCachingEngine(t *testing.T, budget int64) *cachingEngine {
 				}
 			}
 		},
-	})
-	ce.decodes.now = ce.clock.Now
+	}})
 	t.Cleanup(ce.Close)
 	return ce
 }
 
-func (ce *cachingEngine) decodeCount() int64 { return ce.decodes.decodes.Load() }
+// decoding is the decode layer's hook: before each decode through the cache.
+func (ce *cachingEngine) decoding() {
+	ce.decodes.Add(1)
+	if ce.beforeDecode != nil {
+		ce.beforeDecode()
+	}
+}
+
+func (ce *cachingEngine) decodeCount() int64 { return ce.decodes.Load() }
 
 // texturedJPEG is a progressive JPEG: the kind whose decode the cache
-// keeps from the first render (reuse.go). baselineJPEG is the same picture
+// keeps from the first render (decode.Decoder's keeps). baselineJPEG is the same picture
 // in one scan.
 func texturedJPEG(t testing.TB, w, h int, seed int) []byte {
 	t.Helper()
@@ -192,10 +204,9 @@ func TestDecodeReuseIsByteIdentical(t *testing.T) {
 // The shrink rule: every box up to familyBox loads a progressive JPEG at
 // familyBox's shrink, so a DPR 1–3 family of a 400 px slot shares one
 // decode of a 5120×2880 JPEG; a baseline JPEG's boxes each shrink as far as
-// they can. Neither depends on whether the decode cache is on.
+// they can. Neither depends on whether the decode cache is on: planFor
+// reads the source and the options, no Engine and no Config.
 func TestFamilyShrink(t *testing.T) {
-	off := DefaultConfig()
-	off.DecodeCacheSize = 0
 	cases := []struct {
 		box         int
 		alg         Algorithm
@@ -213,17 +224,15 @@ func TestFamilyShrink(t *testing.T) {
 	}
 	for _, c := range cases {
 		o := Options{Box: c.box, Algorithm: c.alg, Format: FormatWebP}
-		for _, cfg := range []Config{DefaultConfig(), off} {
-			for _, progressive := range []bool{true, false} {
-				h := header{width: 5120, pageHeight: 2880, pages: 1, pelBytes: 3, progressive: progressive}
-				want := c.baseline
-				if progressive {
-					want = c.progressive
-				}
-				if got := New(cfg).planFor(FormatJPEG, h, o).load.shrink; got != want {
-					t.Errorf("box %d %s, progressive %v, decode cache %d: shrink %d, want %d",
-						c.box, c.alg, progressive, cfg.DecodeCacheSize, got, want)
-				}
+		for _, progressive := range []bool{true, false} {
+			s := decode.Source{Format: FormatJPEG,
+				Header: decode.Header{Width: 5120, PageHeight: 2880, Pages: 1, PelBytes: 3, Progressive: progressive}}
+			want := c.baseline
+			if progressive {
+				want = c.progressive
+			}
+			if got := planFor(s, o).load.Shrink; got != want {
+				t.Errorf("box %d %s, progressive %v: shrink %d, want %d", c.box, c.alg, progressive, got, want)
 			}
 		}
 	}
@@ -236,7 +245,7 @@ func TestConcurrentVariantsDecodeOnce(t *testing.T) {
 	src := texturedJPEG(t, 2400, 1350, 1)
 	boxes := []int{400, 800, 1200, 300, 600, 900}
 	joined := make(chan struct{})
-	ce.decodes.beforeDecode = func() {
+	ce.beforeDecode = func() {
 		// Hold the decode until every other render waits for it.
 		select {
 		case <-joined:
@@ -297,7 +306,7 @@ func TestGateRefusalAfterWaiting(t *testing.T) {
 	src := texturedJPEG(t, 1200, 800, 2)
 	release := make(chan struct{})
 	decoding := make(chan struct{}, 1)
-	ce.decodes.beforeDecode = func() {
+	ce.beforeDecode = func() {
 		select {
 		case decoding <- struct{}{}:
 		default:
@@ -345,36 +354,6 @@ type refusingGate struct {
 func (g *refusingGate) Leave()                        { close(g.left) }
 func (g *refusingGate) Enter(_ context.Context) error { return g.err }
 
-// Decodes older than the TTL are decoded again; the clock is the test's.
-func TestDecodeCacheExpiry(t *testing.T) {
-	ce := newCachingEngine(t, 128<<20)
-	src := progressive(t, read(t, "rocket.jpg"))
-	render := func(box int) {
-		t.Helper()
-		if _, err := ce.Render(context.Background(), src, Options{Box: box, Format: FormatWebP, Source: "rocket"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ttl := DefaultConfig().DecodeCacheTTL
-	render(100)
-	ce.clock.advance(ttl - time.Nanosecond)
-	render(200)
-	if n := ce.decodeCount(); n != 1 {
-		t.Fatalf("%d decodes within the TTL, want 1", n)
-	}
-	ce.clock.advance(time.Nanosecond)
-	render(100)
-	if n := ce.decodeCount(); n != 2 {
-		t.Fatalf("%d decodes after the TTL, want 2", n)
-	}
-	// With no render to notice, the sweep drops what expired.
-	ce.clock.advance(ttl)
-	ce.decodes.sweep()
-	if n := ce.DecodeCacheBytes(); n != 0 || ce.latest.Load() != 0 {
-		t.Errorf("%d bytes kept after expiry (observed %d)", n, ce.latest.Load())
-	}
-}
-
 // The byte budget: a decode over it is never kept, older decodes make room
 // for newer ones, and the size reported never exceeds it.
 func TestDecodeCacheBudget(t *testing.T) {
@@ -414,28 +393,6 @@ func TestDecodeCacheBudget(t *testing.T) {
 			t.Errorf("reported %d bytes, over the budget", l)
 		}
 	})
-	t.Run("estimate misses", func(t *testing.T) {
-		// The header estimate can be low (a loader that adds a band):
-		// the kept size is checked again on the decoded image.
-		ce := newCachingEngine(t, 1000)
-		d, err := ce.decodes.acquire(ctx, decodeKey{source: "x"}, nil, func() (*vips.Image, error) {
-			im, err := load(a, FormatJPEG, loadParams{pages: 1, shrink: 8})
-			if err == nil {
-				err = holdInMemory(im)
-			}
-			return im, err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.img.Width() != 125 || ce.DecodeCacheBytes() != 0 {
-			t.Errorf("%d px wide, %d bytes kept", d.img.Width(), ce.DecodeCacheBytes())
-		}
-		ce.decodes.release(d)
-		if d.img != nil {
-			t.Error("the last reference did not free the image")
-		}
-	})
 }
 
 // A decode that fails is never kept: every render tries again, and
@@ -458,7 +415,7 @@ func TestFailedDecodesAreNotKept(t *testing.T) {
 	}
 	// A waiter gets the leader's error.
 	joined := make(chan struct{})
-	ce.decodes.beforeDecode = func() {
+	ce.beforeDecode = func() {
 		select {
 		case <-joined:
 		case <-time.After(30 * time.Second):

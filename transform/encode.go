@@ -59,21 +59,16 @@ static int save_avif(VipsImage *in, void **buf, size_t *len, int q, int effort) 
 import "C"
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
 	"runtime"
 	"unsafe"
 
 	"image-proxy/transform/internal/vips"
+	"image-proxy/transform/internal/vipsx"
 )
 
-// cImage reaches the VipsImage inside a generated Image. The generated
-// package does not export it, and we need it only to call the savers above.
-func cImage(im *vips.Image) *C.VipsImage {
-	f := reflect.ValueOf(im).Elem().FieldByName("image")
-	return (*C.VipsImage)(unsafe.Pointer(f.Pointer()))
-}
+// cImage is the VipsImage inside a generated Image, for the savers above.
+func cImage(im *vips.Image) *C.VipsImage { return (*C.VipsImage)(vipsx.Ptr(im)) }
 
 // saver encodes in (already stripped of metadata) with the record's
 // quality, 0 when the format has none.
@@ -86,7 +81,7 @@ func (e *Engine) encode(im *vips.Image, out Format, quality int) ([]byte, error)
 	in := C.without_metadata(cImage(im))
 	runtime.KeepAlive(im)
 	if in == nil {
-		return nil, vipsError()
+		return nil, vipsx.Error()
 	}
 	defer C.g_object_unref(C.gpointer(in))
 	s := spec(out)
@@ -105,7 +100,7 @@ func (e *Engine) encode(im *vips.Image, out Format, quality int) ([]byte, error)
 // saved takes the buffer a C saver wrote.
 func saved(rc C.int, buf unsafe.Pointer, n C.size_t) ([]byte, error) {
 	if rc != 0 {
-		return nil, vipsError()
+		return nil, vipsx.Error()
 	}
 	defer C.g_free(C.gpointer(buf))
 	return C.GoBytes(buf, C.int(n)), nil
@@ -150,13 +145,6 @@ func saveAVIF(in *C.VipsImage, quality int, c Config) ([]byte, error) {
 	var n C.size_t
 	rc := C.save_avif(in, &buf, &n, C.int(max(1, quality)), C.int(avifEffort(c.AVIFSpeed)))
 	return saved(rc, buf, n)
-}
-
-// vipsError takes libvips' error buffer (for logs only; never for clients).
-func vipsError() error {
-	msg := C.GoString(C.vips_error_buffer())
-	C.vips_error_clear()
-	return errors.New(msg)
 }
 
 // avifEffort maps the contract's speed (1-10, higher = faster) onto libvips'

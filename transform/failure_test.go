@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"image-proxy/transform/decode"
 	"image-proxy/transform/internal/vips"
 )
 
@@ -15,11 +16,17 @@ import (
 // source itself does not decode; otherwise it is ours (500), with libvips'
 // text kept for the log and out of the public message.
 
+// rawSource is src as the decode layer sees it, its header not read (it
+// may not read at all).
+func rawSource(src []byte, f Format) decode.Source {
+	return decode.Source{Format: f, Loader: spec(f).load, Bytes: src}
+}
+
 func TestLibvipsFailureOnValidFileIsInternal(t *testing.T) {
 	src := orientedSource(t, FormatJPEG, 1600, 1000, 6)
 	// What Render did before rotating in memory: autorot straight on the
 	// sequential decode, which libvips refuses with "out of order read".
-	im, err := load(src, FormatJPEG, loadParams{pages: 1})
+	im, err := load(src, FormatJPEG, decode.Load{Pages: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +39,7 @@ func TestLibvipsFailureOnValidFileIsInternal(t *testing.T) {
 		t.Fatalf("the sequential rotation did not fail as libvips does: %v", err)
 	}
 
-	got := broken(src, FormatJPEG, loadParams{pages: 1}, "orient", err)
+	got := broken(rawSource(src, FormatJPEG), decode.Load{Pages: 1}, "orient", err)
 	var te *Error
 	if !errors.As(got, &te) || te.Kind != KindInternal {
 		t.Fatalf("kind %v, want KindInternal: %v", KindOf(got), got)
@@ -70,7 +77,7 @@ func TestLazyDecodeFailureIsInvalid(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			// The header reads fine: the damage shows only once pixels are
 			// decoded, after the steps have started.
-			head, err := load(c.src, c.in, loadParams{pages: 1})
+			head, err := load(c.src, c.in, decode.Load{Pages: 1})
 			if err != nil {
 				t.Fatalf("header does not load: %v", err)
 			}
@@ -108,13 +115,13 @@ func TestBrokenNeedsTheSourceToDecode(t *testing.T) {
 	// The same libvips text is ours or the client's depending on the file.
 	libvipsErr := errors.New("vips_region_prepare: out of order read")
 	valid := read(t, "rocket.jpg")
-	if k := KindOf(broken(valid, FormatJPEG, loadParams{pages: 1, shrink: 8}, "resize", libvipsErr)); k != KindInternal {
+	if k := KindOf(broken(rawSource(valid, FormatJPEG), decode.Load{Pages: 1, Shrink: 8}, "resize", libvipsErr)); k != KindInternal {
 		t.Errorf("valid source: kind %v, want KindInternal", k)
 	}
-	if k := KindOf(broken(valid[:len(valid)/2], FormatJPEG, loadParams{pages: 1, shrink: 8}, "resize", libvipsErr)); k != KindInvalidImage {
+	if k := KindOf(broken(rawSource(valid[:len(valid)/2], FormatJPEG), decode.Load{Pages: 1, Shrink: 8}, "resize", libvipsErr)); k != KindInvalidImage {
 		t.Errorf("truncated source: kind %v, want KindInvalidImage", k)
 	}
-	if k := KindOf(broken(bytes.Repeat([]byte{0xff}, 64), FormatJPEG, loadParams{pages: 1}, "load", libvipsErr)); k != KindInvalidImage {
+	if k := KindOf(broken(rawSource(bytes.Repeat([]byte{0xff}, 64), FormatJPEG), decode.Load{Pages: 1}, "load", libvipsErr)); k != KindInvalidImage {
 		t.Errorf("garbage: kind %v, want KindInvalidImage", k)
 	}
 }
@@ -123,7 +130,7 @@ func TestBrokenNeedsTheSourceToDecode(t *testing.T) {
 // strip of the source's shape.
 func TestAnimationNotRotated(t *testing.T) {
 	src := read(t, "astronaut-animated.webp")
-	head, err := load(src, FormatWebP, loadParams{pages: 1})
+	head, err := load(src, FormatWebP, decode.Load{Pages: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

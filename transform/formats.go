@@ -1,12 +1,11 @@
 package transform
 
 import (
-	"errors"
 	"slices"
 	"strconv"
 
 	"image-proxy/imageformat"
-
+	"image-proxy/transform/decode"
 	"image-proxy/transform/internal/vips"
 )
 
@@ -38,7 +37,8 @@ type formatSpec struct {
 	magic      func(b []byte) bool
 	sniffStage sniffStage
 
-	load func(src []byte, p loadParams) (*vips.Image, error)
+	// load is the format's loader; only the decode layer calls it.
+	load decode.Loader
 	// operations are the libvips loader and saver nicknames that stay
 	// callable; every other loader and saver is blocked at startup.
 	operations []string
@@ -152,19 +152,6 @@ func allowedOperations() []string {
 	return ops
 }
 
-type loadParams struct {
-	pages  int     // 1, or -1 for every frame
-	shrink int     // JPEG only
-	scale  float64 // WebP and SVG only; 0 = 1
-}
-
-func (p loadParams) scaleOr1() float64 {
-	if p.scale == 0 {
-		return 1
-	}
-	return p.scale
-}
-
 // Every loader reads sequentially, so libvips streams the decode through
 // the pipeline instead of holding the whole decoded image, and fails on
 // truncated or corrupt data rather than filling it with grey.
@@ -173,45 +160,36 @@ const (
 	loadFailOn = vips.FailOnError
 )
 
-// load calls the loader for in by name; nothing else ever parses src.
-func load(src []byte, in Format, p loadParams) (*vips.Image, error) {
-	l := spec(in).load
-	if l == nil {
-		return nil, errors.New("no loader")
-	}
-	return l(src, p)
+func loadJPEG(src []byte, p decode.Load) (*vips.Image, error) {
+	return vips.NewJpegloadBuffer(src, &vips.JpegloadBufferOptions{Shrink: max(1, p.Shrink), Access: loadAccess, FailOn: loadFailOn})
 }
 
-func loadJPEG(src []byte, p loadParams) (*vips.Image, error) {
-	return vips.NewJpegloadBuffer(src, &vips.JpegloadBufferOptions{Shrink: max(1, p.shrink), Access: loadAccess, FailOn: loadFailOn})
-}
-
-func loadPNG(src []byte, _ loadParams) (*vips.Image, error) {
+func loadPNG(src []byte, _ decode.Load) (*vips.Image, error) {
 	return vips.NewPngloadBuffer(src, &vips.PngloadBufferOptions{Access: loadAccess, FailOn: loadFailOn})
 }
 
-func loadWebP(src []byte, p loadParams) (*vips.Image, error) {
-	return vips.NewWebploadBuffer(src, &vips.WebploadBufferOptions{N: p.pages, Scale: p.scaleOr1(), Access: loadAccess, FailOn: loadFailOn})
+func loadWebP(src []byte, p decode.Load) (*vips.Image, error) {
+	return vips.NewWebploadBuffer(src, &vips.WebploadBufferOptions{N: p.Pages, Scale: p.ScaleOrOne(), Access: loadAccess, FailOn: loadFailOn})
 }
 
-func loadGIF(src []byte, p loadParams) (*vips.Image, error) {
-	return vips.NewGifloadBuffer(src, &vips.GifloadBufferOptions{N: p.pages, Access: loadAccess, FailOn: loadFailOn})
+func loadGIF(src []byte, p decode.Load) (*vips.Image, error) {
+	return vips.NewGifloadBuffer(src, &vips.GifloadBufferOptions{N: p.Pages, Access: loadAccess, FailOn: loadFailOn})
 }
 
-func loadHEIF(src []byte, _ loadParams) (*vips.Image, error) {
+func loadHEIF(src []byte, _ decode.Load) (*vips.Image, error) {
 	return vips.NewHeifloadBuffer(src, &vips.HeifloadBufferOptions{N: 1, Access: loadAccess, FailOn: loadFailOn})
 }
 
-func loadTIFF(src []byte, _ loadParams) (*vips.Image, error) {
+func loadTIFF(src []byte, _ decode.Load) (*vips.Image, error) {
 	return vips.NewTiffloadBuffer(src, &vips.TiffloadBufferOptions{N: 1, Access: loadAccess, FailOn: loadFailOn})
 }
 
-func loadJXL(src []byte, _ loadParams) (*vips.Image, error) {
+func loadJXL(src []byte, _ decode.Load) (*vips.Image, error) {
 	return vips.NewJxlloadBuffer(src, &vips.JxlloadBufferOptions{Access: loadAccess, FailOn: loadFailOn})
 }
 
 // loadSVG is always from memory: from a path, librsvg would resolve
 // references to files beside it.
-func loadSVG(src []byte, p loadParams) (*vips.Image, error) {
-	return vips.NewSvgloadBuffer(src, &vips.SvgloadBufferOptions{Dpi: 72, Scale: p.scaleOr1(), Access: loadAccess, FailOn: loadFailOn})
+func loadSVG(src []byte, p decode.Load) (*vips.Image, error) {
+	return vips.NewSvgloadBuffer(src, &vips.SvgloadBufferOptions{Dpi: 72, Scale: p.ScaleOrOne(), Access: loadAccess, FailOn: loadFailOn})
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"image-proxy/transform/decode"
 )
 
 // formatSamples holds a real file for every format the sniffer knows; a
@@ -62,7 +64,7 @@ func TestFormatMagicRecognisesSamples(t *testing.T) {
 		if got := Sniff(src[:min(len(src), 4096)]); got != f {
 			t.Errorf("%s sniffed as %s, want %s", name, got, f)
 		}
-		im, err := load(src, f, loadParams{pages: 1})
+		im, err := load(src, f, decode.Load{Pages: 1})
 		if err != nil {
 			t.Errorf("%s does not load as %s: %v", name, f, err)
 			continue

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"image-proxy/transform/internal/vips"
+	"image-proxy/transform/decode"
 )
 
 // RenderMany renders every option of src with one decode per distinct load
@@ -16,12 +16,12 @@ import (
 // Each result is byte for byte Render's for the same option: options are
 // grouped by the load Render would use, never given a finer one, because a
 // cache key (and its strong ETag) must name the same bytes whether warm or
-// a live request rendered it. With the decode cache on, boxes up to 1200 px
-// share one load, so the usual sizes cost one or two decodes.
+// a live request rendered it. The boxes up to 1200 px of a progressive
+// JPEG share one load (plan.go), so the usual sizes cost one or two decodes.
 //
-// Each decoded image is held in memory while its variants are derived: at
-// most the source's pixels at that load, so never over MaxSourcePixels
-// (times bands and sample size). Animated sources are rendered one option
+// Each decode is held in memory (decode.Held, not the decode cache) while
+// its variants are derived: at most the source's pixels at that load, so
+// never over MaxSourcePixels (times bands and sample size). Animated sources are rendered one option
 // at a time through Render: holding every frame would cost more than the
 // decode it saves.
 //
@@ -42,18 +42,11 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	e.running.Add(1)
 	defer e.idle()
 
-	in := Sniff(src[:min(len(src), 4096)])
-	if in == FormatUnknown {
-		return fail(unsupported())
-	}
-	h, err := readHeader(src, in)
+	s, err := e.open(src, "")
 	if err != nil {
-		return fail(invalid(err))
-	}
-	if err := e.checkPixels(h); err != nil {
 		return fail(err)
 	}
-	if h.pages > 1 && spec(in).animated {
+	if s.Animation() {
 		header := time.Since(start)
 		for i, o := range opts {
 			t := time.Now()
@@ -66,25 +59,25 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 
 	plans := make([]plan, len(opts))
 	for i, o := range opts {
-		plans[i] = e.planFor(in, h, o)
+		plans[i] = planFor(s, o)
 	}
 	prep := time.Since(start) // header and plans: every option's
-	var loads []loadParams    // in first-asked order
+	var loads []decode.Load   // in first-asked order
 	for _, p := range plans {
 		if !slices.Contains(loads, p.load) {
 			loads = append(loads, p.load)
 		}
 	}
 	for _, lp := range loads {
-		e.renderLoad(ctx, src, in, lp, plans, results, errs)
+		e.renderLoad(ctx, s, lp, plans, results, errs)
 	}
 	share(results, errs, prep)
 	return results, errs
 }
 
-// renderLoad decodes src once at lp and derives every plan that loads at
+// renderLoad decodes s once at lp and derives every plan that loads at
 // lp, filling their results and errors.
-func (e *Engine) renderLoad(ctx context.Context, src []byte, in Format, lp loadParams, plans []plan, results []Result, errs []error) {
+func (e *Engine) renderLoad(ctx context.Context, s decode.Source, lp decode.Load, plans []plan, results []Result, errs []error) {
 	fail := func(err error) {
 		for i, p := range plans {
 			if p.load == lp {
@@ -97,34 +90,41 @@ func (e *Engine) renderLoad(ctx context.Context, src []byte, in Format, lp loadP
 		return
 	}
 	start := time.Now()
-	img, err := load(src, in, lp)
+	held, err := e.decoder.Hold(s, lp)
 	if err != nil {
-		fail(broken(src, in, lp, "load", err))
+		fail(fromDecode(err))
 		return
 	}
-	defer img.Close()
-	// The loader streams: without this copy every variant would decode
-	// the source again as its pipeline pulled pixels. A failure here is the
-	// decode's: the loaders fail on error.
-	if err := holdInMemory(img); err != nil {
-		fail(broken(src, in, lp, "decode", err))
-		return
-	}
-	decode := time.Since(start)
+	defer held.Close()
+	decoding := time.Since(start)
 	var n time.Duration // plans sharing the decode
 	for i, p := range plans {
 		if p.load == lp {
 			t := time.Now()
-			results[i], errs[i] = e.derive(ctx, src, img, p)
+			results[i], errs[i] = e.deriveHeld(ctx, s, held, p)
 			addElapsed(&results[i], errs[i], time.Since(t))
 			n++
 		}
 	}
 	for i, p := range plans {
 		if p.load == lp {
-			addElapsed(&results[i], errs[i], decode/n)
+			addElapsed(&results[i], errs[i], decoding/n)
 		}
 	}
+}
+
+// deriveHeld derives p from a view of the held decode, which stays as
+// loaded for the next plan.
+func (e *Engine) deriveHeld(ctx context.Context, s decode.Source, held *decode.Held, p plan) (Result, error) {
+	if ctx.Err() != nil {
+		return Result{}, canceled(ctx)
+	}
+	img, err := held.View()
+	if err != nil {
+		return Result{}, fromDecode(err)
+	}
+	defer img.Close()
+	return e.derive(ctx, s, img.Image, p)
 }
 
 // share spreads d, time spent for every option alike, over them equally.
@@ -141,22 +141,4 @@ func addElapsed(r *Result, err error, d time.Duration) {
 	if err == nil {
 		r.Elapsed += d
 	}
-}
-
-// derive runs one plan's steps and encoding on a view of the decoded
-// image. Every step replaces the view's image rather than changing it, so
-// the decoded pixels and their metadata stay as loaded for the next plan.
-func (e *Engine) derive(ctx context.Context, src []byte, decoded *vips.Image, p plan) (Result, error) {
-	if ctx.Err() != nil {
-		return Result{}, canceled(ctx)
-	}
-	img, err := decoded.Copy(nil)
-	if err != nil {
-		return Result{}, internal("copy", err)
-	}
-	defer img.Close()
-	if err := p.process(ctx, src, img); err != nil {
-		return Result{}, err
-	}
-	return e.finish(ctx, src, img, p)
 }

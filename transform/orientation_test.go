@@ -9,6 +9,7 @@ import (
 	"math"
 	"testing"
 
+	"image-proxy/transform/decode"
 	"image-proxy/transform/internal/vips"
 )
 
@@ -542,7 +543,7 @@ func checkTagged(t *testing.T, src []byte, f Format, o int) {
 		}
 		return
 	}
-	im, err := load(src, f, loadParams{pages: 1})
+	im, err := load(src, f, decode.Load{Pages: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

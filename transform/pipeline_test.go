@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"image-proxy/transform/decode"
 	"image-proxy/transform/internal/vips"
+	"image-proxy/transform/internal/vipsx"
 )
 
 func TestMain(m *testing.M) {
@@ -27,6 +29,15 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	Shutdown()
 	os.Exit(code)
+}
+
+// load calls f's loader, as only the decode layer does in the package:
+// tests read sources and outputs with it.
+func load(src []byte, f Format, l decode.Load) (*vips.Image, error) {
+	if spec(f).load == nil {
+		return nil, errors.New("no loader")
+	}
+	return spec(f).load(src, l)
 }
 
 func read(t testing.TB, name string) []byte {
@@ -52,7 +63,7 @@ type probe struct {
 func inspect(t testing.TB, b []byte) probe {
 	t.Helper()
 	f := Sniff(b)
-	im, err := load(b, f, loadParams{pages: -1})
+	im, err := load(b, f, decode.Load{Pages: -1})
 	if err != nil {
 		t.Fatalf("output does not load as %s: %v", f, err)
 	}
@@ -66,7 +77,7 @@ func inspect(t testing.TB, b []byte) probe {
 		}
 	}
 	_ = exifErr
-	return probe{format: f, w: im.Width(), h: pageHeightOf(im), bands: im.Bands(), frames: pagesOf(im),
+	return probe{format: f, w: im.Width(), h: vipsx.PageHeight(im), bands: im.Bands(), frames: vipsx.Pages(im),
 		interpretation: im.Interpretation(), bandFormat: im.BandFormat(), orientation: im.Orientation(), exif: hasExif}
 }
 

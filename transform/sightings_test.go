@@ -3,9 +3,7 @@ package transform
 import (
 	"bytes"
 	"context"
-	"strconv"
 	"testing"
-	"time"
 )
 
 // A baseline JPEG's lone variant streams at its own shrink, exactly as with
@@ -72,36 +70,5 @@ func TestBaselineSightingExpires(t *testing.T) {
 	render()
 	if ce.decodeCount() != 0 {
 		t.Errorf("a sighting older than the TTL made the next variant keep its decode")
-	}
-}
-
-// Sightings are bounded in number: a flood of distinct sources forgets the
-// oldest, and the map never grows past the bound.
-func TestSightingsBounded(t *testing.T) {
-	s := newSightings(10 * time.Second)
-	s.max = 100
-	now := time.Unix(1_000_000, 0)
-	key := func(i int) decodeKey {
-		return decodeKey{source: strconv.Itoa(i), load: loadParams{pages: 1, shrink: 8}}
-	}
-	for i := range 1000 {
-		if s.again(key(i), now) {
-			t.Fatalf("source %d: seen again on first sight", i)
-		}
-		if n := s.len(); n > s.max {
-			t.Fatalf("%d sightings kept, bound %d", n, s.max)
-		}
-	}
-	if len(s.queue) > s.max {
-		t.Errorf("queue of %d, bound %d", len(s.queue), s.max)
-	}
-	if s.again(key(0), now) {
-		t.Error("the oldest sighting survived a flood")
-	}
-	if !s.again(key(999), now) {
-		t.Error("the newest sighting was forgotten")
-	}
-	if s.again(key(999), now) {
-		t.Error("a key seen again is not forgotten: its decode is kept from then on")
 	}
 }

@@ -1,4 +1,4 @@
-package transform
+package decode
 
 import (
 	"sync"
@@ -8,7 +8,7 @@ import (
 // sightings remembers which decodes were asked for recently without being
 // kept, so that the second render of the same load of a baseline JPEG
 // keeps its decode for the ones after it, while a lone render streams as
-// it would with the decode cache off (reuse.go). Streaming or keeping
+// it would with the decode cache off (Decoder.keeps). Streaming or keeping
 // decodes at the same shrink, so this changes the cost, never the pixels.
 //
 // Bounded in time (an entry lives one TTL) and in count (a flood of
@@ -18,12 +18,12 @@ type sightings struct {
 	max int
 
 	mu    sync.Mutex
-	at    map[decodeKey]time.Time
+	at    map[key]time.Time
 	queue []sighting // oldest first: times only grow
 }
 
 type sighting struct {
-	key decodeKey
+	key key
 	at  time.Time
 }
 
@@ -32,21 +32,21 @@ type sighting struct {
 const maxSightings = 4096
 
 func newSightings(ttl time.Duration) *sightings {
-	return &sightings{ttl: ttl, max: maxSightings, at: map[decodeKey]time.Time{}}
+	return &sightings{ttl: ttl, max: maxSightings, at: map[key]time.Time{}}
 }
 
-// again tells whether key was sighted within the TTL, and forgets it then
+// again tells whether k was sighted within the TTL, and forgets it then
 // (its decode is about to be kept); otherwise it records the sighting.
-func (s *sightings) again(key decodeKey, now time.Time) bool {
+func (s *sightings) again(k key, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now)
-	if t, ok := s.at[key]; ok && now.Sub(t) < s.ttl {
-		delete(s.at, key)
+	if t, ok := s.at[k]; ok && now.Sub(t) < s.ttl {
+		delete(s.at, k)
 		return true
 	}
-	s.at[key] = now
-	s.queue = append(s.queue, sighting{key, now})
+	s.at[k] = now
+	s.queue = append(s.queue, sighting{k, now})
 	return false
 }
 
@@ -65,11 +65,4 @@ func (s *sightings) expire(now time.Time) {
 	if n > 0 {
 		s.queue = append(s.queue[:0], s.queue[n:]...)
 	}
-}
-
-// len is the number of sightings remembered (for tests).
-func (s *sightings) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.at)
 }
