@@ -503,8 +503,12 @@ func TestDecodeCacheDoesNotLeak(t *testing.T) {
 	ce.Close()
 	grown := residentBytes(t) - before
 	t.Logf("resident set grew by %d KB", grown>>10)
-	// Each decode is 1.8 MB: 100 of them leaked would be 180 MB.
-	if grown > 20<<20 {
+	// Each decode is 1.8 MB: 100 of them leaked would be 180 MB. Without a
+	// leak the resident set still moves by up to ~28 MB between runs (40
+	// concurrent renders spread over malloc arenas and libvips' thread
+	// buffers, more on a loaded machine), so the bound sits well above
+	// that noise and well below a third of the decodes leaking.
+	if grown > 60<<20 {
 		t.Errorf("400 renders of 100 sources grew the resident set by %d MB", grown>>20)
 	}
 }
