@@ -15,6 +15,7 @@ import (
 	"image-proxy/cache"
 	"image-proxy/origin"
 	"image-proxy/proxy"
+	"image-proxy/setting"
 	"image-proxy/transform"
 )
 
@@ -79,7 +80,7 @@ func loadSettings(getenv func(string) (string, bool), dotenv string) (settings, 
 // validate reports the first bad setting: one line on the way out.
 func (s settings) validate() error {
 	for _, err := range []error{s.Transform.Validate(), s.Cache.Validate(), s.Proxy.Validate(), s.Origin.Validate(),
-		s.Origin.S3.CheckResultPrefix(s.Cache.ResultPrefix), proxy.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.validateWarm()} {
+		s.Origin.S3.CheckResultPrefix(s.Cache.ResultPrefix), setting.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.validateWarm()} {
 		if err != nil {
 			return err
 		}

@@ -92,7 +92,7 @@ func (c Config) Validate() error {
 }
 
 func (l LocalConfig) validateMaxAge() error {
-	if l.StatCacheMaxAge != 0 && checkDuration("IMAGE_PROXY_STAT_CACHE_MAX_AGE", l.StatCacheMaxAge) != nil {
+	if l.StatCacheMaxAge != 0 && setting.CheckDuration("IMAGE_PROXY_STAT_CACHE_MAX_AGE", l.StatCacheMaxAge) != nil {
 		return settingError("IMAGE_PROXY_STAT_CACHE_MAX_AGE", l.StatCacheMaxAge.String(), "0 (off) or a positive duration up to 24h, such as 10s or 1m")
 	}
 	return nil
@@ -114,7 +114,7 @@ func (f FallbackConfig) validateLimits() error {
 	if f.MaxBytes < 1 || f.MaxBytes > 1<<40 {
 		return settingError("IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE", fmt.Sprint(f.MaxBytes), fmt.Sprintf("from %d to %d", 1, int64(1)<<40))
 	}
-	return checkDuration("IMAGE_PROXY_FALLBACK_TIMEOUT", f.Timeout)
+	return setting.CheckDuration("IMAGE_PROXY_FALLBACK_TIMEOUT", f.Timeout)
 }
 
 func (f FallbackConfig) validateURL() error {
@@ -129,7 +129,7 @@ func (f FallbackConfig) validateURL() error {
 }
 
 func (s S3Config) validate() error {
-	if err := checkDuration("IMAGE_PROXY_S3_TIMEOUT", s.Timeout); err != nil {
+	if err := setting.CheckDuration("IMAGE_PROXY_S3_TIMEOUT", s.Timeout); err != nil {
 		return err
 	}
 	if !s.Enabled() {
@@ -215,15 +215,6 @@ func validBucket(b string) bool {
 		}
 	}
 	return true
-}
-
-// checkDuration accepts a positive duration up to a day (the rule of
-// every duration setting, proxy.CheckDuration's too).
-func checkDuration(name string, d time.Duration) error {
-	if d <= 0 || d > 24*time.Hour {
-		return settingError(name, d.String(), "a positive duration up to 24h, such as 500ms, 10s or 1m")
-	}
-	return nil
 }
 
 // settingError names the variable, the value and what is allowed.

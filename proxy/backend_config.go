@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"log/slog"
+
+	"image-proxy/setting"
 )
 
 // BackendConfig is the settings of the endpoints for backends: POST
@@ -23,7 +25,7 @@ func (b BackendConfig) ConvertEnabled() bool { return b.ConvertToken != "" }
 
 // String redacts the token, so a config printed whole leaks nothing.
 func (b BackendConfig) String() string {
-	return fmt.Sprintf("{ConvertToken:%s ConvertMaxBytes:%d BulkMaxItems:%d}", redact(b.ConvertToken), b.ConvertMaxBytes, b.BulkMaxItems)
+	return fmt.Sprintf("{ConvertToken:%s ConvertMaxBytes:%d BulkMaxItems:%d}", setting.Redact(b.ConvertToken), b.ConvertMaxBytes, b.BulkMaxItems)
 }
 
 // GoString keeps %#v from bypassing String.
@@ -31,7 +33,7 @@ func (b BackendConfig) GoString() string { return "proxy.BackendConfig" + b.Stri
 
 // LogValue is what slog records: the same fields, the token redacted.
 func (b BackendConfig) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("convert_token", redact(b.ConvertToken)),
+	return slog.GroupValue(slog.String("convert_token", setting.Redact(b.ConvertToken)),
 		slog.Int64("convert_max_bytes", b.ConvertMaxBytes), slog.Int("bulk_max_items", b.BulkMaxItems))
 }
 

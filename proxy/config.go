@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"image-proxy/request"
+	"image-proxy/setting"
 	"image-proxy/transform"
 )
 
@@ -38,13 +39,6 @@ type Config struct {
 	RootPath       string // the local origin's root (origin.LocalConfig): warm exports must lie outside it
 }
 
-func redact(secret string) string {
-	if secret == "" {
-		return ""
-	}
-	return "REDACTED"
-}
-
 // Slots is the number of renders that may run at once.
 func (c Config) Slots() int {
 	if c.Concurrency == 0 {
@@ -55,7 +49,7 @@ func (c Config) Slots() int {
 
 // settingError names the variable, the value and what is allowed.
 func settingError(name string, value any, allowed string) error {
-	return fmt.Errorf("invalid setting %s=%q: must be %s", name, fmt.Sprint(value), allowed)
+	return &setting.Error{Name: name, Value: fmt.Sprint(value), Allowed: allowed}
 }
 
 // Validate checks every value against its range.
@@ -84,7 +78,7 @@ func (c Config) Validate() error {
 		{"IMAGE_PROXY_WRITE_TIMEOUT", c.WriteTimeout},
 		{"IMAGE_PROXY_IDLE_TIMEOUT", c.IdleTimeout},
 	} {
-		if err := CheckDuration(d.name, d.v); err != nil {
+		if err := setting.CheckDuration(d.name, d.v); err != nil {
 			return err
 		}
 	}
@@ -95,12 +89,4 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.Controls.Validate(c.MaxBox)
-}
-
-// CheckDuration accepts a positive duration up to a day.
-func CheckDuration(name string, d time.Duration) error {
-	if d <= 0 || d > 24*time.Hour {
-		return settingError(name, d.String(), "a positive duration up to 24h, such as 500ms, 10s or 1m")
-	}
-	return nil
 }

@@ -3,7 +3,10 @@
 // allowed), and the one way a secret setting is shown.
 package setting
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Error is a setting outside what is allowed. Name is the environment
 // variable; it is empty when the code that found the error cannot know it
@@ -27,4 +30,13 @@ func Redact(secret string) string {
 		return ""
 	}
 	return "REDACTED"
+}
+
+// CheckDuration is the rule of every duration setting: positive, up to a
+// day.
+func CheckDuration(name string, d time.Duration) error {
+	if d <= 0 || d > 24*time.Hour {
+		return &Error{Name: name, Value: d.String(), Allowed: "a positive duration up to 24h, such as 500ms, 10s or 1m"}
+	}
+	return nil
 }

@@ -1,6 +1,9 @@
 package setting
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestError(t *testing.T) {
 	named := &Error{Name: "IMAGE_PROXY_X", Value: "7", Allowed: "from 0 to 5"}
@@ -16,5 +19,20 @@ func TestError(t *testing.T) {
 func TestRedact(t *testing.T) {
 	if Redact("") != "" || Redact("hunter2-hunter2-hunter2") != "REDACTED" {
 		t.Errorf("Redact: %q %q", Redact(""), Redact("hunter2-hunter2-hunter2"))
+	}
+}
+
+func TestCheckDuration(t *testing.T) {
+	for _, c := range []struct {
+		d  time.Duration
+		ok bool
+	}{{time.Nanosecond, true}, {24 * time.Hour, true}, {0, false}, {-time.Second, false}, {24*time.Hour + 1, false}} {
+		err := CheckDuration("IMAGE_PROXY_X", c.d)
+		if (err == nil) != c.ok {
+			t.Errorf("%v: %v", c.d, err)
+		}
+		if err != nil && err.Error() != `invalid setting IMAGE_PROXY_X="`+c.d.String()+`": must be a positive duration up to 24h, such as 500ms, 10s or 1m` {
+			t.Errorf("%v: %q", c.d, err)
+		}
 	}
 }
