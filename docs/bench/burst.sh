@@ -14,42 +14,9 @@ CLIENTS=${CLIENTS:-8}
 CONC=${CONC:-2}
 WINDOW=${WINDOW:-4}     # sources whose variants are shuffled together
 ON_SIZE=${ON_SIZE:-134217728} # IMAGE_PROXY_DECODE_CACHE_SIZE when on
-corpus=../shared/corpus
 out=${1:-/dev/stdout}
-tmp=$(mktemp -d)
-server_pid=""
-cleanup() {
-	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-go build -o "$tmp/image-proxy" .
-go build -o "$tmp/burst" ./docs/bench/burst
-
-# Distinct sources: each copy gets a JPEG comment (COM) segment of its own
-# right after the SOI marker, so no two files are alike.
-mkdir -p "$tmp/root"
-make_set() { # KIND FILE
-	local i c
-	for i in $(seq -w 0 $((SOURCES - 1))); do
-		c="burst $1-$i"
-		{ head -c 2 "$2"; printf "\\xff\\xfe\\x00\\x$(printf %02x $((${#c} + 2)))%s" "$c"; tail -c +3 "$2"; } >"$tmp/root/$1-$i.jpg"
-	done
-}
-if [ -f "$corpus/volna-baseline-5120x2880.jpg" ]; then
-	make_set b "$corpus/volna-baseline-5120x2880.jpg"
-	make_set p "$corpus/volna-5120x2880.jpg"
-	source_note="$SOURCES copies each of ../shared/corpus/volna-baseline-5120x2880.jpg (b) and volna-5120x2880.jpg (p, progressive), each with a comment segment of its own"
-else
-	make_set b data/images/hubble_deep_field.jpg
-	make_set p data/images/coffee-progressive.jpg
-	source_note="data/images (the corpus was not available): hubble_deep_field.jpg, coffee-progressive.jpg"
-fi
-
-port=$((20000 + RANDOM % 20000))
-base="http://127.0.0.1:$port"
+set_label=burst
+. docs/bench/distinct.sh
 start_server() { # env assignments...
 	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
 		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY="$CONC" IMAGE_PROXY_QUEUE_DEPTH=1024 \
@@ -57,9 +24,6 @@ start_server() { # env assignments...
 	server_pid=$!
 	until curl -fs "$base/health" >/dev/null 2>&1; do sleep 0.1; done
 }
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
-hwm_mb() { awk '/^VmHWM/{printf "%.0f", $2/1024}' "/proc/$server_pid/status"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # urls KIND FORMATS...: every variant of every source once; the variants of
 # WINDOW sources at a time in a shuffled order (a fixed seed: the same list

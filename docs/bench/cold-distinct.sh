@@ -18,42 +18,9 @@ CLIENTS=${CLIENTS:-4}
 CONC=${CONC:-2}
 FLOOR=${FLOOR:-}
 IMGPROXY_BIN=${IMGPROXY_BIN:-}
-corpus=../shared/corpus
 out=${1:-/dev/stdout}
-tmp=$(mktemp -d)
-server_pid=""
-cleanup() {
-	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-go build -o "$tmp/image-proxy" .
-go build -o "$tmp/burst" ./docs/bench/burst
-
-# Distinct sources: each copy gets a JPEG comment (COM) segment of its own
-# right after the SOI marker, so no two files (nor their identities) agree.
-mkdir -p "$tmp/root"
-make_set() { # KIND FILE
-	local i c
-	for i in $(seq -w 0 $((SOURCES - 1))); do
-		c="cold $1-$i"
-		{ head -c 2 "$2"; printf "\\xff\\xfe\\x00\\x$(printf %02x $((${#c} + 2)))%s" "$c"; tail -c +3 "$2"; } >"$tmp/root/$1-$i.jpg"
-	done
-}
-if [ -f "$corpus/volna-baseline-5120x2880.jpg" ]; then
-	make_set b "$corpus/volna-baseline-5120x2880.jpg"
-	make_set p "$corpus/volna-5120x2880.jpg"
-	source_note="$SOURCES copies each of ../shared/corpus/volna-baseline-5120x2880.jpg (baseline) and volna-5120x2880.jpg (progressive), each with a comment segment of its own"
-else
-	make_set b data/images/hubble_deep_field.jpg
-	make_set p data/images/coffee-progressive.jpg
-	source_note="data/images (the corpus was not available): hubble_deep_field.jpg, coffee-progressive.jpg"
-fi
-
-port=$((20000 + RANDOM % 20000))
-base="http://127.0.0.1:$port"
+set_label=cold
+. docs/bench/distinct.sh
 wait_up() { # URL
 	local i
 	for i in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
@@ -76,13 +43,10 @@ start_imgproxy() {
 	server_pid=$!
 	wait_up "$base/health"
 }
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
-hwm_mb() { awk '/^VmHWM/{printf "%.0f", $2/1024}' "/proc/$server_pid/status"; }
 # cpu_ticks: the server's user + system time so far, in clock ticks. CPU per
 # image is steadier than req/s on a shared machine: what other processes
 # take from the wall clock, they do not add to the server's CPU time.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 urls() { # SERVER KIND
 	local i
