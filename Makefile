@@ -131,6 +131,7 @@ fuzz: deps
 	go test ./request -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseBulk$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseRBulk$$' -fuzztime $(FUZZTIME)
+	go test ./apidocs -run '^$$' -fuzz '^FuzzReplaceAt$$' -fuzztime $(FUZZTIME)
 
 # The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
 # by version and by the tarball's integrity (the registry's dist.integrity),
