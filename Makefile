@@ -126,7 +126,7 @@ fuzz: deps
 	go test ./transform -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 	go test ./request -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME)
 	go test ./request -run '^$$' -fuzz '^FuzzURLRoundTrip$$' -fuzztime $(FUZZTIME)
-	go test ./proxy -run '^$$' -fuzz '^FuzzParseWarmList$$' -fuzztime $(FUZZTIME)
+	go test ./warm -run '^$$' -fuzz '^FuzzParseWarmList$$' -fuzztime $(FUZZTIME)
 	go test ./request -run '^$$' -fuzz '^FuzzParsePresets$$' -fuzztime $(FUZZTIME)
 	go test ./request -run '^$$' -fuzz '^FuzzVerifySignature$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseBulk$$' -fuzztime $(FUZZTIME)

@@ -18,6 +18,7 @@ import (
 	"image-proxy/origin"
 	"image-proxy/proxy"
 	"image-proxy/transform"
+	"image-proxy/warm"
 )
 
 // runServer is the composition root: every part is built here, in order,
@@ -44,11 +45,14 @@ func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 }
 
 // parts are what serve and warm share: the server with its sources, cache
-// and engine, and the store over the cache's persistent tiers.
+// and engine, the store over the cache's persistent tiers, and what a
+// warmer is built from.
 type parts struct {
 	srv            *proxy.Server
 	store          *cache.Store
 	cfg            proxy.Config
+	warm           warm.Deps // the server's (traced) chain, variants and renderer
+	root           string    // the local origin's directory: exports must lie outside it
 	tiers, sources int
 }
 
@@ -82,13 +86,14 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 
 	cfg := s.Proxy
 	cfg.Encoders, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprints(), version, transform.Version()
-	cfg.RootPath = s.Origin.Local.RootPath
 	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		closeAll()
 		return parts{}, nil, err
 	}
-	return parts{srv: srv, store: cache.NewStore(tiers), cfg: cfg, tiers: len(tiers), sources: len(sources)}, closeAll, nil
+	wd := warm.Deps{Sources: srv.Sources(), Variants: cfg.Variants(), Renderer: srv.WarmRenderer(), MaxSourceBytes: cfg.MaxSourceBytes}
+	return parts{srv: srv, store: cache.NewStore(tiers), cfg: cfg, warm: wd, root: s.Origin.Local.RootPath,
+		tiers: len(tiers), sources: len(sources)}, closeAll, nil
 }
 
 // decodeObserver records the decode cache's events in m.

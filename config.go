@@ -17,6 +17,7 @@ import (
 	"image-proxy/proxy"
 	"image-proxy/setting"
 	"image-proxy/transform"
+	"image-proxy/warm"
 )
 
 // settings composes each package's Config; the env tags in those packages
@@ -27,7 +28,7 @@ type settings struct {
 	Origin          origin.Config
 	Cache           cache.Config
 	Transform       transform.Config
-	Warm            proxy.WarmConfig
+	Warm            warm.Config
 	Log             logSettings
 	ShutdownTimeout time.Duration `env:"IMAGE_PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 }
@@ -80,7 +81,7 @@ func loadSettings(getenv func(string) (string, bool), dotenv string) (settings, 
 // validate reports the first bad setting: one line on the way out.
 func (s settings) validate() error {
 	for _, err := range []error{s.Transform.Validate(), s.Cache.Validate(), s.Proxy.Validate(), s.Origin.Validate(),
-		s.Origin.S3.CheckResultPrefix(s.Cache.ResultPrefix), setting.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.validateWarm()} {
+		s.Origin.S3.CheckResultPrefix(s.Cache.ResultPrefix), setting.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.Warm.Validate(s.Proxy.MaxBox, s.Cache)} {
 		if err != nil {
 			return err
 		}

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"image-proxy/proxy"
 	"image-proxy/transform"
+	"image-proxy/warm"
 )
 
 // warmUsage is the first line of `image-proxy warm -h` and of every flag error.
@@ -22,7 +22,7 @@ const warmUsage = "usage: image-proxy warm [--sizes 360,720] [--formats webp,avi
 
 // warmFlags is the command line of `image-proxy warm`.
 type warmFlags struct {
-	spec  proxy.WarmSpec
+	spec  warm.Spec
 	out   string
 	watch bool
 	paths []string // relative to the root; none: all of it
@@ -30,7 +30,7 @@ type warmFlags struct {
 
 // warmHooks let tests look into a run; production passes the zero value.
 type warmHooks struct {
-	quiet    time.Duration    // watch debounce; 0: proxy.DefaultQuiet
+	quiet    time.Duration    // watch debounce; 0: warm.DefaultQuiet
 	onStored func(rel string) // after each variant is stored
 	watching func()           // once the watch is in place
 	every    time.Duration    // progress line interval; 0: 5 s
@@ -59,15 +59,15 @@ func parseWarmFlags(args []string, s settings, stderr io.Writer) (warmFlags, err
 		fs.PrintDefaults()
 	}
 	fs.Func("sizes", "widths of the bounding box, comma-separated (default IMAGE_PROXY_WARM_SIZES="+s.Warm.Sizes+")", func(v string) (err error) {
-		f.spec.Sizes, err = proxy.ParseWarmSizes(v, s.Proxy.MaxBox)
+		f.spec.Sizes, err = warm.ParseSizes(v, s.Proxy.MaxBox)
 		return err
 	})
 	fs.Func("formats", "output formats, comma-separated (default IMAGE_PROXY_WARM_FORMATS="+s.Warm.Formats+")", func(v string) (err error) {
-		f.spec.Formats, err = proxy.ParseWarmFormats(v)
+		f.spec.Formats, err = warm.ParseFormats(v)
 		return err
 	})
 	fs.Func("dpr", "device pixel ratios, comma-separated (default 1)", func(v string) (err error) {
-		f.spec.DPRs, err = proxy.ParseWarmDPRs(v)
+		f.spec.DPRs, err = warm.ParseDPRs(v)
 		return err
 	})
 	fs.BoolVar(&f.spec.Force, "force", false, "render even variants that are stored and intact")
@@ -100,7 +100,7 @@ func runWarm(ctx context.Context, args []string, s settings, stdout, stderr io.W
 		fmt.Fprintln(stderr, "image-proxy warm:", err)
 		return 2
 	}
-	paths, err := proxy.WarmPaths(s.Origin.Local.RootPath, f.paths, skip)
+	paths, err := warm.Paths(s.Origin.Local.RootPath, f.paths, skip)
 	if err != nil {
 		fmt.Fprintln(stderr, "image-proxy warm:", err)
 		return 2
@@ -117,64 +117,50 @@ func runWarm(ctx context.Context, args []string, s settings, stdout, stderr io.W
 		return 1
 	}
 	defer closeAll()
-	w := p.srv.CacheWarmer(p.store, f.spec)
-	if f.out != "" {
-		if w, err = p.srv.ExportWarmer(f.out, f.spec); err != nil {
-			fmt.Fprintln(stderr, "image-proxy warm:", err)
-			return 1
-		}
+	w, err := newWarmer(p, f, h)
+	if err != nil {
+		fmt.Fprintln(stderr, "image-proxy warm:", err)
+		return 1
 	}
-	w.OnStored = h.onStored
 	return warmAndWatch(ctx, w, paths, skip, s, f, stdout, stderr, h)
 }
 
-// warmTarget checks where the results would go before anything starts, and
-// returns the directories the walk must leave out.
-func warmTarget(s settings, f warmFlags) ([]string, error) {
-	if fi, err := os.Stat(s.Origin.Local.RootPath); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("IMAGE_PROXY_ROOT_PATH=%s is not a directory: warm reads the originals of the local root", s.Origin.Local.RootPath)
-	}
-	var skip []string
-	if s.Cache.Enabled && s.Cache.DiskEnabled {
-		skip = append(skip, s.Cache.DiskPath)
-	}
+// newWarmer is the warmer of the command line: into the cache, or static
+// files under --out.
+func newWarmer(p parts, f warmFlags, h warmHooks) (*warm.Warmer, error) {
+	sink := warm.NewCacheSink(p.store)
 	if f.out != "" {
-		if proxy.InsideRoot(f.out, s.Origin.Local.RootPath) {
-			return nil, fmt.Errorf("--out %s: %w", f.out, proxy.ErrOutInsideRoot)
+		var err error
+		if sink, err = warm.NewExportSink(f.out, p.root); err != nil {
+			return nil, err
 		}
-		return skip, nil
 	}
-	if !s.persistentTier() {
-		return nil, errors.New("no result tier to warm: set IMAGE_PROXY_ENABLE_DISK_CACHE=true (and IMAGE_PROXY_CACHE_DISK_PATH) or IMAGE_PROXY_S3_RESULT_PREFIX, or export static files with --out DIR")
-	}
-	return skip, nil
+	return warm.New(p.warm, sink, f.spec, warm.OnStored(h.onStored), warm.OnWatching(h.watching)), nil
 }
 
-// persistentTier reports whether a result tier outlives the process.
-func (s settings) persistentTier() bool {
-	return s.Cache.Enabled && (s.Cache.DiskEnabled || s.Cache.ResultPrefix != "")
-}
-
-// validateWarm checks the warm settings; warming on change needs a tier
-// that outlives the process to warm into.
-func (s settings) validateWarm() error {
-	if err := s.Warm.Validate(s.Proxy.MaxBox); err != nil {
-		return err
+// warmTarget checks where the results would go before anything starts
+// (warm's rules), and returns the directories the walk must leave out.
+func warmTarget(s settings, f warmFlags) ([]string, error) {
+	root := s.Origin.Local.RootPath
+	if err := warm.CheckRoot(root); err != nil {
+		return nil, err
 	}
-	if s.Warm.OnChange && !s.persistentTier() {
-		return &settingError{"IMAGE_PROXY_WARM_ON_CHANGE", "true",
-			"false unless a result tier outlives the process (IMAGE_PROXY_ENABLE_DISK_CACHE=true or IMAGE_PROXY_S3_RESULT_PREFIX)"}
+	if f.out != "" && warm.InsideRoot(f.out, root) {
+		return nil, fmt.Errorf("--out %s: %w", f.out, warm.ErrOutInsideRoot)
 	}
-	return nil
+	if f.out == "" && !warm.Persistent(s.Cache) {
+		return nil, warm.ErrNoResultTier
+	}
+	return warm.Skip(s.Cache), nil
 }
 
 // warmAndWatch warms paths, writes the manifest of an export, prints the
 // summary and, with --watch, goes on with new and changed files.
-func warmAndWatch(ctx context.Context, w *proxy.Warmer, paths, skip []string, s settings, f warmFlags, stdout, stderr io.Writer, h warmHooks) int {
+func warmAndWatch(ctx context.Context, w *warm.Warmer, paths, skip []string, s settings, f warmFlags, stdout, stderr io.Writer, h warmHooks) int {
 	prog := newProgress(stderr, len(paths), h.every)
 	w.Run(ctx, paths, s.Proxy.Slots(), prog.add)
 	prog.finish()
-	if err := w.WriteManifest(); err != nil {
+	if err := w.Flush(); err != nil {
 		fmt.Fprintln(stderr, "image-proxy warm: manifest:", err)
 		return 1
 	}
@@ -186,13 +172,12 @@ func warmAndWatch(ctx context.Context, w *proxy.Warmer, paths, skip []string, s 
 	}
 	quiet := h.quiet
 	if quiet == 0 {
-		quiet = proxy.DefaultQuiet
+		quiet = warm.DefaultQuiet
 	}
 	fmt.Fprintf(stdout, "watching %s for new and changed files (Ctrl-C stops)\n", s.Origin.Local.RootPath)
-	w.Watching = h.watching
-	err := w.Watch(ctx, s.Origin.Local.RootPath, skip, quiet, s.Proxy.Slots(), func(r proxy.WarmResult) {
+	err := w.Watch(ctx, s.Origin.Local.RootPath, skip, quiet, s.Proxy.Slots(), func(r warm.Result) {
 		printResult(stdout, r)
-		if err := w.WriteManifest(); err != nil {
+		if err := w.Flush(); err != nil {
 			fmt.Fprintln(stderr, "image-proxy warm: manifest:", err)
 		}
 	})
@@ -204,19 +189,14 @@ func warmAndWatch(ctx context.Context, w *proxy.Warmer, paths, skip []string, s 
 }
 
 // printResult is one line per source warmed by the watch.
-func printResult(w io.Writer, r proxy.WarmResult) {
+func printResult(w io.Writer, r warm.Result) {
 	switch {
 	case r.NotImage:
-	case r.Err != nil && !canceled(r.Err):
+	case r.Failed():
 		fmt.Fprintf(w, "failed %s: %s\n", r.Rel, oneLine(r.Err))
 	case r.Err == nil:
 		fmt.Fprintf(w, "warmed %s: %d rendered, %d skipped\n", r.Rel, r.Rendered, r.Skipped)
 	}
-}
-
-// canceled reports whether err is the run being stopped, not a failure.
-func canceled(err error) bool {
-	return errors.Is(err, context.Canceled) || transform.KindOf(err) == transform.KindCanceled
 }
 
 // warmOnChange warms new and changed files in the background of serve, at
@@ -226,18 +206,14 @@ func warmOnChange(s settings, p parts, log *slog.Logger) func() {
 	if !s.Warm.OnChange {
 		return func() {}
 	}
-	var skip []string
-	if s.Cache.DiskEnabled {
-		skip = append(skip, s.Cache.DiskPath)
-	}
-	w := p.srv.CacheWarmer(p.store, s.Warm.Spec(s.Proxy.MaxBox)).Background()
+	w := warm.New(p.warm, warm.NewCacheSink(p.store), s.Warm.Spec(s.Proxy.MaxBox)).Background(p.srv.Limiter())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := w.Watch(ctx, s.Origin.Local.RootPath, skip, proxy.DefaultQuiet, 1, func(r proxy.WarmResult) {
+		err := w.Watch(ctx, s.Origin.Local.RootPath, warm.Skip(s.Cache), warm.DefaultQuiet, 1, func(r warm.Result) {
 			switch {
-			case r.Err != nil && !canceled(r.Err):
+			case r.Failed():
 				log.Warn("warm on change failed", "path", r.Rel, "err", oneLine(r.Err))
 			case r.Rendered > 0:
 				log.Info("warmed on change", "path", r.Rel, "rendered", r.Rendered, "skipped", r.Skipped)

@@ -10,7 +10,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"image-proxy/proxy"
+	"image-proxy/warm"
 )
 
 // progress counts a warm run's results and shows them: a bar with count,
@@ -25,7 +25,7 @@ type progress struct {
 
 	total, done                 int
 	rendered, skipped, notImage int
-	failed                      []proxy.WarmResult
+	failed                      []warm.Result
 }
 
 func newProgress(stderr io.Writer, total int, every time.Duration) *progress {
@@ -50,14 +50,14 @@ func newProgress(stderr io.Writer, total int, every time.Duration) *progress {
 }
 
 // add counts one source's result (Run calls it from one goroutine at a time).
-func (p *progress) add(r proxy.WarmResult) {
+func (p *progress) add(r warm.Result) {
 	p.done++
 	p.rendered += r.Rendered
 	p.skipped += r.Skipped
 	switch {
 	case r.NotImage:
 		p.notImage++
-	case r.Err != nil && !canceled(r.Err):
+	case r.Failed():
 		p.failed = append(p.failed, r)
 	}
 	if p.bar != nil {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/image/webp"
 )
@@ -308,5 +309,71 @@ func waitLine(t *testing.T, lines <-chan string, prefix string, logs fmt.Stringe
 		case <-ctx.Done():
 			t.Fatalf("no line %q within %v:\n%s", prefix, hangGuard, logs.String())
 		}
+	}
+}
+
+// TestServeWarmsOnChange: serve with IMAGE_PROXY_WARM_ON_CHANGE warms a file
+// written into the root while it runs into the disk tier, at the
+// configured sizes and formats, counted as warm work: the first request
+// for the variant is a HIT-DISK with the bytes and the ETag a server
+// without a cache gives the same URL.
+func TestServeWarmsOnChange(t *testing.T) {
+	root, _, env := warmTree(t)
+	srv := startBinary(t, t.TempDir(), append(env, "IMAGE_PROXY_WARM_ON_CHANGE=true", "IMAGE_PROXY_WARM_SIZES=120")...)
+	waitWatching(t, srv, root)
+	put(t, filepath.Join(root, "photos/new.jpg"), gradient(t, 300, 200, false))
+	waitLog(t, srv, `msg="warmed on change" path=photos/new.jpg rendered=1 skipped=0`)
+
+	live := startBinary(t, t.TempDir(), "IMAGE_PROXY_ROOT_PATH="+root, "IMAGE_PROXY_ENABLE_CACHE=false")
+	want, got := get(t, live.base+"/photos/new.jpg?size=120&format=webp"), get(t, srv.base+"/photos/new.jpg?size=120&format=webp")
+	if got.status != 200 || got.cache != "HIT-DISK" || got.etag != want.etag || want.etag == "" || !bytes.Equal(got.body, want.body) {
+		t.Errorf("%d %s %s (%d bytes), want 200 HIT-DISK %s (%d bytes)", got.status, got.cache, got.etag, len(got.body), want.etag, len(want.body))
+	}
+	if w, h := imageSize(t, got.body, "image/webp"); w != 120 || h != 80 {
+		t.Errorf("%dx%d, want 120x80", w, h)
+	}
+	metrics := scrape(srv.base)
+	if n := metricSum(t, metrics, "image_proxy_transforms_total", `work="live"`); n != 0 {
+		t.Errorf("%v live renders, want none: the request was a hit", n)
+	}
+	if n := metricSum(t, metrics, "image_proxy_transforms_total", `format="webp",result="ok",work="warm"`); n < 2 {
+		t.Errorf("%v warm WebP renders, want the probe's and new.jpg's", n)
+	}
+}
+
+// waitWatching returns once serve's watch of root is in place. It starts
+// beside the listener, so a file written before that is never seen: new
+// probe files are written until one is warmed (a probe missed is left
+// alone; each is a new file, so no later warm of one can be mistaken for
+// another's).
+func waitWatching(t *testing.T, srv *binaryProcess, root string) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for i := 0; ; i++ {
+		put(t, filepath.Join(root, fmt.Sprintf("probe-%d.jpg", i)), gradient(t, 64, 64, false))
+		// Long enough for several quiet periods (warm.DefaultQuiet) and a
+		// render; only how soon a missed probe is replaced depends on it.
+		next := time.Now().Add(5 * time.Second)
+		for time.Now().Before(next) {
+			if strings.Contains(srv.logs.String(), `msg="warmed on change" path=probe-`) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no probe warmed within %v:\n%s", hangGuard, srv.logs.String())
+			}
+			time.Sleep(20 * time.Millisecond) // the next look at the logs
+		}
+	}
+}
+
+// waitLog waits until the server has logged line, failing after hangGuard.
+func waitLog(t *testing.T, srv *binaryProcess, line string) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for !strings.Contains(srv.logs.String(), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q never logged:\n%s", line, srv.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // the next look at the logs
 	}
 }

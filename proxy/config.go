@@ -36,7 +36,12 @@ type Config struct {
 	Encoders       transform.Fingerprints // per output format, part of every key
 	Version        string
 	LibvipsVersion string
-	RootPath       string // the local origin's root (origin.LocalConfig): warm exports must lie outside it
+}
+
+// Variants is the variant builder of these settings: live requests' and,
+// given by main, warm's, so both compute the same keys.
+func (c Config) Variants() request.Variants {
+	return request.Variants{MaxBox: c.MaxBox, Algorithm: c.Algorithm, Encoders: request.NewEncoders(c.Encoders)}
 }
 
 // Slots is the number of renders that may run at once.

@@ -83,7 +83,7 @@ func newLoggedServer(t *testing.T, r Engine, out io.Writer) *testServer {
 		t.Fatal(err)
 	}
 	c := cache.New(tiers, m)
-	sources, _ := testSources(t, cfg, c, m)
+	sources, _ := testSources(t, root, c, m)
 	s, err := New(cfg, Deps{Sources: sources, Engine: r, Cache: c, Metrics: m, Log: log})
 	if err != nil {
 		t.Fatal(err)

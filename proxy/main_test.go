@@ -43,10 +43,12 @@ type testServer struct {
 	m     *metrics.Metrics
 }
 
-func defaultTestConfig(root string) Config {
+// defaultTestConfig is the HTTP settings of a test serving root. The root
+// itself is the local origin's setting, not an HTTP one (testSources
+// opens it); the argument says which root the test serves.
+func defaultTestConfig(string) Config {
 	tc := transform.DefaultConfig()
 	return Config{
-		RootPath:          root,
 		CacheControl:      "public, max-age=31536000, no-transform",
 		ErrorCacheControl: "public, max-age=60",
 		MaxBox:            4000,
@@ -92,7 +94,7 @@ func newTestServerWith(t testing.TB, edit func(*Config, *cache.Config, *transfor
 		t.Fatal(err)
 	}
 	c := cache.New(tiers, m)
-	sources, _ := testSources(t, cfg, c, m, opts...)
+	sources, _ := testSources(t, root, c, m, opts...)
 	local := sources[0].(*origin.Local)
 	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(tcfg), Cache: c, Metrics: m, Log: log})
 	if err != nil {
@@ -130,13 +132,13 @@ func withFetchTracing(tp trace.TracerProvider) chainOption {
 // testSources is main's chain: the root, then the fallback when configured.
 // Only events invalidate the root's stat cache (origin's
 // TestStatCacheMaxAge covers the age).
-func testSources(t testing.TB, cfg Config, c cache.Cache, m *metrics.Metrics, opts ...chainOption) (origin.Chain, *origin.Fallback) {
+func testSources(t testing.TB, root string, c cache.Cache, m *metrics.Metrics, opts ...chainOption) (origin.Chain, *origin.Fallback) {
 	t.Helper()
 	var tc testChain
 	for _, o := range opts {
 		o(&tc)
 	}
-	local, err := origin.OpenLocal(cfg.RootPath, origin.WithStatCache(24*time.Hour, nil, m))
+	local, err := origin.OpenLocal(root, origin.WithStatCache(24*time.Hour, nil, m))
 	if err != nil {
 		t.Fatal(err)
 	}

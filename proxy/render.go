@@ -3,12 +3,14 @@ package proxy
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"image-proxy/cache"
 	"image-proxy/fault"
+	"image-proxy/imageformat"
 	"image-proxy/metrics"
 	"image-proxy/origin"
 	"image-proxy/request"
@@ -56,10 +58,10 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request) (cache
 			return status, err
 		}
 	}
-	hdr.format = transform.Format(val[0])
+	var body []byte
+	hdr.format, body = imageformat.Untag(val)
 	hdr.cacheStatus = status
 	s.setImageHeaders(c, hdr)
-	body := val[1:]
 	if c.Method() == fiber.MethodHead {
 		c.Response().Header.SetContentLength(len(body))
 		c.Response().SkipBody = true
@@ -80,7 +82,7 @@ func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src origin
 }
 
 // renderSource waits for a transform slot, reads the original and renders
-// it. The value it returns is cacheValue's: a cache hit knows its
+// it. The value it returns is imageformat.Tag's: a cache hit knows its
 // Content-Type without sniffing.
 func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.Original, v request.Variant) ([]byte, error) {
 	sl, err := s.enterSlot(ctx)
@@ -103,7 +105,7 @@ func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.O
 	if err != nil {
 		return nil, err
 	}
-	return cacheValue(res), nil
+	return imageformat.Tag(res.Format, res.Data), nil
 }
 
 // enterSlot waits for a transform slot; the caller must Leave it.
@@ -124,6 +126,45 @@ func (s *Server) render(ctx context.Context, data []byte, opts transform.Options
 	s.m.TransformsInFlight.Dec()
 	s.countRender(metrics.WorkLive, opts, res, err, time.Since(start))
 	return res, err
+}
+
+// WarmRenderer renders for warm (warm.Renderer, given by main): the
+// variants of one source from one decode, each with the options the live
+// path renders it with (options), and counts them as warm work through
+// countRender, the one place live renders are counted too.
+type WarmRenderer struct{ s *Server }
+
+// WarmRenderer is the server's renderer for warm.
+func (s *Server) WarmRenderer() WarmRenderer { return WarmRenderer{s} }
+
+// RenderMany renders every distinct output of vs once (two variants can
+// share one: 720@2x and 1440@1x) and returns one result and one error per
+// variant, in order.
+func (r WarmRenderer) RenderMany(ctx context.Context, data []byte, vs []request.Variant) ([]transform.Result, []error) {
+	in := transform.Sniff(data[:min(len(data), sniffBytes)])
+	var opts []transform.Options
+	index := make([]int, len(vs))
+	for i, v := range vs {
+		opt := options(v, in)
+		j := slices.Index(opts, opt)
+		if j < 0 {
+			j = len(opts)
+			opts = append(opts, opt)
+		}
+		index[i] = j
+	}
+	results, errs := r.s.renderMany(ctx, data, opts)
+	out, outErrs := make([]transform.Result, len(vs)), make([]error, len(vs))
+	for i, j := range index {
+		out[i], outErrs[i] = results[j], errs[j]
+	}
+	return out, outErrs
+}
+
+// manyRenderer renders several variants of one source from one decode
+// (transform.Engine does).
+type manyRenderer interface {
+	RenderMany(ctx context.Context, src []byte, opts []transform.Options) ([]transform.Result, []error)
 }
 
 // renderMany renders every option of one source for a warm, from one
@@ -169,15 +210,6 @@ func (s *Server) countRender(work string, opts transform.Options, res transform.
 	label := res.Format.String()
 	s.m.TransformDuration.WithLabelValues(label, work).Observe(took.Seconds())
 	s.m.Transforms.WithLabelValues(label, metrics.TransformOK, work).Inc()
-}
-
-// cacheValue is how a result is cached: the output format's byte, then the
-// image.
-func cacheValue(res transform.Result) []byte {
-	out := make([]byte, 1+len(res.Data))
-	out[0] = byte(res.Format)
-	copy(out[1:], res.Data)
-	return out
 }
 
 // slot is one request's transform slot as a transform.Gate: the render

@@ -43,7 +43,7 @@ type Server struct {
 	cfg     Config
 	prefix  string
 	sources origin.Chain
-	limiter *limiter
+	limiter *Limiter
 	gate    *request.Gate // presets, quality, sizes, signatures
 	engine  Engine
 	cache   cache.Cache
@@ -70,7 +70,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		log:     d.Log,
 
 		reqMetrics: newRequestMetrics(d.Metrics),
-		variants:   request.Variants{MaxBox: cfg.MaxBox, Algorithm: cfg.Algorithm, Encoders: request.NewEncoders(cfg.Encoders)},
+		variants:   cfg.Variants(),
 		started:    time.Now(),
 	}
 	var err error
@@ -105,6 +105,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 
 // App is the Fiber application, for Listen and for app.Test in tests.
 func (s *Server) App() *fiber.App { return s.app }
+
+// Sources is the chain the server reads originals from, each source traced
+// when tracing is on: warm reads through it too.
+func (s *Server) Sources() origin.Chain { return s.sources }
+
+// Limiter is the server's transform slots: background work (warm's Gate)
+// waits on it for capacity no live request needs.
+func (s *Server) Limiter() *Limiter { return s.limiter }
 
 // Drain waits, up to ctx's deadline, until no render is running.
 func (s *Server) Drain(ctx context.Context) error { return s.limiter.drain(ctx, s.cfg.Slots()) }

@@ -55,7 +55,7 @@ func newServerTracingTo(t testing.TB, fallbackURL string, tp trace.TracerProvide
 	}
 	c := cache.New(cache.Traced(tiers, tp), m)
 	t.Cleanup(func() { c.Close() })
-	sources, _ := testSources(t, cfg, c, m, opts...)
+	sources, _ := testSources(t, root, c, m, opts...)
 	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(transform.DefaultConfig()), Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		t.Fatal(err)

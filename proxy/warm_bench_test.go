@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"image-proxy/request"
 	"image-proxy/transform"
+	"image-proxy/warm"
 )
 
 // Warm benchmarks use BENCH_SOURCE (a path; default: the corpus's
@@ -35,7 +37,7 @@ func warmBenchRoot(b *testing.B) string {
 }
 
 // warmBenchSpec is 8 variants: the default widths × WebP and JPEG.
-var warmBenchSpec = WarmSpec{Sizes: []int{360, 720, 1200, 2200}, DPRs: []float64{1},
+var warmBenchSpec = warm.Spec{Sizes: []int{360, 720, 1200, 2200}, DPRs: []float64{1},
 	Formats: []transform.Format{transform.FormatWebP, transform.FormatJPEG}, Force: true}
 
 // BenchmarkWarmOneDecode: one op is every variant of the source stored in
@@ -47,7 +49,7 @@ func BenchmarkWarmOneDecode(b *testing.B) {
 	env := newWarmEnv(b, root, diskTiers(b.TempDir()))
 	ctx := context.Background()
 	b.Run("warm", func(b *testing.B) {
-		w := env.CacheWarmer(env.store, warmBenchSpec)
+		w := env.cacheWarmer(warmBenchSpec)
 		for b.Loop() {
 			if r := w.Source(ctx, "photo.jpg"); r.Err != nil || r.Rendered != 8 {
 				b.Fatalf("%+v", r)
@@ -74,12 +76,17 @@ func renderEach(b *testing.B, env *warmEnv) {
 		// A new identity each time, as for a new photo: the decode cache
 		// shares decodes between its variants, never across loops.
 		o.Identity = base + "#" + strconv.Itoa(n)
-		for _, it := range env.warmItems(o, warmBenchSpec) {
-			v, err := env.renderSource(ctx, src, o, it.variant)
+		for _, q := range warmURLs(warmBenchSpec) {
+			req, err := request.Parse(request.RawQuery(q), "", env.cfg.MaxBox)
 			if err != nil {
 				b.Fatal(err)
 			}
-			env.store.Put(ctx, it.variant.Key(), v)
+			variant := env.variants.Of(o.Identity, req, "")
+			v, err := env.renderSource(ctx, src, o, variant)
+			if err != nil {
+				b.Fatal(err)
+			}
+			env.store.Put(ctx, variant.Key(), v)
 		}
 	}
 }
@@ -102,7 +109,7 @@ func BenchmarkLiveBesideWarm(b *testing.B) {
 			var wg sync.WaitGroup
 			warmed := 0
 			if withWarm {
-				w := env.CacheWarmer(env.store, warmBenchSpec).Background()
+				w := env.cacheWarmer(warmBenchSpec).Background(env.Limiter())
 				wg.Go(func() {
 					for ctx.Err() == nil {
 						if r := w.Source(ctx, "photo.jpg"); r.Err == nil {

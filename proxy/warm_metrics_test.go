@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"image-proxy/transform"
+	"image-proxy/warm"
 )
 
 // transformSeries reads every series of the transforms counter (keyed
@@ -91,7 +92,7 @@ func checkMoved(t *testing.T, before, after transformSeries, counts map[string]f
 // work="live" does not move. A source that does not decode counts one
 // error per variant.
 func TestWarmCountsItsRenders(t *testing.T) {
-	spec := WarmSpec{Sizes: []int{100, 200}, DPRs: []float64{1, 2},
+	spec := warm.Spec{Sizes: []int{100, 200}, DPRs: []float64{1, 2},
 		Formats: []transform.Format{transform.FormatWebP, transform.FormatPNG, transform.FormatJPEG}}
 	ok := func(n float64) map[string]float64 {
 		return map[string]float64{"webp/ok/warm": n, "png/ok/warm": n, "jpeg/ok/warm": n}
@@ -102,21 +103,15 @@ func TestWarmCountsItsRenders(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		src      []byte
-		warmer   func(env *warmEnv) *Warmer
+		warmer   func(env *warmEnv) *warm.Warmer
 		rendered int
 		counts   map[string]float64
 		renders  map[string]uint64
 	}{
-		{"into the cache", good, func(env *warmEnv) *Warmer { return env.CacheWarmer(env.store, spec) }, 12, ok(3), timed},
-		{"in the background (serve's on-change warm)", good, func(env *warmEnv) *Warmer { return env.CacheWarmer(env.store, spec).Background() }, 12, ok(3), timed},
-		{"static files", good, func(env *warmEnv) *Warmer {
-			w, err := env.ExportWarmer(t.TempDir(), spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return w
-		}, 12, ok(3), timed},
-		{"a source that does not decode", good[:len(good)/3], func(env *warmEnv) *Warmer { return env.CacheWarmer(env.store, spec) }, 0, failed, nil},
+		{"into the cache", good, func(env *warmEnv) *warm.Warmer { return env.cacheWarmer(spec) }, 12, ok(3), timed},
+		{"in the background (serve's on-change warm)", good, func(env *warmEnv) *warm.Warmer { return env.cacheWarmer(spec).Background(env.Limiter()) }, 12, ok(3), timed},
+		{"static files", good, func(env *warmEnv) *warm.Warmer { return env.exportWarmer(t, t.TempDir(), spec) }, 12, ok(3), timed},
+		{"a source that does not decode", good[:len(good)/3], func(env *warmEnv) *warm.Warmer { return env.cacheWarmer(spec) }, 0, failed, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -141,8 +136,8 @@ func TestLiveRenderCountsAsLive(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "photo.jpg"), photo(t, 900, 600, false))
 	env := newWarmEnv(t, root, diskTiers(t.TempDir())) // warm stores into the tiers that outlive the process
-	spec := WarmSpec{Sizes: []int{100}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP}}
-	if r := env.CacheWarmer(env.store, spec).Source(context.Background(), "photo.jpg"); r.Err != nil || r.Rendered != 1 {
+	spec := warm.Spec{Sizes: []int{100}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP}}
+	if r := env.cacheWarmer(spec).Source(context.Background(), "photo.jpg"); r.Err != nil || r.Rendered != 1 {
 		t.Fatalf("warm: %+v", r)
 	}
 	for _, c := range []struct {

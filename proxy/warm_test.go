@@ -27,6 +27,7 @@ import (
 	"image-proxy/origin"
 	"image-proxy/request"
 	"image-proxy/transform"
+	"image-proxy/warm"
 )
 
 // photo encodes a w×h gradient as JPEG (or PNG), a real image for libvips.
@@ -62,7 +63,8 @@ func writeFile(t testing.TB, name string, b []byte) {
 }
 
 // warmEnv is a server over root whose tiers are memory plus those tiers
-// makes (a disk, an S3 tier), the way main builds them.
+// makes (a disk, an S3 tier), and the store and warm dependencies main
+// builds beside it.
 type warmEnv struct {
 	*testServer
 	store *cache.Store
@@ -89,7 +91,7 @@ func newWarmEnvWith(t testing.TB, root string, tiers func(m *metrics.Metrics) []
 	}
 	c := cache.New(all, m)
 	t.Cleanup(func() { c.Close() })
-	sources, _ := testSources(t, cfg, c, m)
+	sources, _ := testSources(t, root, c, m)
 	s, err := New(cfg, Deps{Sources: sources, Engine: transform.New(tcfg), Cache: c, Metrics: m, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -97,12 +99,47 @@ func newWarmEnvWith(t testing.TB, root string, tiers func(m *metrics.Metrics) []
 	return &warmEnv{testServer: &testServer{Server: s, root: root, m: m}, store: cache.NewStore(all), cache: c}
 }
 
+// deps are the warmer's dependencies, as main's build gives them.
+func (env *warmEnv) deps() warm.Deps {
+	return warm.Deps{Sources: env.Sources(), Variants: env.cfg.Variants(), Renderer: env.WarmRenderer(), MaxSourceBytes: env.cfg.MaxSourceBytes}
+}
+
+// cacheWarmer warms spec into the env's persistent tiers, as `image-proxy
+// warm` does.
+func (env *warmEnv) cacheWarmer(spec warm.Spec, opts ...warm.Option) *warm.Warmer {
+	return warm.New(env.deps(), warm.NewCacheSink(env.store), spec, opts...)
+}
+
+// exportWarmer writes spec's variants under dir, as `warm --out dir` does.
+func (env *warmEnv) exportWarmer(t testing.TB, dir string, spec warm.Spec) *warm.Warmer {
+	t.Helper()
+	sink, err := warm.NewExportSink(dir, env.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return warm.New(env.deps(), sink, spec)
+}
+
+// liveKeys are the cache keys live requests for spec's URLs compute for rel.
+func (env *warmEnv) liveKeys(t testing.TB, o origin.Original, spec warm.Spec) []string {
+	t.Helper()
+	var keys []string
+	for _, q := range warmURLs(spec) {
+		req, err := request.Parse(request.RawQuery(q), "", env.cfg.MaxBox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, env.variants.Of(o.Identity, req, "").Key())
+	}
+	return keys
+}
+
 func diskTiers(dir string) func(*metrics.Metrics) []cache.Tier {
 	return func(m *metrics.Metrics) []cache.Tier { return []cache.Tier{cache.NewDiskTier(dir, 1<<30, m, nil)} }
 }
 
 // warmURLs are the query strings a spec stands for, as a visitor sends them.
-func warmURLs(spec WarmSpec) []string {
+func warmURLs(spec warm.Spec) []string {
 	var qs []string
 	for _, size := range spec.Sizes {
 		for _, dpr := range spec.DPRs {
@@ -116,99 +153,6 @@ func warmURLs(spec WarmSpec) []string {
 		}
 	}
 	return qs
-}
-
-func TestWarmItemsHaveTheLiveKeys(t *testing.T) {
-	ts := newTestServer(t, nil)
-	o, _, err := ts.sources.Stat(context.Background(), "rocket.jpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, spec := range []WarmSpec{
-		{Sizes: []int{360, 720, 1200, 2200}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP}},
-		{Sizes: []int{1, 3000, 4000}, DPRs: []float64{1, 1.5, 2, 10}, Formats: []transform.Format{transform.FormatAVIF, transform.FormatJPEG, transform.FormatPNG}},
-	} {
-		items := ts.warmItems(o, spec)
-		qs := warmURLs(spec)
-		if len(items) != len(qs) {
-			t.Fatalf("%d items for %d URLs", len(items), len(qs))
-		}
-		for i, q := range qs {
-			req, err := request.Parse(request.RawQuery(q), "", ts.cfg.MaxBox)
-			if err != nil {
-				t.Fatal(err)
-			}
-			live := ts.variants.Of(o.Identity, req, "image/avif,image/webp,*/*")
-			if got := items[i].variant.Key(); got != live.Key() {
-				t.Errorf("%s: warm key %q, live key %q", q, got, live.Key())
-			}
-		}
-	}
-}
-
-func TestParseWarmLists(t *testing.T) {
-	sizes := []struct {
-		in   string
-		want []int
-		bad  string
-	}{
-		{"360,720,1200,2200", []int{360, 720, 1200, 2200}, ""},
-		{"720, 360,720", []int{360, 720}, ""},
-		{"4000", []int{4000}, ""},
-		{"0", nil, "0"}, {"-1", nil, "-1"}, {"abc", nil, "abc"}, {"99999", nil, "99999"}, {"4001", nil, "4001"},
-		{"1.5", nil, "1.5"}, {" ", nil, " "}, {"360,,720", nil, "360,,720"}, {"+5", nil, "+5"}, {"1e3", nil, "1e3"},
-	}
-	for _, c := range sizes {
-		got, err := ParseWarmSizes(c.in, 4000)
-		var le *ListError
-		switch {
-		case c.bad == "" && (err != nil || !slices.Equal(got, c.want)):
-			t.Errorf("sizes %q: %v %v, want %v", c.in, got, err, c.want)
-		case c.bad != "" && (!errors.As(err, &le) || le.Item != c.bad || !strings.Contains(err.Error(), "from 1 to 4000")):
-			t.Errorf("sizes %q: %v, want an error naming %q", c.in, err, c.bad)
-		}
-	}
-	formats := map[string]string{"webp": "", "webp,avif,jpg,png": "", "WEBP, avif": "", "gif2": "gif2", "auto": "auto", "webp,": "webp,", "svg": "svg"}
-	for in, bad := range formats {
-		_, err := ParseWarmFormats(in)
-		var le *ListError
-		if (bad == "") != (err == nil) || bad != "" && (!errors.As(err, &le) || le.Item != bad || !strings.Contains(err.Error(), "webp")) {
-			t.Errorf("formats %q: %v", in, err)
-		}
-	}
-	dprs := map[string]string{"1,2": "", "1.5": "", "10": "", "0.5": "0.5", "11": "11", "x": "x", "NaN": "NaN", "-1": "-1"}
-	for in, bad := range dprs {
-		_, err := ParseWarmDPRs(in)
-		var le *ListError
-		if (bad == "") != (err == nil) || bad != "" && (!errors.As(err, &le) || le.Item != bad) {
-			t.Errorf("dpr %q: %v", in, err)
-		}
-	}
-}
-
-func FuzzParseWarmList(f *testing.F) {
-	for _, s := range []string{"360,720", "0", "abc", "1.5,2", "webp,avif", " 1 , 2 ", ",", "99999"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if sizes, err := ParseWarmSizes(s, 4000); err == nil {
-			if len(sizes) == 0 || !slices.IsSorted(sizes) || sizes[0] < 1 || sizes[len(sizes)-1] > 4000 {
-				t.Errorf("%q: accepted %v", s, sizes)
-			}
-		}
-		if dprs, err := ParseWarmDPRs(s); err == nil {
-			if len(dprs) == 0 || dprs[0] < 1 || dprs[len(dprs)-1] > 10 {
-				t.Errorf("%q: accepted %v", s, dprs)
-			}
-		}
-		if fs, err := ParseWarmFormats(s); err == nil {
-			for _, f := range fs {
-				if !f.CanEncode() {
-					t.Errorf("%q: accepted %v", s, f)
-				}
-			}
-		}
-	})
 }
 
 // decodeSize decodes an image body and returns its dimensions.
@@ -235,22 +179,22 @@ func TestWarmThenServe(t *testing.T) {
 	root, dir := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(root, "photos/wide.jpg"), photo(t, 900, 600, false))
 	writeFile(t, filepath.Join(root, "logo.png"), photo(t, 300, 500, true))
-	spec := WarmSpec{Sizes: []int{100, 250}, DPRs: []float64{1, 2}, Formats: []transform.Format{transform.FormatWebP, transform.FormatPNG}}
+	spec := warm.Spec{Sizes: []int{100, 250}, DPRs: []float64{1, 2}, Formats: []transform.Format{transform.FormatWebP, transform.FormatPNG}}
 
-	warm := newWarmEnv(t, root, diskTiers(dir))
-	w := warm.CacheWarmer(warm.store, spec)
-	rels, err := WarmPaths(root, nil, []string{dir})
+	warming := newWarmEnv(t, root, diskTiers(dir))
+	w := warming.cacheWarmer(spec)
+	rels, err := warm.Paths(root, nil, []string{dir})
 	if err != nil || !slices.Equal(rels, []string{"logo.png", "photos/wide.jpg"}) {
 		t.Fatalf("paths %v %v", rels, err)
 	}
-	var results []WarmResult
-	w.Run(context.Background(), rels, 2, func(r WarmResult) { results = append(results, r) })
+	var results []warm.Result
+	w.Run(context.Background(), rels, 2, func(r warm.Result) { results = append(results, r) })
 	for _, r := range results {
 		if r.Err != nil || r.Rendered != 8 {
 			t.Fatalf("%s: %d rendered, %v", r.Rel, r.Rendered, r.Err)
 		}
 	}
-	warm.cache.Close()
+	warming.cache.Close()
 
 	served := newWarmEnv(t, root, diskTiers(dir))
 	live := newWarmEnv(t, root, nil)
@@ -279,7 +223,7 @@ func TestWarmThenServe(t *testing.T) {
 	}
 	// A second run finds everything stored: nothing is read or rendered.
 	again := newWarmEnv(t, root, diskTiers(dir))
-	r := again.CacheWarmer(again.store, spec).Source(context.Background(), "photos/wide.jpg")
+	r := again.cacheWarmer(spec).Source(context.Background(), "photos/wide.jpg")
 	if r.Err != nil || r.Rendered != 0 || r.Skipped != 8 {
 		t.Errorf("second run: %+v", r)
 	}
@@ -293,19 +237,18 @@ func TestWarmInterruptedLeavesWholeEntries(t *testing.T) {
 	for i := range 4 {
 		writeFile(t, filepath.Join(root, fmt.Sprintf("p%d.jpg", i)), photo(t, 800+40*i, 500, false))
 	}
-	spec := WarmSpec{Sizes: []int{120, 240, 480}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP, transform.FormatJPEG}}
+	spec := warm.Spec{Sizes: []int{120, 240, 480}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP, transform.FormatJPEG}}
 	env := newWarmEnv(t, root, diskTiers(dir))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := env.CacheWarmer(env.store, spec)
 	stored := 0
-	w.OnStored = func(string) {
+	w := env.cacheWarmer(spec, warm.OnStored(func(string) {
 		if stored++; stored == 3 {
 			cancel()
 		}
-	}
-	rels, _ := WarmPaths(root, nil, nil)
-	w.Run(ctx, rels, 1, func(WarmResult) {})
+	}))
+	rels, _ := warm.Paths(root, nil, nil)
+	w.Run(ctx, rels, 1, func(warm.Result) {})
 	env.cache.Close()
 	if stored < 3 || stored >= 4*6 {
 		t.Fatalf("%d variants stored before the interruption took effect", stored)
@@ -339,16 +282,15 @@ func TestWarmInterruptedLeavesWholeEntries(t *testing.T) {
 func TestWarmWatchRewarmsChangedFiles(t *testing.T) {
 	root, dir := t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(root, "cat.jpg"), photo(t, 400, 300, false))
-	spec := WarmSpec{Sizes: []int{100, 200}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP}}
+	spec := warm.Spec{Sizes: []int{100, 200}, DPRs: []float64{1}, Formats: []transform.Format{transform.FormatWebP}}
 	env := newWarmEnv(t, root, diskTiers(dir))
-	w := env.CacheWarmer(env.store, spec)
 	ready := make(chan struct{})
-	w.Watching = func() { close(ready) }
-	results := make(chan WarmResult, 16)
+	w := env.cacheWarmer(spec, warm.OnWatching(func() { close(ready) }))
+	results := make(chan warm.Result, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- w.Watch(ctx, root, []string{dir}, 20*time.Millisecond, 1, func(r WarmResult) { results <- r })
+		done <- w.Watch(ctx, root, []string{dir}, 20*time.Millisecond, 1, func(r warm.Result) { results <- r })
 	}()
 	receive(t, "the watch to start", ready)
 
@@ -373,9 +315,9 @@ func TestWarmWatchRewarmsChangedFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, it := range env.warmItems(o, spec) {
-			if !env.store.Has(context.Background(), it.variant.Key()) {
-				t.Errorf("%s %d: not in the disk tier", rel, it.size)
+		for i, key := range env.liveKeys(t, o, spec) {
+			if !env.store.Has(context.Background(), key) {
+				t.Errorf("%s?%s: not in the disk tier", rel, warmURLs(spec)[i])
 			}
 		}
 		resp, body := env.get(t, "/"+rel+"?size=200&format=webp")
@@ -400,7 +342,7 @@ func TestSpareWaitsForLiveRequests(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
 	go func() {
-		_, err := l.spare(ctx)
+		_, err := l.Spare(ctx)
 		got <- err
 	}()
 	cancel()
@@ -408,7 +350,7 @@ func TestSpareWaitsForLiveRequests(t *testing.T) {
 		t.Fatalf("spare with every slot busy: %v, want it to wait until cancelled", err)
 	}
 	go func() {
-		_, err := l.spare(context.Background())
+		_, err := l.Spare(context.Background())
 		got <- err
 	}()
 	r1()
@@ -433,9 +375,9 @@ func TestWarmIntoS3(t *testing.T) {
 	}
 	root := t.TempDir()
 	writeFile(t, filepath.Join(root, "a/b.jpg"), photo(t, 640, 480, false))
-	spec := WarmSpec{Sizes: []int{160, 300}, DPRs: []float64{1, 2}, Formats: []transform.Format{transform.FormatWebP}}
-	warm := newWarmEnv(t, root, s3Tiers)
-	if r := warm.CacheWarmer(warm.store, spec).Source(context.Background(), "a/b.jpg"); r.Err != nil || r.Rendered != 4 {
+	spec := warm.Spec{Sizes: []int{160, 300}, DPRs: []float64{1, 2}, Formats: []transform.Format{transform.FormatWebP}}
+	warming := newWarmEnv(t, root, s3Tiers)
+	if r := warming.cacheWarmer(spec).Source(context.Background(), "a/b.jpg"); r.Err != nil || r.Rendered != 4 {
 		t.Fatalf("%+v", r)
 	}
 	served, live := newWarmEnv(t, root, s3Tiers), newWarmEnv(t, root, nil)

@@ -1,4 +1,4 @@
-package proxy
+package warm
 
 import (
 	"fmt"
@@ -6,44 +6,34 @@ import (
 	"strconv"
 	"strings"
 
+	"image-proxy/imageformat"
 	"image-proxy/origin"
 	"image-proxy/request"
-	"image-proxy/transform"
+	"image-proxy/setting"
 )
 
-// WarmConfig is the pre-rendering part of the settings: what `image-proxy
+// Config is the pre-rendering part of the settings: what `image-proxy
 // warm` renders when no flag says otherwise, and whether `serve` warms
 // changed files in the background.
-type WarmConfig struct {
+type Config struct {
 	Sizes    string `env:"IMAGE_PROXY_WARM_SIZES" envDefault:"360,720,1200,2200"`
 	Formats  string `env:"IMAGE_PROXY_WARM_FORMATS" envDefault:"webp"`
 	OnChange bool   `env:"IMAGE_PROXY_WARM_ON_CHANGE" envDefault:"false"`
 }
 
-// Validate checks the lists against maxBox (IMAGE_PROXY_MAX_SIZE).
-func (c WarmConfig) Validate(maxBox int) error {
-	if _, err := ParseWarmSizes(c.Sizes, maxBox); err != nil {
-		return settingError("IMAGE_PROXY_WARM_SIZES", c.Sizes, err.(*ListError).Allowed)
-	}
-	if _, err := ParseWarmFormats(c.Formats); err != nil {
-		return settingError("IMAGE_PROXY_WARM_FORMATS", c.Formats, err.(*ListError).Allowed)
-	}
-	return nil
-}
-
 // Spec is the configured default of what to warm (Validate has passed).
-func (c WarmConfig) Spec(maxBox int) WarmSpec {
-	sizes, _ := ParseWarmSizes(c.Sizes, maxBox)
-	formats, _ := ParseWarmFormats(c.Formats)
-	return WarmSpec{Sizes: sizes, DPRs: []float64{1}, Formats: formats}
+func (c Config) Spec(maxBox int) Spec {
+	sizes, _ := ParseSizes(c.Sizes, maxBox)
+	formats, _ := ParseFormats(c.Formats)
+	return Spec{Sizes: sizes, DPRs: []float64{1}, Formats: formats}
 }
 
-// WarmSpec is what to pre-render of every source: each size × dpr ×
-// format, as `?size=S&dpr=D&format=F` would ask for it.
-type WarmSpec struct {
+// Spec is what to pre-render of every source: each size × dpr × format,
+// as `?size=S&dpr=D&format=F` would ask for it.
+type Spec struct {
 	Sizes   []int
 	DPRs    []float64
-	Formats []transform.Format
+	Formats []imageformat.Format
 	Force   bool // render even what is cached (or exported) and intact
 }
 
@@ -52,6 +42,12 @@ type WarmSpec struct {
 type ListError struct{ Item, Allowed string }
 
 func (e *ListError) Error() string { return fmt.Sprintf("%q: must be %s", e.Item, e.Allowed) }
+
+// listSetting is a bad list setting: the variable, its value and what the
+// list's items may be.
+func listSetting(name, value string, err error) error {
+	return &setting.Error{Name: name, Value: value, Allowed: err.(*ListError).Allowed}
+}
 
 // splitList splits a comma-separated list, refusing an empty one or an
 // empty item. Each item is trimmed of spaces.
@@ -67,9 +63,9 @@ func splitList(s, allowed string) ([]string, error) {
 	return items, nil
 }
 
-// ParseWarmSizes reads "360,720": whole numbers from 1 to maxBox, the
-// same rule as ?size=. The result is sorted and without repeats.
-func ParseWarmSizes(s string, maxBox int) ([]int, error) {
+// ParseSizes reads "360,720": whole numbers from 1 to maxBox, the same rule
+// as ?size=. The result is sorted and without repeats.
+func ParseSizes(s string, maxBox int) ([]int, error) {
 	allowed := "whole numbers from 1 to " + strconv.Itoa(maxBox) + " (IMAGE_PROXY_MAX_SIZE), separated by commas, such as 360,720,1200"
 	items, err := splitList(s, allowed)
 	if err != nil {
@@ -87,8 +83,8 @@ func ParseWarmSizes(s string, maxBox int) ([]int, error) {
 	return slices.Compact(out), nil
 }
 
-// ParseWarmDPRs reads "1,2": numbers from 1.0 to 10.0, the rule of ?dpr=.
-func ParseWarmDPRs(s string) ([]float64, error) {
+// ParseDPRs reads "1,2": numbers from 1.0 to 10.0, the rule of ?dpr=.
+func ParseDPRs(s string) ([]float64, error) {
 	const allowed = "numbers from 1.0 to 10.0 separated by commas, such as 1,2"
 	items, err := splitList(s, allowed)
 	if err != nil {
@@ -106,17 +102,17 @@ func ParseWarmDPRs(s string) ([]float64, error) {
 	return slices.Compact(out), nil
 }
 
-// ParseWarmFormats reads "webp,avif": output formats of the table (auto is
-// not one: it depends on each visitor's Accept header).
-func ParseWarmFormats(s string) ([]transform.Format, error) {
-	allowed := "output formats separated by commas, from " + strings.Join(transform.OutputNames(), ", ")
+// ParseFormats reads "webp,avif": output formats of the table (auto is not
+// one: it depends on each visitor's Accept header).
+func ParseFormats(s string) ([]imageformat.Format, error) {
+	allowed := "output formats separated by commas, from " + strings.Join(imageformat.OutputNames(), ", ")
 	items, err := splitList(s, allowed)
 	if err != nil {
 		return nil, err
 	}
-	var out []transform.Format
+	var out []imageformat.Format
 	for _, it := range items {
-		f, ok := transform.ParseFormat(it)
+		f, ok := imageformat.Parse(it)
 		if !ok {
 			return nil, &ListError{it, allowed}
 		}
@@ -127,28 +123,28 @@ func ParseWarmFormats(s string) ([]transform.Format, error) {
 	return out, nil
 }
 
-// warmItem is one variant of one source: what the URL would ask for, and
-// the Variant the server builds for that URL.
-type warmItem struct {
-	size    int
-	dpr     float64
-	format  transform.Format
-	variant request.Variant
+// Item is one variant of one source: what the URL would ask for, and the
+// Variant the server builds for that URL (its Key is the cache key).
+type Item struct {
+	Size    int
+	DPR     float64
+	Format  imageformat.Format
+	Variant request.Variant
 }
 
-// warmItems builds every variant of spec for o through s.variants, with the
-// request `?size=S&format=F[&dpr=D]` would parse to, so each key is the
-// one a live request computes.
-func (s *Server) warmItems(o origin.Original, spec WarmSpec) []warmItem {
-	var items []warmItem
+// items builds every variant of spec for o through vs, with the request
+// `?size=S&format=F[&dpr=D]` would parse to, so each key is the one a live
+// request computes.
+func items(vs request.Variants, o origin.Original, spec Spec) []Item {
+	var out []Item
 	for _, size := range spec.Sizes {
 		for _, dpr := range spec.DPRs {
 			for _, f := range spec.Formats {
 				req := request.Request{Transform: true, Size: size, DPR: dpr, DPRQuery: dpr != 1,
 					Output: request.Output{Format: f}}
-				items = append(items, warmItem{size: size, dpr: dpr, format: f, variant: s.variants.Of(o.Identity, req, "")})
+				out = append(out, Item{Size: size, DPR: dpr, Format: f, Variant: vs.Of(o.Identity, req, "")})
 			}
 		}
 	}
-	return items
+	return out
 }

@@ -1,4 +1,4 @@
-package proxy
+package warm
 
 import (
 	"context"
@@ -47,8 +47,9 @@ type ManifestVariant struct {
 	Bytes  int     `json:"bytes"`
 }
 
-// exportSink writes variants as files under dir and keeps the manifest.
-type exportSink struct {
+// ExportSink writes variants as static files under its directory and keeps
+// their manifest.
+type ExportSink struct {
 	dir string
 	mu  sync.Mutex
 	old map[string]ManifestSource // the manifest found at the start
@@ -58,16 +59,17 @@ type exportSink struct {
 // ErrOutInsideRoot refuses an export directory the walk would read again.
 var ErrOutInsideRoot = errors.New("the output directory is inside the root, where its files would be read again as sources")
 
-// ExportWarmer writes static files under dir instead of into the cache.
-// dir must not lie inside root.
-func (s *Server) ExportWarmer(dir string, spec WarmSpec) (*Warmer, error) {
-	if InsideRoot(dir, s.cfg.RootPath) {
+// NewExportSink writes static files under dir, picking up the manifest a
+// former run left there. dir must not lie inside root, the local origin's
+// directory, whose files a warm walks.
+func NewExportSink(dir, root string) (*ExportSink, error) {
+	if InsideRoot(dir, root) {
 		return nil, ErrOutInsideRoot
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	sink := &exportSink{dir: dir, old: map[string]ManifestSource{}, new: map[string]ManifestSource{}}
+	sink := &ExportSink{dir: dir, old: map[string]ManifestSource{}, new: map[string]ManifestSource{}}
 	if b, err := os.ReadFile(filepath.Join(dir, ManifestFile)); err == nil {
 		var m Manifest
 		if json.Unmarshal(b, &m) == nil {
@@ -76,7 +78,7 @@ func (s *Server) ExportWarmer(dir string, spec WarmSpec) (*Warmer, error) {
 			}
 		}
 	}
-	return &Warmer{s: s, sink: sink, spec: spec}, nil
+	return sink, nil
 }
 
 // InsideRoot reports whether dir is root or lies under it, symbolic links
@@ -106,17 +108,17 @@ func resolved(p string) string {
 }
 
 // exportName is <path-without-ext>-<size>[@<dpr>x].<ext>, slash-separated.
-func exportName(rel string, it warmItem) string {
-	base := strings.TrimSuffix(rel, path.Ext(rel)) + "-" + strconv.Itoa(it.size)
-	if it.dpr != 1 {
-		base += "@" + strconv.FormatFloat(it.dpr, 'f', -1, 64) + "x"
+func exportName(rel string, it Item) string {
+	base := strings.TrimSuffix(rel, path.Ext(rel)) + "-" + strconv.Itoa(it.Size)
+	if it.DPR != 1 {
+		base += "@" + strconv.FormatFloat(it.DPR, 'f', -1, 64) + "x"
 	}
-	return base + "." + it.format.String()
+	return base + "." + it.Format.String()
 }
 
-// has: the file exists with the size the manifest recorded for this very
+// Has: the file exists with the size the manifest recorded for this very
 // source (same bytes and modification time).
-func (e *exportSink) has(_ context.Context, o origin.Original, it warmItem) bool {
+func (e *ExportSink) Has(_ context.Context, o origin.Original, it Item) bool {
 	e.mu.Lock()
 	src, ok := e.old[o.Rel]
 	e.mu.Unlock()
@@ -136,18 +138,19 @@ func (e *exportSink) has(_ context.Context, o origin.Original, it warmItem) bool
 	return true
 }
 
-func (e *exportSink) put(_ context.Context, o origin.Original, it warmItem, res transform.Result) error {
+// Put writes the file and records it in this run's manifest.
+func (e *ExportSink) Put(_ context.Context, o origin.Original, it Item, res transform.Result) error {
 	name := exportName(o.Rel, it)
 	if err := writeAtomic(filepath.Join(e.dir, filepath.FromSlash(name)), res.Data); err != nil {
 		return err
 	}
-	e.record(o, ManifestVariant{File: name, Size: it.size, DPR: it.dpr, Format: res.Format.String(),
+	e.record(o, ManifestVariant{File: name, Size: it.Size, DPR: it.DPR, Format: res.Format.String(),
 		Width: res.Width, Height: res.Height, Bytes: len(res.Data)})
 	return nil
 }
 
 // record adds v to this run's entry of o, replacing one for the same file.
-func (e *exportSink) record(o origin.Original, v ManifestVariant) {
+func (e *ExportSink) record(o origin.Original, v ManifestVariant) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	src, ok := e.new[o.Rel]
@@ -160,14 +163,9 @@ func (e *exportSink) record(o origin.Original, v ManifestVariant) {
 	e.new[o.Rel] = src
 }
 
-// WriteManifest writes the manifest of an export warmer: the sources this
-// run touched, and those of the manifest it found that it did not. It
-// does nothing for a cache warmer.
-func (w *Warmer) WriteManifest() error {
-	e, ok := w.sink.(*exportSink)
-	if !ok {
-		return nil
-	}
+// Flush writes the manifest: the sources this run touched, and those of
+// the manifest it found that it did not.
+func (e *ExportSink) Flush() error {
 	e.mu.Lock()
 	all := maps.Clone(e.old)
 	maps.Copy(all, e.new)

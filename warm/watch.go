@@ -1,4 +1,4 @@
-package proxy
+package warm
 
 import (
 	"context"
@@ -41,10 +41,10 @@ type pendingFile struct {
 // until ctx is done, once it has stopped changing: no event for quiet, and
 // the same size and modification time at two looks quiet apart. Files of a
 // directory created (or moved in) are warmed too. Hidden files and the
-// directories of skip are left out, as WarmPaths does. At most workers
+// directories of skip are left out, as Paths does. At most workers
 // sources are warmed at a time; report gets every result, from one
 // goroutine at a time. Deleted files are left to the cache's eviction.
-func (w *Warmer) Watch(ctx context.Context, root string, skip []string, quiet time.Duration, workers int, report func(WarmResult)) error {
+func (w *Warmer) Watch(ctx context.Context, root string, skip []string, quiet time.Duration, workers int, report func(Result)) error {
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -57,12 +57,12 @@ func (w *Warmer) Watch(ctx context.Context, root string, skip []string, quiet ti
 	if err := wt.addTree(root, false); err != nil {
 		return err
 	}
-	if w.Watching != nil {
-		w.Watching()
+	if w.watching != nil {
+		w.watching()
 	}
 	ctx, stop := context.WithCancel(ctx) // a failed watch stops the workers too
 	defer stop()
-	q := newWarmQueue()
+	q := newQueue()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for range max(workers, 1) {
@@ -177,20 +177,20 @@ func (wt *watcher) settle(now time.Time, settled func(rel string)) {
 	}
 }
 
-// warmQueue hands settled files to the workers, each file once however
+// queue hands settled files to the workers, each file once however
 // often it settles before a worker takes it.
-type warmQueue struct {
+type queue struct {
 	mu     sync.Mutex
 	order  []string
 	queued map[string]bool
 	ready  chan struct{} // has a token while order is not empty
 }
 
-func newWarmQueue() *warmQueue {
-	return &warmQueue{queued: map[string]bool{}, ready: make(chan struct{}, 1)}
+func newQueue() *queue {
+	return &queue{queued: map[string]bool{}, ready: make(chan struct{}, 1)}
 }
 
-func (q *warmQueue) add(rel string) {
+func (q *queue) add(rel string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.queued[rel] {
@@ -205,7 +205,7 @@ func (q *warmQueue) add(rel string) {
 }
 
 // take yields queued files until ctx is done.
-func (q *warmQueue) take(ctx context.Context) func(func(string) bool) {
+func (q *queue) take(ctx context.Context) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		for {
 			q.mu.Lock()

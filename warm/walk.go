@@ -1,4 +1,4 @@
-package proxy
+package warm
 
 import (
 	"fmt"
@@ -10,14 +10,14 @@ import (
 	"image-proxy/request"
 )
 
-// WarmPaths lists the files to warm under root: the given paths (relative
+// Paths lists the files to warm under root: the given paths (relative
 // to root; a directory stands for every file under it), or the whole root
 // when none is given. Like requests, it leaves out hidden files and
 // directories, which the server refuses to serve, and it leaves out every
 // directory in skip (the disk cache may sit inside the root). A path the
 // server would refuse is an error; a path that does not exist is listed,
 // so it is reported as missing.
-func WarmPaths(root string, paths []string, skip []string) ([]string, error) {
+func Paths(root string, paths []string, skip []string) ([]string, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
