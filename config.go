@@ -40,14 +40,6 @@ type logSettings struct {
 	Format  string `env:"IMAGE_PROXY_LOG_FORMAT" envDefault:"text"`
 }
 
-// settingError is a bad setting: exit status 2 and one line naming the
-// variable, the value and what is allowed.
-type settingError struct{ name, value, allowed string }
-
-func (e *settingError) Error() string {
-	return fmt.Sprintf("invalid setting %s=%q: must be %s", e.name, e.value, e.allowed)
-}
-
 // loadSettings reads .env (real environment variables win) and the
 // environment, then validates every value, each package its own.
 func loadSettings(getenv func(string) (string, bool), dotenv string) (settings, error) {
@@ -89,7 +81,7 @@ func (s settings) validate() error {
 	return nil
 }
 
-// parseFailure turns the library's type errors into a settingError.
+// parseFailure turns the library's type errors into a setting.Error.
 func parseFailure(err error, vars map[string]string) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) || len(agg.Errors) == 0 {
@@ -109,7 +101,7 @@ func parseFailure(err error, vars map[string]string) error {
 	case pe.Type == reflect.TypeOf(time.Duration(0)):
 		allowed = "a duration such as 500ms, 10s or 1m"
 	}
-	return &settingError{name, vars[name], allowed}
+	return &setting.Error{Name: name, Value: vars[name], Allowed: allowed}
 }
 
 // envField is one setting: the Go field and its variable.
@@ -161,7 +153,7 @@ func (l logSettings) validate() error {
 	switch strings.ToLower(l.Format) {
 	case "text", "json":
 	default:
-		return &settingError{"IMAGE_PROXY_LOG_FORMAT", l.Format, "text or json"}
+		return &setting.Error{Name: "IMAGE_PROXY_LOG_FORMAT", Value: l.Format, Allowed: "text or json"}
 	}
 	_, err := l.level()
 	return err
@@ -186,7 +178,7 @@ func (l logSettings) level() (slog.Level, error) {
 	case "error", "off":
 		return slog.LevelError, nil
 	}
-	return 0, &settingError{name, value, "debug, info, warn or error"}
+	return 0, &setting.Error{Name: name, Value: value, Allowed: "debug, info, warn or error"}
 }
 
 func rustLogLevel(v string) string {
