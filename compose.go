@@ -129,7 +129,7 @@ func originSources(o origin.Config, client *minio.Client, c cache.Cache, m *metr
 		chain, closeLocal = append(chain, local), func() { local.Close() }
 	}
 	if o.S3.Enabled() {
-		chain = append(chain, origin.NewS3(client, o.S3))
+		chain = append(chain, origin.NewS3(client, o.S3, origin.WithS3Metrics(m)))
 	}
 	if o.Fallback.URL != "" {
 		fb, err := origin.NewFallback(o.Fallback, version, c, m, tp)

@@ -75,6 +75,15 @@ const (
 	StatCacheStat = "stat"
 )
 
+// S3 identity cache results, the only values of the "result" label of
+// S3StatCacheLookups: answered from memory (an object or a remembered
+// absence), or by a HEAD request (not cached, expired, dropped by an
+// event, or the cache is off).
+const (
+	S3StatCacheHit  = "hit"
+	S3StatCacheHead = "head"
+)
+
 // Disk write failures, the only values of the "reason" label of
 // CacheDiskWriteFailures: the volume (or the user's quota) was full, or
 // anything else (read-only, permission denied, I/O error, directory gone).
@@ -114,6 +123,7 @@ var (
 		RefusalSignatureMissing, RefusalSignatureInvalid}
 	FallbackResults  = []string{FallbackOK, FallbackNotFound, FallbackError, FallbackTooLarge, FallbackTimeout}
 	StatCacheResults = []string{StatCacheHit, StatCacheStat}
+	S3StatResults    = []string{S3StatCacheHit, S3StatCacheHead}
 	DiskWriteReasons = []string{DiskWriteFull, DiskWriteError}
 	// HTTPCodes are the statuses the image handler answers, by kind. Codes
 	// are only bounded per kind, and a code that cannot occur for a kind
@@ -167,6 +177,7 @@ type Metrics struct {
 	Refusals           *prometheus.CounterVec // reason
 	StatCacheLookups   *prometheus.CounterVec // result (hit|stat)
 	StatCacheWatches   prometheus.Gauge       // directories watched for the stat cache
+	S3StatCacheLookups *prometheus.CounterVec // result (hit|head)
 	// Writes the disk tier attempted and could not make, by reason
 	// (full|error); it keeps serving what it holds and retries later.
 	CacheDiskWriteFailures *prometheus.CounterVec
@@ -221,6 +232,8 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Requests refused by the operator's controls (presets, quality, allowed sizes, signed URLs), by reason.", "reason"),
 		StatCacheLookups: f.counterVec("image_proxy_stat_cache_lookups_total",
 			"Descriptions of local originals for transforms: answered from the stat cache (hit) or by a stat system call (stat).", "result"),
+		S3StatCacheLookups: f.counterVec("image_proxy_s3_stat_cache_lookups_total",
+			"Descriptions of S3 originals for transforms: answered from the identity cache (hit, an absent key included) or by a HEAD request (head).", "result"),
 		StatCacheWatches: f.gauge("image_proxy_stat_cache_watched_directories",
 			"Directories of the root watched with inotify for the stat cache."),
 		DecodeCacheRequests: f.counterVec("image_proxy_decode_cache_requests_total",
@@ -281,6 +294,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range StatCacheResults {
 		m.StatCacheLookups.WithLabelValues(r)
+	}
+	for _, r := range S3StatResults {
+		m.S3StatCacheLookups.WithLabelValues(r)
 	}
 	for _, r := range CacheResults {
 		m.DecodeCacheRequests.WithLabelValues(r)

@@ -49,6 +49,12 @@ type S3Config struct {
 	Prefix    string        `env:"IMAGE_PROXY_S3_PREFIX"` // prepended verbatim to the request path
 	PathStyle bool          `env:"IMAGE_PROXY_S3_PATH_STYLE" envDefault:"true"`
 	Timeout   time.Duration `env:"IMAGE_PROXY_S3_TIMEOUT" envDefault:"10s"`
+	// How long a HEAD's description of an original is reused (an absent
+	// key's for at most 1s); 0: a HEAD on every request. 10s, as the local
+	// stat cache's age limit: a hot original costs one HEAD per 10s per
+	// replica instead of one per request, and an object replaced without
+	// an event is served under its old identity for at most 10s.
+	StatMaxAge time.Duration `env:"IMAGE_PROXY_S3_STAT_MAX_AGE" envDefault:"10s"`
 }
 
 // Enabled reports whether a bucket is configured.
@@ -56,8 +62,8 @@ func (s S3Config) Enabled() bool { return s.Bucket != "" }
 
 // String redacts the secret, so a config printed whole leaks nothing.
 func (s S3Config) String() string {
-	return fmt.Sprintf("{Endpoint:%s Bucket:%s Region:%s AccessKey:%s SecretKey:%s Prefix:%s PathStyle:%t Timeout:%s}",
-		s.Endpoint, s.Bucket, s.Region, s.AccessKey, setting.Redact(s.SecretKey), s.Prefix, s.PathStyle, s.Timeout)
+	return fmt.Sprintf("{Endpoint:%s Bucket:%s Region:%s AccessKey:%s SecretKey:%s Prefix:%s PathStyle:%t Timeout:%s StatMaxAge:%s}",
+		s.Endpoint, s.Bucket, s.Region, s.AccessKey, setting.Redact(s.SecretKey), s.Prefix, s.PathStyle, s.Timeout, s.StatMaxAge)
 }
 
 // GoString keeps %#v from bypassing String.
@@ -69,7 +75,8 @@ func (s S3Config) LogValue() slog.Value {
 		slog.String("endpoint", s.Endpoint), slog.String("bucket", s.Bucket),
 		slog.String("region", s.Region), slog.String("access_key", s.AccessKey),
 		slog.String("secret_key", setting.Redact(s.SecretKey)), slog.String("prefix", s.Prefix),
-		slog.Bool("path_style", s.PathStyle), slog.Duration("timeout", s.Timeout))
+		slog.Bool("path_style", s.PathStyle), slog.Duration("timeout", s.Timeout),
+		slog.Duration("stat_max_age", s.StatMaxAge))
 }
 
 // Validate checks every value against its range. The root directory may
@@ -131,6 +138,9 @@ func (f FallbackConfig) validateURL() error {
 func (s S3Config) validate() error {
 	if err := setting.CheckDuration("IMAGE_PROXY_S3_TIMEOUT", s.Timeout); err != nil {
 		return err
+	}
+	if s.StatMaxAge != 0 && setting.CheckDuration("IMAGE_PROXY_S3_STAT_MAX_AGE", s.StatMaxAge) != nil {
+		return settingError("IMAGE_PROXY_S3_STAT_MAX_AGE", s.StatMaxAge.String(), "0 (a HEAD on every request) or a positive duration up to 24h, such as 10s or 1m")
 	}
 	if !s.Enabled() {
 		// Any other S3 setting without a bucket is a half-made

@@ -84,7 +84,7 @@ func ReadAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 		}
 		return o.data, nil
 	}
-	o, b, err := src.Open(ctx, o.Rel)
+	opened, b, err := src.Open(ctx, o.Rel)
 	if errors.Is(err, ErrMissing) {
 		return nil, fault.New(fault.NotFound, "", err) // gone since it was described
 	}
@@ -92,6 +92,13 @@ func ReadAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 		return nil, err
 	}
 	defer b.Close()
+	if opened.Identity != o.Identity {
+		// Replaced since it was described: the caller's key was built from
+		// o, and these bytes must never be stored under it. The source has
+		// learnt the new identity, so a retry is keyed on it.
+		return nil, errChanged
+	}
+	o = opened
 	if o.Size > limit {
 		return nil, errSourceTooBig
 	}
@@ -106,6 +113,13 @@ func ReadAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 }
 
 var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
+
+// errChanged is a 503: the next request describes the new version.
+var errChanged = fault.New(fault.Overloaded, "The image changed while it was read; retry.", ErrChanged)
+
+// ErrChanged means an original's bytes are no longer the version it was
+// described as.
+var ErrChanged = errors.New("original replaced since it was described")
 
 // MemoryBody is an original already in memory (a fetched one): it is sent
 // and rendered from the slice, never copied.

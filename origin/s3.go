@@ -14,10 +14,12 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"image-proxy/fault"
+	"image-proxy/metrics"
 )
 
 // S3 reads originals from an S3-compatible bucket under a key prefix.
@@ -33,6 +35,23 @@ type S3 struct {
 	bucket  string
 	prefix  string
 	timeout time.Duration
+	ids     *identityCache // nil: a HEAD for every Stat
+
+	hits, heads prometheus.Counter // image_proxy_s3_stat_cache_lookups_total
+}
+
+// S3Option configures NewS3.
+type S3Option func(*s3Options)
+
+type s3Options struct {
+	m       *metrics.Metrics
+	now     func() time.Time
+	maxKeys int
+}
+
+// WithS3Metrics counts the identity cache's look-ups on m.
+func WithS3Metrics(m *metrics.Metrics) S3Option {
+	return func(o *s3Options) { o.m = m }
 }
 
 // errS3Timeout is the cancellation cause when a call outlives
@@ -43,8 +62,30 @@ var errS3Timeout = errors.New("s3: no answer within IMAGE_PROXY_S3_TIMEOUT")
 // NewS3 reads the originals under cfg.Prefix in cfg.Bucket through
 // client, which NewS3Client made from the same cfg and the result tier
 // shares: one connection pool to the store, not one per user.
-func NewS3(client *minio.Client, cfg S3Config) *S3 {
-	return &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, timeout: cfg.Timeout}
+// cfg.StatMaxAge above 0 keeps descriptions in memory (s3_identity.go).
+func NewS3(client *minio.Client, cfg S3Config, opts ...S3Option) *S3 {
+	o := s3Options{now: time.Now, maxKeys: maxS3Identities}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.m == nil {
+		o.m = metrics.New(prometheus.NewRegistry(), nil)
+	}
+	s := &S3{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, timeout: cfg.Timeout,
+		hits:  o.m.S3StatCacheLookups.WithLabelValues(metrics.S3StatCacheHit),
+		heads: o.m.S3StatCacheLookups.WithLabelValues(metrics.S3StatCacheHead)}
+	if cfg.StatMaxAge > 0 {
+		s.ids = newIdentityCache(cfg.StatMaxAge, o.maxKeys, o.now)
+	}
+	return s
+}
+
+// Forget drops what the identity cache knows of rel, so the next Stat asks
+// the bucket: an event calls it when rel is created, replaced or removed.
+func (s *S3) Forget(rel string) {
+	if s.ids != nil {
+		s.ids.forget(rel)
+	}
 }
 
 // Kind names the source in traces and logs.
@@ -104,29 +145,107 @@ func NewS3Client(cfg S3Config) (*minio.Client, error) {
 
 func (s *S3) key(rel string) string { return s.prefix + rel }
 
-// Stat is one HEAD request.
+// Stat answers from the identity cache while its entry is young enough
+// (a missing key too), else with one HEAD request, whose answer it keeps.
 func (s *S3) Stat(ctx context.Context, rel string) (Original, error) {
+	if s.ids != nil {
+		if e, ok := s.ids.lookup(rel); ok {
+			s.hits.Inc()
+			if e.missing {
+				return Original{}, ErrMissing
+			}
+			return e.o, nil
+		}
+	}
+	s.heads.Inc()
+	gen := s.begin()
 	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errS3Timeout)
 	defer cancel()
 	key := s.key(rel)
 	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
 	if err != nil {
-		return Original{}, s3Error(ctx, err)
+		err = s3Error(ctx, err)
+		s.remember(gen, rel, Original{}, "", err)
+		return Original{}, err
 	}
-	return describeObject(rel, key, info), nil
+	o := describeObject(rel, key, info)
+	s.remember(gen, rel, o, info.ETag, nil)
+	return o, nil
+}
+
+// begin is the cache's generation before a request to the bucket; 0
+// without a cache.
+func (s *S3) begin() uint64 {
+	if s.ids == nil {
+		return 0
+	}
+	return s.ids.generation()
+}
+
+// remember keeps what a request made at generation gen learnt: an object,
+// or that there is none. Other failures are not kept: the next request
+// asks again.
+func (s *S3) remember(gen uint64, rel string, o Original, etag string, err error) {
+	switch {
+	case s.ids == nil:
+	case err == nil:
+		s.ids.store(gen, rel, o, etag, false)
+	case errors.Is(err, ErrMissing):
+		s.ids.store(gen, rel, Original{}, "", true)
+	}
 }
 
 // Open describes the object through the same *minio.Object that reads it:
 // every read is conditional on the ETag described, so the identity and the
-// bytes belong to one version.
+// bytes belong to one version. When the identity cache remembers rel, the
+// first GET is conditional on the remembered ETag too (If-Match): a 412
+// means the object was replaced since, so the entry is dropped and the
+// object opened once more unconditionally, that GET describing the new
+// version (and refreshing the entry). The caller sees the new identity:
+// ReadAll refuses it for a render keyed on the old one.
 func (s *S3) Open(ctx context.Context, rel string) (Original, Body, error) {
+	etag := ""
+	if s.ids != nil {
+		if e, ok := s.ids.lookup(rel); ok {
+			if e.missing {
+				return Original{}, nil, ErrMissing
+			}
+			etag = e.etag
+		}
+	}
+	gen := s.begin()
+	o, b, err := s.open(ctx, rel, etag)
+	if etag != "" && errors.Is(err, errChangedSince) {
+		s.ids.forget(rel)
+		gen = s.begin()
+		o, b, err = s.open(ctx, rel, "")
+	}
+	s.remember(gen, rel, o.Original, o.etag, err)
+	return o.Original, b, err
+}
+
+// errChangedSince is a conditional GET's 412: the object's ETag is no
+// longer the one remembered.
+var errChangedSince = errors.New("s3: object replaced since it was described")
+
+type openedObject struct {
+	Original
+	etag string
+}
+
+// open GETs rel, conditional on ifMatch when it is set.
+func (s *S3) open(ctx context.Context, rel, ifMatch string) (openedObject, Body, error) {
 	// The body outlives this call, so the deadline is a timer re-armed by
 	// each read rather than one context deadline for the whole response.
 	ctx, cancel := context.WithCancelCause(ctx)
 	b := &s3Body{cancel: cancel, ctx: ctx, timeout: s.timeout}
 	b.timer = time.AfterFunc(s.timeout, func() { cancel(errS3Timeout) })
 	key := s.key(rel)
-	obj, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	var opts minio.GetObjectOptions
+	if ifMatch != "" {
+		_ = opts.SetMatchETag(ifMatch) // fails only for "", excluded above
+	}
+	obj, err := s.client.GetObject(ctx, s.bucket, key, opts)
 	var info minio.ObjectInfo
 	if err == nil {
 		b.obj = obj
@@ -134,11 +253,15 @@ func (s *S3) Open(ctx context.Context, rel string) (Original, Body, error) {
 	}
 	b.timer.Stop()
 	if err != nil {
-		err = s3Error(ctx, err) // before Close cancels ctx
+		if minio.ToErrorResponse(err).StatusCode == http.StatusPreconditionFailed {
+			err = errChangedSince
+		} else {
+			err = s3Error(ctx, err) // before Close cancels ctx
+		}
 		b.Close()
-		return Original{}, nil, err
+		return openedObject{}, nil, err
 	}
-	return describeObject(rel, key, info), b, nil
+	return openedObject{describeObject(rel, key, info), info.ETag}, b, nil
 }
 
 // describeObject keys on everything that changes when the object is
