@@ -92,6 +92,10 @@ func TestS3ConfigValidate(t *testing.T) {
 		{"results around originals", func(s *S3Config) { s.Prefix = "all/o/" }, "all/", "IMAGE_PROXY_S3_RESULT_PREFIX"},
 		{"results, originals at the root", func(*S3Config) {}, "results/", ""},
 		{"timeout", func(s *S3Config) { s.Timeout = 0 }, "", "IMAGE_PROXY_S3_TIMEOUT"},
+		{"stat max age off", func(s *S3Config) { s.StatMaxAge = 0 }, "", ""},
+		{"stat max age", func(s *S3Config) { s.StatMaxAge = time.Minute }, "", ""},
+		{"stat max age negative", func(s *S3Config) { s.StatMaxAge = -time.Second }, "", "IMAGE_PROXY_S3_STAT_MAX_AGE"},
+		{"stat max age too long", func(s *S3Config) { s.StatMaxAge = 25 * time.Hour }, "", "IMAGE_PROXY_S3_STAT_MAX_AGE"},
 		{"region", func(s *S3Config) { s.Region = "" }, "", "IMAGE_PROXY_S3_REGION"},
 	}
 	for _, c := range cases {
