@@ -211,6 +211,55 @@ func TestS3Source(t *testing.T) {
 		}
 	})
 
+	// With the identity cache, a replaced object is described from memory
+	// as the old version; the render of a new variant under that old
+	// identity must not store the new bytes under the old key.
+	t.Run("replaced within the identity cache's max age", func(t *testing.T) {
+		f := newS3Fixture(t, srv, "")
+		f.cfg.StatMaxAge = time.Hour
+		astronaut := readImage(t, "astronaut.png")
+		f.put(t, "swap.img", rocket) // 3:2
+		ts := newS3TestServer(t, f.cfg, nil)
+		old, oldBody := ts.get(t, "/swap.img?size=40&format=png")
+		if info := decodeInfo(t, oldBody); old.StatusCode != 200 || info.width != 40 || info.height != 27 {
+			t.Fatalf("before: %d %+v, want rocket's 40×27", old.StatusCode, info)
+		}
+		f.put(t, "swap.img", astronaut) // square; no event
+		resp, body := ts.get(t, "/swap.img?size=48&format=png")
+		if resp.StatusCode != 503 || !bytes.Contains(body, []byte("changed while it was read")) {
+			t.Fatalf("new variant under the old identity: %d %s, want a 503 to retry (never the new bytes under the old key)", resp.StatusCode, body)
+		}
+		for _, c := range []struct {
+			target string
+			width  int
+		}{{"/swap.img?size=48&format=png", 48}, {"/swap.img?size=40&format=png", 40}} {
+			resp, body := ts.get(t, c.target)
+			if resp.StatusCode != 200 || resp.Header.Get("ETag") == old.Header.Get("ETag") {
+				t.Fatalf("%s after the retry: %d, ETag %s (old %s)", c.target, resp.StatusCode, resp.Header.Get("ETag"), old.Header.Get("ETag"))
+			}
+			if info := decodeInfo(t, body); info.width != c.width || info.height != c.width {
+				t.Errorf("%s after the retry is %+v, want the square astronaut's %d px", c.target, info, c.width)
+			}
+		}
+	})
+
+	t.Run("passthrough of a replaced object within the max age", func(t *testing.T) {
+		f := newS3Fixture(t, srv, "")
+		f.cfg.StatMaxAge = time.Hour
+		f.put(t, "swap.img", rocket)
+		ts := newS3TestServer(t, f.cfg, nil)
+		if resp, _ := ts.get(t, "/swap.img?size=40"); resp.StatusCode != 200 { // remembers rocket
+			t.Fatalf("transform: %d", resp.StatusCode)
+		}
+		before, _ := ts.get(t, "/swap.img")
+		f.put(t, "swap.img", coffee)
+		after, body := ts.get(t, "/swap.img")
+		if after.StatusCode != 200 || !bytes.Equal(body, coffee) || after.Header.Get("ETag") == before.Header.Get("ETag") {
+			t.Errorf("passthrough after replacement: %d, %d bytes, ETag %s (before %s): want coffee under a new ETag",
+				after.StatusCode, len(body), after.Header.Get("ETag"), before.Header.Get("ETag"))
+		}
+	})
+
 	t.Run("too big to transform", func(t *testing.T) {
 		f := newS3Fixture(t, srv, "")
 		f.put(t, "big.jpg", rocket)
