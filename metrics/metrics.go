@@ -243,18 +243,23 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 	}
 	m.initSeries()
 	if vips != nil {
-		m.LibvipsMemoryBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "image_proxy_libvips_memory_bytes",
-			Help: "Memory libvips tracks as allocated by itself (pixel buffers), apart from the Go heap.",
-		}, func() float64 { mem, _ := vips(); return float64(mem) })
-		m.LibvipsOpenFiles = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "image_proxy_libvips_open_files",
-			Help: "Files libvips holds open.",
-		}, func() float64 { _, files := vips(); return float64(files) })
-		reg.MustRegister(m.LibvipsMemoryBytes, m.LibvipsOpenFiles)
+		m.registerVips(reg, vips)
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// registerVips adds the gauges that read libvips' own counters.
+func (m *Metrics) registerVips(reg *prometheus.Registry, vips VipsStats) {
+	m.LibvipsMemoryBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "image_proxy_libvips_memory_bytes",
+		Help: "Memory libvips tracks as allocated by itself (pixel buffers), apart from the Go heap.",
+	}, func() float64 { mem, _ := vips(); return float64(mem) })
+	m.LibvipsOpenFiles = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "image_proxy_libvips_open_files",
+		Help: "Files libvips holds open.",
+	}, func() float64 { _, files := vips(); return float64(files) })
+	reg.MustRegister(m.LibvipsMemoryBytes, m.LibvipsOpenFiles)
 }
 
 func (m *Metrics) initSeries() {

@@ -92,10 +92,11 @@ func ReadAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, 
 		return nil, err
 	}
 	defer b.Close()
-	if opened.Identity != o.Identity {
+	if o.Identity != "" && opened.Identity != o.Identity {
 		// Replaced since it was described: the caller's key was built from
 		// o, and these bytes must never be stored under it. The source has
-		// learnt the new identity, so a retry is keyed on it.
+		// learnt the new identity, so a retry is keyed on it. (A caller
+		// with no identity keyed nothing on one.)
 		return nil, errChanged
 	}
 	o = opened

@@ -95,4 +95,9 @@ func TestReadAll(t *testing.T) {
 	if data, err := ReadAll(ctx, mem, Original{Rel: "m.jpg", Size: 5}, 5); err != nil || string(data) != "bytes" {
 		t.Errorf("from memory: %q, %v", data, err)
 	}
+	// Any source: bytes of another version than the one described are
+	// refused, so a render keyed on the old identity never stores them.
+	if data, err := ReadAll(ctx, mem, Original{Rel: "m.jpg", Size: 5, Identity: "old"}, 5); !errors.Is(err, ErrChanged) || kindOf(err) != fault.Overloaded || data != nil {
+		t.Errorf("replaced since described: %q, %v; want no bytes and ErrChanged (503)", data, err)
+	}
 }
