@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 
 	"image-proxy/fault"
 	"image-proxy/metrics"
@@ -35,7 +36,8 @@ type S3 struct {
 	bucket  string
 	prefix  string
 	timeout time.Duration
-	ids     *identityCache // nil: a HEAD for every Stat
+	ids     *identityCache     // nil: a HEAD for every Stat
+	flight  singleflight.Group // with ids: one HEAD for concurrent misses of a key
 
 	hits, heads prometheus.Counter // image_proxy_s3_stat_cache_lookups_total
 }
@@ -85,6 +87,7 @@ func NewS3(client *minio.Client, cfg S3Config, opts ...S3Option) *S3 {
 func (s *S3) Forget(rel string) {
 	if s.ids != nil {
 		s.ids.forget(rel)
+		s.flight.Forget(rel) // a Stat from now on does not join a HEAD sent before
 	}
 }
 
@@ -158,6 +161,27 @@ func (s *S3) Stat(ctx context.Context, rel string) (Original, error) {
 		}
 	}
 	s.heads.Inc()
+	if s.ids == nil {
+		return s.head(ctx, rel)
+	}
+	// Concurrent misses of one key share one HEAD. It runs detached from
+	// the first caller's cancellation (its own timeout still bounds it), so
+	// one client hanging up fails no other; each caller waits only as long
+	// as its own context allows.
+	ch := s.flight.DoChan(rel, func() (any, error) {
+		return s.head(context.WithoutCancel(ctx), rel)
+	})
+	select {
+	case r := <-ch:
+		o, _ := r.Val.(Original)
+		return o, r.Err
+	case <-ctx.Done():
+		return Original{}, fmt.Errorf("s3: %w", ctx.Err())
+	}
+}
+
+// head describes rel with one HEAD request and keeps the answer.
+func (s *S3) head(ctx context.Context, rel string) (Original, error) {
 	gen := s.begin()
 	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errS3Timeout)
 	defer cancel()

@@ -51,6 +51,8 @@ func (c *testClock) advance(d time.Duration) {
 type countingStore struct {
 	heads, gets, refused atomic.Int64
 	endpoint             string
+	// holdHead, when set, holds the first HEAD until it is closed.
+	holdHead atomic.Pointer[chan struct{}]
 }
 
 func newCountingStore(t *testing.T, srv *miniotest.Server) *countingStore {
@@ -68,7 +70,12 @@ func newCountingStore(t *testing.T, srv *miniotest.Server) *countingStore {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodHead:
-			c.heads.Add(1)
+			if hold := c.holdHead.Load(); c.heads.Add(1) == 1 && hold != nil {
+				select {
+				case <-*hold:
+				case <-r.Context().Done():
+				}
+			}
 		case http.MethodGet:
 			c.gets.Add(1)
 		}
@@ -150,6 +157,30 @@ func TestS3IdentityCache(t *testing.T) {
 		f.clock.advance(10 * time.Second) // the max age: described again
 		f.stats(t, "a.jpg", 3)
 		f.wantRequests(t, "after the max age", 2, 0)
+	})
+
+	t.Run("concurrent misses of one key share one HEAD", func(t *testing.T) {
+		f := newIdentityFixture(t, srv, 10*time.Second)
+		f.put(t, "a.jpg", rocket)
+		hold := make(chan struct{})
+		f.store.holdHead.Store(&hold)
+		const callers = 20
+		started, results := make(chan struct{}, callers), make(chan error, callers)
+		for range callers {
+			go func() {
+				started <- struct{}{}
+				_, err := f.s3.Stat(ctx, "a.jpg")
+				results <- err
+			}()
+		}
+		for range callers {
+			receive(t, "a caller starting", started)
+		}
+		close(hold) // the first HEAD answers once every caller is under way
+		for range callers {
+			must(t, receive(t, "a Stat", results))
+		}
+		f.wantRequests(t, "20 concurrent Stats", 1, 0)
 	})
 
 	t.Run("max age 0 is a HEAD every time", func(t *testing.T) {
