@@ -184,6 +184,13 @@ func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 		return metrics.KindPassthrough, cache.StatusBypass, s.passthrough(c, rel)
 	}
 	st, err := s.transform(c, rel, req)
+	if errors.Is(err, origin.ErrChanged) {
+		// The original was replaced after it was described (an S3 object
+		// remembered by the identity cache): its old description is gone,
+		// so describing it again gives the new version and a new key. Once
+		// only: a source that changes on every read stays an error (503).
+		st, err = s.transform(c, rel, req)
+	}
 	return metrics.KindTransform, st, err
 }
 
