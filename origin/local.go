@@ -205,5 +205,9 @@ func (l *Local) Open(_ context.Context, rel string) (Original, Body, error) {
 		f.Close()
 		return Original{}, nil, fault.New(fault.NotFound, "", err)
 	}
-	return describe(rel, fi), f, nil
+	o := describe(rel, fi)
+	if l.meta != nil {
+		l.meta.learn(rel, o)
+	}
+	return o, f, nil
 }

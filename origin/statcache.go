@@ -123,6 +123,17 @@ func (c *statCache) store(rel string, o Original, d *dirState, gen uint64) {
 	}
 }
 
+// learn drops rel's entry when o, just read from the opened file, says
+// the file is no longer the one described: inotify tells the same a little
+// later, but a request that found the change (origin.ReadAll) starts over
+// at once and must see the new identity.
+func (c *statCache) learn(rel string, o Original) {
+	v, ok := c.entries.Load(rel)
+	if ok && v.(*statEntry).o.Identity != o.Identity && c.entries.CompareAndDelete(rel, v) {
+		c.count.Add(-1)
+	}
+}
+
 // watch makes sure rel's directory and its ancestors are watched and
 // returns the directory's state and generation, to be read before the
 // stat. nil means "cannot watch: stat every time".
