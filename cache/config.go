@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,8 +41,8 @@ func (c Config) Validate() error {
 		{"IMAGE_PROXY_CACHE_MAX_ITEM_SIZE", c.MaxItemSize, 1, 1 << 40},
 		{"IMAGE_PROXY_CACHE_DISK_SIZE", c.DiskSize, 1, 1 << 50},
 	} {
-		if r.v < r.lo || r.v > r.hi {
-			return &SettingError{Name: r.name, Value: fmt.Sprint(r.v), Allowed: fmt.Sprintf("from %d to %d", r.lo, r.hi)}
+		if err := setting.CheckRange(r.name, r.v, r.lo, r.hi); err != nil {
+			return err
 		}
 	}
 	if c.DiskEnabled && c.DiskPath == "" {

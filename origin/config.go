@@ -100,7 +100,7 @@ func (c Config) Validate() error {
 
 func (l LocalConfig) validateMaxAge() error {
 	if l.StatCacheMaxAge != 0 && setting.CheckDuration("IMAGE_PROXY_STAT_CACHE_MAX_AGE", l.StatCacheMaxAge) != nil {
-		return settingError("IMAGE_PROXY_STAT_CACHE_MAX_AGE", l.StatCacheMaxAge.String(), "0 (off) or a positive duration up to 24h, such as 10s or 1m")
+		return setting.Invalid("IMAGE_PROXY_STAT_CACHE_MAX_AGE", l.StatCacheMaxAge.String(), "0 (off) or a positive duration up to 24h, such as 10s or 1m")
 	}
 	return nil
 }
@@ -110,16 +110,16 @@ func (l LocalConfig) validateRoot(s3 bool) error {
 		return nil
 	}
 	if f, err := os.Open(l.RootPath); err != nil {
-		return settingError("IMAGE_PROXY_ROOT_PATH", l.RootPath, "a readable directory")
+		return setting.Invalid("IMAGE_PROXY_ROOT_PATH", l.RootPath, "a readable directory")
 	} else if fi, err := f.Stat(); f.Close() != nil || err != nil || !fi.IsDir() {
-		return settingError("IMAGE_PROXY_ROOT_PATH", l.RootPath, "a readable directory")
+		return setting.Invalid("IMAGE_PROXY_ROOT_PATH", l.RootPath, "a readable directory")
 	}
 	return nil
 }
 
 func (f FallbackConfig) validateLimits() error {
-	if f.MaxBytes < 1 || f.MaxBytes > 1<<40 {
-		return settingError("IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE", fmt.Sprint(f.MaxBytes), fmt.Sprintf("from %d to %d", 1, int64(1)<<40))
+	if err := setting.CheckRange("IMAGE_PROXY_FALLBACK_IMAGE_MAX_SIZE", f.MaxBytes, 1, 1<<40); err != nil {
+		return err
 	}
 	return setting.CheckDuration("IMAGE_PROXY_FALLBACK_TIMEOUT", f.Timeout)
 }
@@ -130,7 +130,7 @@ func (f FallbackConfig) validateURL() error {
 	}
 	u, err := url.Parse(f.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(f.URL, "#") {
-		return settingError("IMAGE_PROXY_FALLBACK_IMAGE_URL", f.URL, "an http or https URL with a host and no query, fragment or credentials")
+		return setting.Invalid("IMAGE_PROXY_FALLBACK_IMAGE_URL", f.URL, "an http or https URL with a host and no query, fragment or credentials")
 	}
 	return nil
 }
@@ -140,7 +140,7 @@ func (s S3Config) validate() error {
 		return err
 	}
 	if s.StatMaxAge != 0 && setting.CheckDuration("IMAGE_PROXY_S3_STAT_MAX_AGE", s.StatMaxAge) != nil {
-		return settingError("IMAGE_PROXY_S3_STAT_MAX_AGE", s.StatMaxAge.String(), "0 (a HEAD on every request) or a positive duration up to 24h, such as 10s or 1m")
+		return setting.Invalid("IMAGE_PROXY_S3_STAT_MAX_AGE", s.StatMaxAge.String(), "0 (a HEAD on every request) or a positive duration up to 24h, such as 10s or 1m")
 	}
 	if !s.Enabled() {
 		// Any other S3 setting without a bucket is a half-made
@@ -167,10 +167,10 @@ func (s S3Config) validate() error {
 		}
 	}
 	if !validBucket(s.Bucket) {
-		return settingError("IMAGE_PROXY_S3_BUCKET", s.Bucket, "an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens")
+		return setting.Invalid("IMAGE_PROXY_S3_BUCKET", s.Bucket, "an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens")
 	}
 	if s.Region == "" || strings.ContainsAny(s.Region, " /\\") {
-		return settingError("IMAGE_PROXY_S3_REGION", s.Region, "a region name, such as us-east-1")
+		return setting.Invalid("IMAGE_PROXY_S3_REGION", s.Region, "a region name, such as us-east-1")
 	}
 	if (s.AccessKey == "") != (s.SecretKey == "") {
 		return fmt.Errorf("invalid setting IMAGE_PROXY_S3_ACCESS_KEY/IMAGE_PROXY_S3_SECRET_KEY: set both, or neither for the AWS credential chain (environment, shared files, instance role)")
@@ -195,7 +195,7 @@ func (s S3Config) CheckResultPrefix(p string) error {
 		return err
 	}
 	if s.Prefix != "" && (strings.HasPrefix(p, s.Prefix) || strings.HasPrefix(s.Prefix, p)) {
-		return settingError(name, p, "a prefix that neither contains nor lies inside IMAGE_PROXY_S3_PREFIX")
+		return setting.Invalid(name, p, "a prefix that neither contains nor lies inside IMAGE_PROXY_S3_PREFIX")
 	}
 	return nil
 }
@@ -208,7 +208,7 @@ func needsBucket(name string) error {
 // the bucket or that S3 would treat differently from a path.
 func checkPrefix(name, p string) error {
 	if strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") || slices.Contains(strings.Split(p, "/"), "..") {
-		return settingError(name, p, "a key prefix without a leading /, .. segments, \\ or NUL, such as originals/")
+		return setting.Invalid(name, p, "a key prefix without a leading /, .. segments, \\ or NUL, such as originals/")
 	}
 	return nil
 }
@@ -225,9 +225,4 @@ func validBucket(b string) bool {
 		}
 	}
 	return true
-}
-
-// settingError names the variable, the value and what is allowed.
-func settingError(name, value, allowed string) error {
-	return &setting.Error{Name: name, Value: value, Allowed: allowed}
 }

@@ -42,11 +42,8 @@ func (b BackendConfig) validate() error {
 		// A secret: name the rule, never the value.
 		return fmt.Errorf("invalid setting IMAGE_PROXY_CONVERT_TOKEN: must be at least %d characters, such as the output of `openssl rand -hex 32`", minTokenLength)
 	}
-	if b.ConvertMaxBytes < 1024 || b.ConvertMaxBytes > 1<<32 {
-		return settingError("IMAGE_PROXY_CONVERT_MAX_BYTES", b.ConvertMaxBytes, fmt.Sprintf("from 1024 to %d", int64(1)<<32))
+	if err := setting.CheckRange("IMAGE_PROXY_CONVERT_MAX_BYTES", b.ConvertMaxBytes, 1024, 1<<32); err != nil {
+		return err
 	}
-	if b.BulkMaxItems < 1 || b.BulkMaxItems > 1000 {
-		return settingError("IMAGE_PROXY_BULK_MAX_ITEMS", b.BulkMaxItems, "from 1 to 1000")
-	}
-	return nil
+	return setting.CheckRange("IMAGE_PROXY_BULK_MAX_ITEMS", int64(b.BulkMaxItems), 1, 1000)
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"net"
 	"runtime"
 	"time"
@@ -52,11 +51,6 @@ func (c Config) Slots() int {
 	return c.Concurrency
 }
 
-// settingError names the variable, the value and what is allowed.
-func settingError(name string, value any, allowed string) error {
-	return &setting.Error{Name: name, Value: fmt.Sprint(value), Allowed: allowed}
-}
-
 // Validate checks every value against its range.
 func (c Config) Validate() error {
 	for _, r := range []struct {
@@ -70,8 +64,8 @@ func (c Config) Validate() error {
 		{"IMAGE_PROXY_MAX_CONNECTIONS", int64(c.MaxConns), 1, 1 << 24},
 		{"IMAGE_PROXY_MAX_HEADER_BYTES", int64(c.MaxHeaderBytes), 1024, 1 << 20},
 	} {
-		if r.v < r.lo || r.v > r.hi {
-			return settingError(r.name, r.v, fmt.Sprintf("from %d to %d", r.lo, r.hi))
+		if err := setting.CheckRange(r.name, r.v, r.lo, r.hi); err != nil {
+			return err
 		}
 	}
 	for _, d := range []struct {
@@ -88,7 +82,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddress); err != nil {
-		return settingError("IMAGE_PROXY_BIND_ADDRESS", c.BindAddress, "host:port, such as 0.0.0.0:8000")
+		return setting.Invalid("IMAGE_PROXY_BIND_ADDRESS", c.BindAddress, "host:port, such as 0.0.0.0:8000")
 	}
 	if err := c.Backend.validate(); err != nil {
 		return err

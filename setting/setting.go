@@ -40,3 +40,17 @@ func CheckDuration(name string, d time.Duration) error {
 	}
 	return nil
 }
+
+// Invalid is the error of a setting whose value is not allowed; value is
+// written as fmt's %v writes it.
+func Invalid(name string, value any, allowed string) error {
+	return &Error{Name: name, Value: fmt.Sprint(value), Allowed: allowed}
+}
+
+// CheckRange is the rule of an integer setting: from lo to hi.
+func CheckRange(name string, v, lo, hi int64) error {
+	if v < lo || v > hi {
+		return Invalid(name, v, fmt.Sprintf("from %d to %d", lo, hi))
+	}
+	return nil
+}

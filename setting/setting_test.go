@@ -36,3 +36,20 @@ func TestCheckDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRange(t *testing.T) {
+	for _, c := range []struct {
+		v    int64
+		want string
+	}{{1, ""}, {10, ""}, {0, `invalid setting IMAGE_PROXY_X="0": must be from 1 to 10`}, {11, `invalid setting IMAGE_PROXY_X="11": must be from 1 to 10`}} {
+		err := CheckRange("IMAGE_PROXY_X", c.v, 1, 10)
+		if got := ""; err != nil {
+			got = err.Error()
+			if got != c.want {
+				t.Errorf("%d: %q, want %q", c.v, got, c.want)
+			}
+		} else if c.want != "" {
+			t.Errorf("%d: accepted", c.v)
+		}
+	}
+}

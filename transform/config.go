@@ -1,10 +1,8 @@
 package transform
 
 import (
-	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -54,12 +52,8 @@ func (c Config) Validate() error {
 		{"MaxSourcePixels", c.MaxSourcePixels, 1, 1 << 40},
 		{"DecodeCacheSize", c.DecodeCacheSize, 0, 1 << 40},
 	} {
-		if r.v < r.lo || r.v > r.hi {
-			return &SettingError{
-				Name:    settingName(r.field),
-				Value:   strconv.FormatInt(r.v, 10),
-				Allowed: fmt.Sprintf("from %d to %d", r.lo, r.hi),
-			}
+		if err := setting.CheckRange(settingName(r.field), r.v, r.lo, r.hi); err != nil {
+			return err
 		}
 	}
 	if c.DecodeCacheTTL < time.Second || c.DecodeCacheTTL > maxDecodeCacheTTL {
