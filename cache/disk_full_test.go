@@ -19,29 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
+	"image-proxy/internal/testsupport/testclock"
 	"image-proxy/metrics"
 )
-
-// fakeClock is the disk tier's clock in tests: back-off and the looks at
-// free space pass when the test says so, without sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // smallVolume mounts a tmpfs of size (mount's syntax: "2m") on a fresh
 // directory, unmounted when the test ends, so a full disk is a real one.
@@ -86,16 +66,16 @@ func fillVolume(t *testing.T, p string) {
 
 type diskRig struct {
 	tier  *diskTier
-	clock *fakeClock
+	clock *testclock.Clock
 	m     *metrics.Metrics
 	logs  *bytes.Buffer
 	dir   string
 }
 
-func newDiskRig(t *testing.T, dir string, capacity int64, clock *fakeClock) *diskRig {
+func newDiskRig(t *testing.T, dir string, capacity int64, clock *testclock.Clock) *diskRig {
 	t.Helper()
 	r := &diskRig{clock: clock, m: metrics.New(prometheus.NewRegistry(), nil), logs: &bytes.Buffer{}, dir: dir}
-	r.tier = newDiskTier(dir, capacity, r.m, slog.New(slog.NewTextHandler(r.logs, nil)), clock.now)
+	r.tier = newDiskTier(dir, capacity, r.m, slog.New(slog.NewTextHandler(r.logs, nil)), clock.Now)
 	t.Cleanup(func() { r.tier.Close() })
 	receive(t, "the disk index rebuild", r.tier.rebuilt)
 	return r
@@ -160,7 +140,7 @@ func TestFullVolumeKeepsTheTier(t *testing.T) {
 	if err := os.WriteFile(filler, value(1<<20, 'f'), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := newDiskRig(t, filepath.Join(vol, "cache"), 512<<20, newFakeClock())
+	r := newDiskRig(t, filepath.Join(vol, "cache"), 512<<20, testclock.New(time.Unix(1_700_000_000, 0)))
 	ctx := context.Background()
 	var stored []int
 	for i := 0; r.failures(metrics.DiskWriteFull) == 0; i++ {
@@ -194,7 +174,7 @@ func TestFullVolumeKeepsTheTier(t *testing.T) {
 
 	// Still full at the retry: counted, shrunk again, no second warning.
 	fillVolume(t, filepath.Join(vol, "filler-2"))
-	r.clock.advance(firstBackoff)
+	r.clock.Advance(firstBackoff)
 	r.tier.Set(ctx, "retry-while-full", entryValue(1000))
 	if r.failures(metrics.DiskWriteFull) != 2 || r.warnings() != 1 || r.tier.limit.Load() >= shrunk {
 		t.Errorf("retry on a full volume: failures %v, warnings %d, capacity %d (was %d)",
@@ -238,7 +218,7 @@ func checkWritesLandAfterFreeing(t *testing.T, r *diskRig, fillers ...string) {
 			t.Fatal(err)
 		}
 	}
-	r.clock.advance(measureEvery)
+	r.clock.Advance(measureEvery)
 	ctx := context.Background()
 	for i := 2000; i < 2020; i++ {
 		key := fmt.Sprint("after-", i)
@@ -263,7 +243,7 @@ func checkWritesLandAfterFreeing(t *testing.T, r *diskRig, fillers ...string) {
 // volume, and writes again once the volume is writable.
 func TestReadOnlyVolumeKeepsServing(t *testing.T) {
 	vol := smallVolume(t, "4m")
-	clock := newFakeClock()
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
 	r := newDiskRig(t, vol, 1<<20, clock)
 	ctx := context.Background()
 	for i := range 3 {
@@ -293,7 +273,7 @@ func TestReadOnlyVolumeKeepsServing(t *testing.T) {
 	}
 
 	remount(t, vol, false)
-	clock.advance(firstBackoff)
+	clock.Advance(firstBackoff)
 	r.tier.Set(ctx, "new", entryValue(9))
 	if !r.served("new", entryValue(9)) || !strings.Contains(r.logs.String(), "disk cache writable again") {
 		t.Errorf("no write after the volume became writable again:\n%s", r.logs)
@@ -326,8 +306,8 @@ func TestFailureReason(t *testing.T) {
 // before the latest failure does not close the episode, and a retry that
 // lands does (the next failure starts over at firstBackoff).
 func TestWriteBackoff(t *testing.T) {
-	clock := newFakeClock()
-	b := writeBackoff{now: clock.now}
+	clock := testclock.New(time.Unix(1_700_000_000, 0))
+	b := writeBackoff{now: clock.Now}
 	if _, ok := b.allow(); !ok {
 		t.Fatal("writes refused before any failure")
 	}
@@ -344,7 +324,7 @@ func TestWriteBackoff(t *testing.T) {
 			t.Fatalf("write allowed inside wait %d", i)
 		}
 		waits = append(waits, wait)
-		clock.advance(wait)
+		clock.Advance(wait)
 	}
 	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
 	for i := range want {
@@ -369,7 +349,7 @@ func TestWriteBackoff(t *testing.T) {
 // negative size, no temp file left) and announce the episode once.
 func TestFullVolumeConcurrentWrites(t *testing.T) {
 	vol := smallVolume(t, "2m")
-	r := newDiskRig(t, vol, 512<<20, newFakeClock())
+	r := newDiskRig(t, vol, 512<<20, testclock.New(time.Unix(1_700_000_000, 0)))
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Add(1)

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,30 +19,13 @@ import (
 
 	"image-proxy/fault"
 	"image-proxy/internal/testsupport/miniotest"
+	"image-proxy/internal/testsupport/testclock"
 	"image-proxy/metrics"
 )
 
 func withS3Clock(now func() time.Time) S3Option { return func(o *s3Options) { o.now = now } }
 
 func withMaxIdentities(n int) S3Option { return func(o *s3Options) { o.maxKeys = n } }
-
-// testClock is a clock a test moves by hand: no sleeps.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // countingStore is a reverse proxy on loopback in front of MinIO that
 // counts the requests the bucket receives: HEADs, GETs, and the GETs it
@@ -92,7 +74,7 @@ type identityFixture struct {
 	srv    *miniotest.Server
 	bucket string
 	store  *countingStore
-	clock  *testClock
+	clock  *testclock.Clock
 	m      *metrics.Metrics
 	s3     *S3
 }
@@ -101,11 +83,11 @@ func newIdentityFixture(t *testing.T, srv *miniotest.Server, maxAge time.Duratio
 	t.Helper()
 	bucket, cfg := newS3Fixture(t, srv, "p/")
 	f := &identityFixture{srv: srv, bucket: bucket, store: newCountingStore(t, srv),
-		clock: &testClock{t: time.Unix(1_800_000_000, 0)}, m: metrics.New(prometheus.NewRegistry(), nil)}
+		clock: testclock.New(time.Unix(1_800_000_000, 0)), m: metrics.New(prometheus.NewRegistry(), nil)}
 	cfg.Endpoint, cfg.StatMaxAge = f.store.endpoint, maxAge
 	client, err := NewS3Client(cfg)
 	must(t, err)
-	f.s3 = NewS3(client, cfg, append([]S3Option{WithS3Metrics(f.m), withS3Clock(f.clock.now)}, opts...)...)
+	f.s3 = NewS3(client, cfg, append([]S3Option{WithS3Metrics(f.m), withS3Clock(f.clock.Now)}, opts...)...)
 	return f
 }
 
@@ -154,7 +136,7 @@ func TestS3IdentityCache(t *testing.T) {
 		if hit, head := f.lookups("hit"), f.lookups("head"); hit != 49 || head != 1 {
 			t.Errorf("lookups hit=%v head=%v, want 49 and 1", hit, head)
 		}
-		f.clock.advance(10 * time.Second) // the max age: described again
+		f.clock.Advance(10 * time.Second) // the max age: described again
 		f.stats(t, "a.jpg", 3)
 		f.wantRequests(t, "after the max age", 2, 0)
 	})
@@ -205,11 +187,11 @@ func TestS3IdentityCache(t *testing.T) {
 		}
 		f.wantRequests(t, "20 Stats and Opens of a missing key", 1, 0)
 		f.put(t, "late.jpg", rocket)
-		f.clock.advance(maxS3MissAge - time.Millisecond)
+		f.clock.Advance(maxS3MissAge - time.Millisecond)
 		if _, err := f.s3.Stat(ctx, "late.jpg"); !errors.Is(err, ErrMissing) {
 			t.Fatalf("within the miss age: %v, want the remembered ErrMissing", err)
 		}
-		f.clock.advance(time.Millisecond) // far below the max age of a minute
+		f.clock.Advance(time.Millisecond) // far below the max age of a minute
 		if o, err := f.s3.Stat(ctx, "late.jpg"); err != nil || o.Size != int64(len(rocket)) {
 			t.Fatalf("after the miss age: %+v, %v, want the uploaded object", o, err)
 		}

@@ -13,28 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"image-proxy/internal/testsupport/testclock"
 	"image-proxy/transform/decode"
 	"image-proxy/transform/internal/vips"
 )
-
-// fakeClock is the decode cache's clock in tests: time moves only when
-// the test says so.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // cachingEngine has a decode cache of budget bytes on a fake clock, counts
 // the decodes it runs, and records the largest size the cache reported.
@@ -42,7 +24,7 @@ func (c *fakeClock) advance(d time.Duration) {
 // each of those decodes.
 type cachingEngine struct {
 	*Engine
-	clock           *fakeClock
+	clock           *testclock.Clock
 	hits, misses    atomic.Int64
 	largest, latest atomic.Int64
 	decodes         atomic.Int64
@@ -53,7 +35,7 @@ func newCachingEngine(t *testing.T, budget int64) *cachingEngine {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DecodeCacheSize = budget
-	ce := &cachingEngine{clock: &fakeClock{now: time.Unix(1_000_000, 0)}}
+	ce := &cachingEngine{clock: testclock.New(time.Unix(1_000_000, 0))}
 	ce.Engine = newEngine(cfg, decode.Options{Now: ce.clock.Now, Decoding: ce.decoding, Observer: Observer{
 		DecodeLookup: func(hit bool) {
 			if hit {
@@ -487,7 +469,7 @@ func TestDecodeCacheDoesNotLeak(t *testing.T) {
 				}
 			}()
 			if i%10 == 9 {
-				ce.clock.advance(DefaultConfig().DecodeCacheTTL) // some expire
+				ce.clock.Advance(DefaultConfig().DecodeCacheTTL) // some expire
 			}
 		}
 		wg.Wait()

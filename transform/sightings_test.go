@@ -66,7 +66,7 @@ func TestBaselineSightingExpires(t *testing.T) {
 	if ce.DecodeCacheBytes() != 0 || ce.decodeCount() != 0 {
 		t.Fatalf("a lone baseline variant kept %d bytes (%d decodes)", ce.DecodeCacheBytes(), ce.decodeCount())
 	}
-	ce.clock.advance(DefaultConfig().DecodeCacheTTL)
+	ce.clock.Advance(DefaultConfig().DecodeCacheTTL)
 	render()
 	if ce.decodeCount() != 0 {
 		t.Errorf("a sighting older than the TTL made the next variant keep its decode")

@@ -7,12 +7,12 @@ import (
 	"image/color"
 	"image/jpeg"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"image-proxy/imageformat"
+	"image-proxy/internal/testsupport/testclock"
 	"image-proxy/transform/internal/vips"
 	"image-proxy/transform/internal/vipsx"
 )
@@ -76,29 +76,11 @@ func photo(t *testing.T, w, h int, progressive bool) []byte {
 	return out
 }
 
-// fakeClock is the cache's clock: time moves only when the test says so.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // testDecoder has a cache of budget bytes on a fake clock, and counts its
 // decodes and the size it last reported.
 type testDecoder struct {
 	*Decoder
-	clock   *fakeClock
+	clock   *testclock.Clock
 	decodes atomic.Int64
 	latest  atomic.Int64
 }
@@ -106,7 +88,7 @@ type testDecoder struct {
 const ttl = 10 * time.Second
 
 func newTestDecoder(t *testing.T, budget int64) *testDecoder {
-	td := &testDecoder{clock: &fakeClock{now: time.Unix(1_000_000, 0)}}
+	td := &testDecoder{clock: testclock.New(time.Unix(1_000_000, 0))}
 	td.Decoder = New(Options{Budget: budget, TTL: ttl, Now: td.clock.Now,
 		Decoding: func() { td.decodes.Add(1) },
 		Observer: Observer{DecodeBytes: td.latest.Store}})
@@ -130,18 +112,18 @@ func TestDecodeCacheExpiry(t *testing.T) {
 	s := openJPEG(t, photo(t, 1000, 600, true), "photo")
 	l := Load{Pages: 1, Shrink: 2}
 	td.decode(t, s, l)
-	td.clock.advance(ttl - time.Nanosecond)
+	td.clock.Advance(ttl - time.Nanosecond)
 	td.decode(t, s, l)
 	if n := td.decodes.Load(); n != 1 {
 		t.Fatalf("%d decodes within the TTL, want 1", n)
 	}
-	td.clock.advance(time.Nanosecond)
+	td.clock.Advance(time.Nanosecond)
 	td.decode(t, s, l)
 	if n := td.decodes.Load(); n != 2 {
 		t.Fatalf("%d decodes after the TTL, want 2", n)
 	}
 	// With no render to notice, the sweep drops what expired.
-	td.clock.advance(ttl)
+	td.clock.Advance(ttl)
 	td.cache.sweep()
 	if n := td.Bytes(); n != 0 || td.latest.Load() != 0 {
 		t.Errorf("%d bytes kept after expiry (observed %d)", n, td.latest.Load())
