@@ -38,6 +38,9 @@ type Cache interface {
 	// Fetch does. A caller that would set something up for a slow Fetch
 	// (a hang-up watch) asks this first.
 	Cached(ctx context.Context, key string) ([]byte, Status, bool)
+	// Purge removes every result of the source at rel (the keys made by
+	// SourceKey(rel, …)) from every tier, and reports what each removed.
+	Purge(ctx context.Context, rel string) []Purged
 	// Close flushes nothing half-written and releases the tiers.
 	Close() error
 }
@@ -57,5 +60,9 @@ type Tier interface {
 	// Set may decline to keep v (too large, writes failing); the cache does
 	// not depend on it being kept.
 	Set(ctx context.Context, key string, v []byte)
+	// Purge removes every entry of the source group (SourceGroup) and
+	// reports how many it removed; entries of keys made without
+	// SourceKey are never removed.
+	Purge(ctx context.Context, group string) (int, error)
 	Close() error
 }

@@ -37,6 +37,19 @@ func (t *mapTier) Get(_ context.Context, key string) ([]byte, bool) {
 	return v, ok
 }
 
+func (t *mapTier) Purge(_ context.Context, group string) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for k := range t.vals {
+		if groupOf(k) == group {
+			delete(t.vals, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (t *mapTier) Set(_ context.Context, key string, v []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -404,7 +406,7 @@ func (t *diskTier) rebuild() {
 			}
 			return nil
 		}
-		if len(d.Name()) != 64 {
+		if n := len(d.Name()); n != 64 && n != groupLen+1+64 {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
@@ -434,3 +436,30 @@ func (t *diskTier) Close() error {
 }
 
 func (t *diskTier) Local() bool { return true }
+
+// Purge removes the group's entries: SourceKey's names start with the
+// group, and shards are the name's first characters, so they all sit in
+// one shard directory, read whole here.
+func (t *diskTier) Purge(_ context.Context, group string) (int, error) {
+	dir := filepath.Join(t.base, group[0:2], group[2:4])
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) != groupLen+1+64 || !strings.HasPrefix(name, group) || name[groupLen] != '-' {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		t.forget(name)
+		removed++
+	}
+	return removed, nil
+}

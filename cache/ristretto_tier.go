@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"sync"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,14 @@ type memoryTier struct {
 	maxItem int64
 	size    prometheus.Gauge
 	items   prometheus.Gauge
+
+	// groups indexes the keys stored per source group (SourceKey), for
+	// Purge: ristretto cannot list its keys. Only Set writes it, so a hit
+	// costs nothing more. Keys evicted since are dropped from it when it
+	// has grown to twice what the cache holds (sweep).
+	mu      sync.Mutex
+	groups  map[string]map[string]struct{}
+	indexed int
 }
 
 // NewMemoryTier keeps up to size bytes in process memory; values larger
@@ -58,6 +67,9 @@ func (t *memoryTier) Set(_ context.Context, key string, v []byte) {
 	if t.c.Set(key, v, int64(len(v))) {
 		t.c.Wait()
 	}
+	if g := groupOf(key); g != "" {
+		t.index(g, key)
+	}
 	mt := t.c.Metrics
 	t.size.Set(float64(mt.CostAdded() - mt.CostEvicted()))
 	t.items.Set(float64(mt.KeysAdded() - mt.KeysEvicted()))
@@ -69,3 +81,61 @@ func (t *memoryTier) Close() error {
 }
 
 func (t *memoryTier) Local() bool { return true }
+
+// index records key under group g, sweeping out keys the cache no longer
+// holds once the index has twice as many as the cache (and a floor, so a
+// small cache does not sweep on every Set).
+func (t *memoryTier) index(g, key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.groups == nil {
+		t.groups = map[string]map[string]struct{}{}
+	}
+	keys := t.groups[g]
+	if keys == nil {
+		keys = map[string]struct{}{}
+		t.groups[g] = keys
+	}
+	if _, ok := keys[key]; !ok {
+		keys[key] = struct{}{}
+		t.indexed++
+	}
+	mt := t.c.Metrics
+	if live := int(mt.KeysAdded() - mt.KeysEvicted()); t.indexed > 2*live+1024 {
+		t.sweepLocked()
+	}
+}
+
+// sweepLocked drops the index's keys the cache does not hold (evicted, or
+// never admitted). GetTTL looks without counting a use.
+func (t *memoryTier) sweepLocked() {
+	for g, keys := range t.groups {
+		for k := range keys {
+			if _, ok := t.c.GetTTL(k); !ok {
+				delete(keys, k)
+				t.indexed--
+			}
+		}
+		if len(keys) == 0 {
+			delete(t.groups, g)
+		}
+	}
+}
+
+// Purge deletes the group's keys that the cache holds.
+func (t *memoryTier) Purge(_ context.Context, group string) (int, error) {
+	t.mu.Lock()
+	keys := t.groups[group]
+	delete(t.groups, group)
+	t.indexed -= len(keys)
+	t.mu.Unlock()
+	removed := 0
+	for k := range keys {
+		if _, ok := t.c.GetTTL(k); ok {
+			t.c.Del(k)
+			removed++
+		}
+	}
+	t.c.Wait()
+	return removed, nil
+}

@@ -212,6 +212,40 @@ func (t *s3Tier) Set(ctx context.Context, key string, v []byte) {
 	t.result(ctx, err)
 }
 
+// Purge removes the group's results: SourceKey's object names start with
+// the group within their shard, so one listing of that prefix finds them
+// all, and one multi-object delete per thousand removes them. The leases
+// are left: a lease names a key being rendered and expires on its own.
+func (t *s3Tier) Purge(ctx context.Context, group string) (int, error) {
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	prefix := t.prefix + group[0:2] + "/" + group[2:4] + "/" + group + "-"
+	// A source has as many results as variants were asked of it (tens,
+	// hundreds): listed whole, then deleted.
+	var names []minio.ObjectInfo
+	for o := range t.c.ListObjects(cctx, t.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if o.Err != nil {
+			t.result(ctx, o.Err)
+			return 0, o.Err
+		}
+		names = append(names, o)
+	}
+	queue := make(chan minio.ObjectInfo, len(names))
+	for _, o := range names {
+		queue <- o
+	}
+	close(queue)
+	removed := len(names)
+	var errs []error
+	for e := range t.c.RemoveObjects(cctx, t.bucket, queue, minio.RemoveObjectsOptions{}) {
+		removed--
+		errs = append(errs, e.Err)
+	}
+	err := errors.Join(errs...)
+	t.result(ctx, err)
+	return removed, err
+}
+
 // Close has nothing to release: the client belongs to the caller.
 func (t *s3Tier) Close() error { return nil }
 

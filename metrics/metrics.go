@@ -92,6 +92,36 @@ const (
 	DiskWriteError = "error"
 )
 
+// S3 event kinds, the only values of the "kind" label of Events: an
+// object created (uploaded, replaced, copied), removed, or any other event
+// (an access, a tag, S3's test event), which is ignored.
+const (
+	EventCreated = "created"
+	EventRemoved = "removed"
+	EventOther   = "other"
+)
+
+// S3 event outcomes, the only values of the "outcome" label of Events:
+// every event ends in exactly one. done and failed are the work's
+// (warm for created, purge for removed); ignored is the recursion guard
+// and the scope (another bucket, outside the prefix, the server's own
+// prefixes, other kinds); duplicate a repeated delivery; dropped refused
+// with 503 because the queue was full (the sender retries).
+const (
+	EventDone      = "done"
+	EventFailed    = "failed"
+	EventIgnored   = "ignored"
+	EventDuplicate = "duplicate"
+	EventDropped   = "dropped"
+)
+
+// What asked for a purge, the only values of the "trigger" label of
+// Purges: POST /purge, or an S3 deletion event.
+const (
+	PurgeRequest = "request"
+	PurgeEvent   = "event"
+)
+
 // Transform results, the only values of the "result" label of Transforms.
 const (
 	TransformOK    = "ok"
@@ -125,6 +155,9 @@ var (
 	StatCacheResults = []string{StatCacheHit, StatCacheStat}
 	S3StatResults    = []string{S3StatCacheHit, S3StatCacheHead}
 	DiskWriteReasons = []string{DiskWriteFull, DiskWriteError}
+	EventKinds       = []string{EventCreated, EventRemoved, EventOther}
+	EventOutcomes    = []string{EventDone, EventFailed, EventIgnored, EventDuplicate, EventDropped}
+	PurgeTriggers    = []string{PurgeRequest, PurgeEvent}
 	// HTTPCodes are the statuses the image handler answers, by kind. Codes
 	// are only bounded per kind, and a code that cannot occur for a kind
 	// (a 404 counted as a transform) would be a misleading series.
@@ -181,6 +214,9 @@ type Metrics struct {
 	// Writes the disk tier attempted and could not make, by reason
 	// (full|error); it keeps serving what it holds and retries later.
 	CacheDiskWriteFailures *prometheus.CounterVec
+	Events                 *prometheus.CounterVec // kind (created|removed|other), outcome
+	Purges                 *prometheus.CounterVec // trigger (request|event): sources purged
+	PurgedEntries          *prometheus.CounterVec // tier: stored results removed by purges
 	// The decode cache (transform): renders that found their source
 	// decoded (or being decoded) or decoded it, and the bytes it holds.
 	DecodeCacheRequests  *prometheus.CounterVec // result (hit|miss)
@@ -216,6 +252,12 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Misses on a shared cache tier by render lease outcome: rendered holding the lease, served another replica's render, or rendered without a lease.", "result"),
 		CacheDiskWriteFailures: f.counterVec("image_proxy_cache_disk_write_failures_total",
 			"Disk cache writes that failed, by reason: full (no space or quota left: the tier evicts to fit and backs off) or error (read-only, permission denied, I/O: the tier backs off). Stored entries are still served.", "reason"),
+		Events: f.counterVec("image_proxy_events_total",
+			"S3 event notifications' events (POST /events/s3) by kind and how each ended: done or failed (its warm or purge), ignored (out of scope, the server's own writes, other kinds), duplicate (delivered again), dropped (queue full: answered 503).", "kind", "outcome"),
+		Purges: f.counterVec("image_proxy_purges_total",
+			"Sources whose stored results were purged, by trigger: POST /purge (request) or an S3 deletion event (event).", "trigger"),
+		PurgedEntries: f.counterVec("image_proxy_purged_entries_total",
+			"Stored results removed by purges, by cache tier.", "tier"),
 		Transforms: f.counterVec("image_proxy_transforms_total",
 			"Transforms run, by output format, result and work (live: for a request; warm: pre-rendered by a warm).", "format", "result", "work"),
 		TransformDuration: f.histogramVec("image_proxy_transform_duration_seconds",
@@ -305,6 +347,17 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range CacheResults {
 		m.DecodeCacheRequests.WithLabelValues(r)
+	}
+	for _, k := range EventKinds {
+		for _, o := range EventOutcomes {
+			m.Events.WithLabelValues(k, o)
+		}
+	}
+	for _, t := range PurgeTriggers {
+		m.Purges.WithLabelValues(t)
+	}
+	for _, t := range Tiers {
+		m.PurgedEntries.WithLabelValues(t)
 	}
 }
 

@@ -294,14 +294,14 @@ func (s *Server) renderItem(ctx context.Context, job bulkJob, accept string) bul
 		return bulkResult{err: err, status: cache.StatusBypass}
 	}
 	v := s.variants.Of(o.Identity, job.req, accept)
-	key := v.Key()
+	key, vkey, _ := storeKey(job.rel, v)
 	if o.Size > s.cfg.MaxSourceBytes {
 		return bulkResult{err: errSourceTooBig, status: cache.StatusBypass}
 	}
 	val, status, err := s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
 		return s.renderSource(ctx, src, o, v)
 	})
-	return bulkResult{val: val, etag: request.StrongETag(key), status: status, err: err}
+	return bulkResult{val: val, etag: request.StrongETag(vkey), status: status, err: err}
 }
 
 // writePart writes one item: the image, or its error as the JSON a GET

@@ -17,6 +17,7 @@ type Config struct {
 	StripPath         string                 `env:"IMAGE_PROXY_STRIP_PATH"`
 	CacheControl      string                 `env:"IMAGE_PROXY_CACHE_CONTROL_HEADER" envDefault:"public, max-age=31536000, no-transform"` // empty: none on images
 	ErrorCacheControl string                 `env:"IMAGE_PROXY_ERROR_CACHE_CONTROL_HEADER" envDefault:"public, max-age=60"`               // empty: none on 4xx
+	CacheTags         bool                   `env:"IMAGE_PROXY_CACHE_TAGS" envDefault:"true"`                                             // Surrogate-Key and Cache-Tag on images
 	MaxBox            int                    `env:"IMAGE_PROXY_MAX_SIZE" envDefault:"4000"`                                               // pixels, the largest effective box
 	MaxSourceBytes    int64                  `env:"IMAGE_PROXY_MAX_SOURCE_BYTES" envDefault:"52428800"`
 	Algorithm         transform.Algorithm    `env:"IMAGE_PROXY_RESIZE_ALGORITHM" envDefault:"auto"` // default resize_algorithm

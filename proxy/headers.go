@@ -26,6 +26,7 @@ type imageHeaders struct {
 	varyAccept   bool // format=auto
 	cacheStatus  cache.Status
 	passthrough  bool
+	tag          string // the source's purge tag (cache.SourceGroup), for Surrogate-Key and Cache-Tag
 }
 
 // setImageHeaders is the header table of the contract, in one place. Names
@@ -53,6 +54,13 @@ func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
 	setCanonical(rh, fiber.HeaderAcceptCH, "Sec-CH-DPR")
 	setCanonical(rh, "X-Cache-Status", h.cacheStatus.String())
 	setCanonical(rh, fiber.HeaderXContentTypeOptions, "nosniff")
+	if s.cfg.CacheTags && h.tag != "" {
+		// One tag per source: Fastly and Varnish (xkey) read
+		// Surrogate-Key, Cloudflare Cache-Tag; each purges every variant
+		// of a photo by it. Both CDNs drop the header before the visitor.
+		setCanonical(rh, "Surrogate-Key", h.tag)
+		setCanonical(rh, "Cache-Tag", h.tag)
+	}
 	if h.passthrough {
 		setCanonical(rh, fiber.HeaderAcceptRanges, "bytes")
 		if h.format == transform.FormatSVG {

@@ -43,7 +43,7 @@ func (s *Server) passthrough(c *fiber.Ctx, rel string) error {
 	}
 	etag := request.StrongETag("pass|" + o.Identity)
 	s.setImageHeaders(c, imageHeaders{format: format, etag: etag, lastModified: o.ModTime,
-		cacheStatus: cache.StatusBypass, passthrough: true})
+		cacheStatus: cache.StatusBypass, passthrough: true, tag: cache.SourceGroup(rel)})
 	if s.notModified(c, etag, o.ModTime) {
 		c.Status(fiber.StatusNotModified)
 		return nil

@@ -34,8 +34,8 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request) (cache
 		accept = c.Get(fiber.HeaderAccept)
 	}
 	v := s.variants.Of(o.Identity, req, accept)
-	key := v.Key() // once: the ETag and the cache look-up both need it
-	hdr := imageHeaders{etag: request.StrongETag(key), lastModified: o.ModTime, varyDPR: req.Size > 0 && !req.DPRQuery, varyAccept: req.Output.Auto}
+	key, vkey, group := storeKey(rel, v) // once: the ETag and the cache look-up both need it
+	hdr := imageHeaders{etag: request.StrongETag(vkey), tag: group, lastModified: o.ModTime, varyDPR: req.Size > 0 && !req.DPRQuery, varyAccept: req.Output.Auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {
@@ -69,6 +69,16 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request) (cache
 	}
 	c.Response().SetBodyRaw(body)
 	return status, nil
+}
+
+// storeKey is v's key in the tiers (cache.SourceKey: filed under rel's
+// group, so a purge of rel is a prefix operation), built in one
+// allocation; the variant's own key (the ETag's) and the group (the
+// purge tag) are slices of it.
+func storeKey(rel string, v request.Variant) (key, vkey, group string) {
+	var prefix [cache.GroupPrefixLen]byte
+	key = v.KeyAfter(cache.AppendGroupPrefix(prefix[:0], rel))
+	return key, key[cache.GroupPrefixLen:], key[:cache.GroupPrefixLen-1]
 }
 
 // fetch is the cache's slow path: other tiers, a wait for the same key, or

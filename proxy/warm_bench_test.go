@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"image-proxy/cache"
 	"image-proxy/request"
 	"image-proxy/transform"
 	"image-proxy/warm"
@@ -86,7 +87,7 @@ func renderEach(b *testing.B, env *warmEnv) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			env.store.Put(ctx, variant.Key(), v)
+			env.store.Put(ctx, cache.SourceKey(o.Rel, variant.Key()), v)
 		}
 	}
 }

@@ -129,7 +129,7 @@ func (env *warmEnv) liveKeys(t testing.TB, o origin.Original, spec warm.Spec) []
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys = append(keys, env.variants.Of(o.Identity, req, "").Key())
+		keys = append(keys, cache.SourceKey(o.Rel, env.variants.Of(o.Identity, req, "").Key()))
 	}
 	return keys
 }

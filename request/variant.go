@@ -110,14 +110,20 @@ func b2i(b bool) int {
 // Key is the cache key. Its layout is unchanged since the first release, so
 // ETags (and CDN revalidations) survive an upgrade: a quality is appended
 // ("|q75") only when one was asked for, so keys without one keep their bytes.
-func (v Variant) Key() string {
+func (v Variant) Key() string { return v.KeyAfter(nil) }
+
+// KeyAfter is prefix followed by Key, in one allocation: a cache that
+// files keys under a prefix of its own (cache.SourceKey's source group)
+// gets its key, and Key as a slice of it, without a second string.
+func (v Variant) KeyAfter(prefix []byte) string {
 	// One allocation: the builder's buffer becomes the string.
 	var b strings.Builder
 	var num [20]byte
 	out := v.outputKey()
 	algo := v.Algorithm.String()
 	box := strconv.AppendInt(num[:0], int64(v.Box), 10)
-	b.Grow(3 + len(v.Source) + 1 + len(box) + 1 + len(out) + 1 + len(algo) + 1 + len(v.Encoder) + 4)
+	b.Grow(len(prefix) + 3 + len(v.Source) + 1 + len(box) + 1 + len(out) + 1 + len(algo) + 1 + len(v.Encoder) + 4)
+	b.Write(prefix)
 	b.WriteString("v1|")
 	b.WriteString(v.Source)
 	b.WriteByte('|')

@@ -15,12 +15,12 @@ func NewCacheSink(store *cache.Store) Sink { return cacheSink{store} }
 
 type cacheSink struct{ store *cache.Store }
 
-func (c cacheSink) Has(ctx context.Context, _ origin.Original, it Item) bool {
-	return c.store.Has(ctx, it.Variant.Key())
+func (c cacheSink) Has(ctx context.Context, o origin.Original, it Item) bool {
+	return c.store.Has(ctx, cache.SourceKey(o.Rel, it.Variant.Key()))
 }
 
-func (c cacheSink) Put(ctx context.Context, _ origin.Original, it Item, res transform.Result) error {
-	c.store.Put(ctx, it.Variant.Key(), imageformat.Tag(res.Format, res.Data))
+func (c cacheSink) Put(ctx context.Context, o origin.Original, it Item, res transform.Result) error {
+	c.store.Put(ctx, cache.SourceKey(o.Rel, it.Variant.Key()), imageformat.Tag(res.Format, res.Data))
 	return nil
 }
 
