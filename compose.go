@@ -38,9 +38,11 @@ func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 		"bind", cfg.BindAddress, "root", o.Local.RootPath, "strip_path", cfg.StripPath,
 		"fallback", o.Fallback.URL != "", "s3", o.S3, "s3_result_prefix", s.Cache.ResultPrefix, "sources", p.sources, "tiers", p.tiers, "cache", s.Cache.Enabled, "disk_cache", s.Cache.DiskEnabled,
 		"cache_memory_bytes", s.Cache.MemorySize, "cache_disk_bytes", s.Cache.DiskSize, "decode_cache_bytes", s.Transform.DecodeCacheSize,
-		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "controls", cfg.Controls, "warm_on_change", s.Warm.OnChange)
+		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "controls", cfg.Controls, "warm_on_change", s.Warm.OnChange, "hooks", cfg.Hooks)
 	stopWarm := warmOnChange(s, p, log)
 	defer stopWarm()
+	stopEvents := serveEvents(s, p, log)
+	defer stopEvents()
 	return serveUntilSignal(p.srv, cfg.BindAddress, s.ShutdownTimeout, log)
 }
 
@@ -50,6 +52,7 @@ func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 type parts struct {
 	srv            *proxy.Server
 	store          *cache.Store
+	m              *metrics.Metrics
 	cfg            proxy.Config
 	warm           warm.Deps // the server's (traced) chain, variants and renderer
 	root           string    // the local origin's directory: exports must lie outside it
@@ -92,7 +95,7 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 		return parts{}, nil, err
 	}
 	wd := warm.Deps{Sources: srv.Sources(), Variants: cfg.Variants(), Renderer: srv.WarmRenderer(), MaxSourceBytes: cfg.MaxSourceBytes}
-	return parts{srv: srv, store: cache.NewStore(tiers), cfg: cfg, warm: wd, root: s.Origin.Local.RootPath,
+	return parts{srv: srv, store: cache.NewStore(tiers), m: m, cfg: cfg, warm: wd, root: s.Origin.Local.RootPath,
 		tiers: len(tiers), sources: len(sources)}, closeAll, nil
 }
 

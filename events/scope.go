@@ -1,7 +1,6 @@
 package events
 
 import (
-	"net/url"
 	"strings"
 
 	"image-proxy/request"
@@ -49,10 +48,9 @@ func (s Scope) Rel(r Record) (rel, why string) {
 	if rel == "" || strings.HasSuffix(rel, "/") {
 		return "", ReasonDirectory
 	}
-	// The path a request for it would name, checked by the request rules:
-	// an event must not reach what a URL cannot.
-	got, err := request.ResolvePath((&url.URL{Path: "/" + rel}).EscapedPath(), "")
-	if err != nil || got != rel {
+	// Checked by the request rules: an event must not reach what a URL
+	// cannot.
+	if got, ok := request.PlainPath(rel); !ok || got != rel {
 		return "", ReasonPath
 	}
 	return rel, ""

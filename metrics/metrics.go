@@ -19,6 +19,8 @@ const (
 	KindError       = "error"
 	KindConvert     = "convert" // POST /convert answered 200
 	KindBulk        = "bulk"    // POST /bulk streamed (items fail in their parts)
+	KindEvents      = "events"  // POST /events/s3 answered 200
+	KindPurge       = "purge"   // POST /purge answered (502: a tier could not purge)
 )
 
 // Cache tiers, the only values of the "tier" label.
@@ -143,7 +145,7 @@ const (
 // leaves dashboards on "no data" and makes rate() and ratios in alerts
 // evaluate to nothing instead of 0.
 var (
-	Kinds            = []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk}
+	Kinds            = []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk, KindEvents, KindPurge}
 	Tiers            = []string{TierMemory, TierDisk, TierS3}
 	CacheResults     = []string{CacheHit, CacheMiss}
 	LeaseResults     = []string{LeaseWon, LeaseShared, LeaseBypassed}
@@ -167,6 +169,8 @@ var (
 		KindError:       {"400", "401", "403", "404", "405", "413", "415", "422", "500", "502", "503", "504"},
 		KindConvert:     {"200"},
 		KindBulk:        {"200"},
+		KindEvents:      {"200"},
+		KindPurge:       {"200", "502"},
 	}
 )
 

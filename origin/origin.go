@@ -75,6 +75,23 @@ func (c Chain) Open(ctx context.Context, rel string) (Original, Body, error) {
 	return Original{}, nil, fault.New(fault.NotFound, "", nil)
 }
 
+// Forgetter is a source that remembers what it learnt of its originals
+// (the S3 identity cache) and can be told to drop what it knows of one.
+type Forgetter interface {
+	Forget(rel string)
+}
+
+// Forget drops what every source of the chain remembers of rel, so the
+// next request describes it afresh: an event or a purge calls it when rel
+// was replaced or removed.
+func (c Chain) Forget(rel string) {
+	for _, s := range c {
+		if f, ok := s.(Forgetter); ok {
+			f.Forget(rel)
+		}
+	}
+}
+
 // ReadAll reads the original src described as o whole, refusing one over
 // limit bytes.
 func ReadAll(ctx context.Context, src Source, o Original, limit int64) ([]byte, error) {

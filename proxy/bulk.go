@@ -183,20 +183,9 @@ func (s *Server) serveBulk(c *fiber.Ctx, parse bulkParser, prefix string) error 
 // bulkJobs reads and checks the body of a bulk request.
 func (s *Server) bulkJobs(c *fiber.Ctx, parse bulkParser, prefix string) ([]bulkJob, error) {
 	maxItems := s.cfg.Backend.BulkMaxItems
-	limit := int64(maxItems) * bulkItemBytes
-	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > limit {
-		return nil, fault.New(fault.BodyTooLarge, "The body is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
-	}
-	var body io.Reader = c.Context().RequestBodyStream()
-	if body == nil {
-		body = bytes.NewReader(c.Body())
-	}
-	capped := &capReader{r: body, left: limit}
-	data, err := io.ReadAll(capped)
-	if capped.over {
-		return nil, fault.New(fault.BodyTooLarge, "The body is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
-	} else if err != nil {
-		return nil, fault.New(fault.BadRequest, "", err)
+	data, err := readCapped(c, int64(maxItems)*bulkItemBytes)
+	if err != nil {
+		return nil, err
 	}
 	items, err := parse(data, maxItems)
 	if err != nil {
@@ -302,6 +291,27 @@ func (s *Server) renderItem(ctx context.Context, job bulkJob, accept string) bul
 		return s.renderSource(ctx, src, o, v)
 	})
 	return bulkResult{val: val, etag: request.StrongETag(vkey), status: status, err: err}
+}
+
+// readCapped reads a whole JSON body of at most limit bytes: more is a
+// 413, refused as soon as the header or the bytes read show it.
+func readCapped(c *fiber.Ctx, limit int64) ([]byte, error) {
+	tooLarge := fault.New(fault.BodyTooLarge, "The body is larger than "+strconv.FormatInt(limit, 10)+" bytes.", nil)
+	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > limit {
+		return nil, tooLarge
+	}
+	var body io.Reader = c.Context().RequestBodyStream()
+	if body == nil {
+		body = bytes.NewReader(c.Body())
+	}
+	capped := &capReader{r: body, left: limit}
+	data, err := io.ReadAll(capped)
+	if capped.over {
+		return nil, tooLarge
+	} else if err != nil {
+		return nil, fault.New(fault.BadRequest, "", err)
+	}
+	return data, nil
 }
 
 // writePart writes one item: the image, or its error as the JSON a GET

@@ -31,6 +31,7 @@ type Config struct {
 	MaxHeaderBytes    int                    `env:"IMAGE_PROXY_MAX_HEADER_BYTES" envDefault:"8192"` // larger request headers get 431
 	Controls          request.ControlsConfig // presets, quality, allowed sizes, signed URLs, /r/ routes
 	Backend           BackendConfig          // POST /convert and POST /bulk
+	Hooks             HooksConfig            // POST /events/s3 and POST /purge
 
 	// Set by main, not read from the environment.
 	Encoders       transform.Fingerprints // per output format, part of every key
@@ -84,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.BindAddress); err != nil {
 		return setting.Invalid("IMAGE_PROXY_BIND_ADDRESS", c.BindAddress, "host:port, such as 0.0.0.0:8000")
+	}
+	if err := c.Hooks.validate(); err != nil {
+		return err
 	}
 	if err := c.Backend.validate(); err != nil {
 		return err

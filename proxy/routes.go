@@ -17,6 +17,8 @@ func (s *Server) routes() error {
 	s.app.Get("/metrics", adaptor.HTTPHandler(s.m.Handler()))
 	s.app.Post("/convert", s.handleConvert)
 	s.app.Post("/bulk", s.handleBulk)
+	s.app.Post("/events/s3", s.handleEvents)
+	s.app.Post("/purge", s.handlePurge)
 	if s.cfg.Controls.EnableRRoutes {
 		// api-s3's bulk call. Without the /r/ routes, /r/bulk stays an
 		// image path like any other (POST: 405).
@@ -40,5 +42,5 @@ func (s *Server) takesBody(c *fiber.Ctx) bool {
 		return false
 	}
 	p := c.Path()
-	return p == "/convert" || p == "/bulk" || p == "/r/bulk" && s.cfg.Controls.EnableRRoutes
+	return p == "/convert" || p == "/bulk" || p == "/events/s3" || p == "/purge" || p == "/r/bulk" && s.cfg.Controls.EnableRRoutes
 }

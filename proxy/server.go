@@ -55,6 +55,7 @@ type Server struct {
 	started    time.Time
 	app        *fiber.App
 	tracing    spans.Tracer
+	events     EventReceiver // nil: POST /events/s3 answers 404 (UseEvents)
 }
 
 // New builds the Fiber app.

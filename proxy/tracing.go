@@ -118,6 +118,14 @@ func (t tracedSource) Open(ctx context.Context, rel string) (origin.Original, or
 	return o, b, err
 }
 
+// Forget passes an event's or a purge's forget on to the source, which the
+// wrapper would otherwise hide from origin.Chain.Forget.
+func (t tracedSource) Forget(rel string) {
+	if f, ok := t.Source.(origin.Forgetter); ok {
+		f.Forget(rel)
+	}
+}
+
 // spanError is err unless it only means "ask the next source".
 func spanError(err error) error {
 	if errors.Is(err, origin.ErrMissing) {

@@ -60,3 +60,16 @@ func ResolvePath(raw, prefix string) (string, error) {
 	}
 	return rel, nil
 }
+
+// PlainPath checks a path given unescaped, outside a URL (a bucket key
+// less its prefix, a path in a purge's JSON), by the rules a request's
+// path meets: it returns the path relative to the root (one leading '/'
+// dropped) and true, or false for a path no request could name.
+func PlainPath(p string) (string, bool) {
+	p = strings.TrimPrefix(p, "/")
+	if p == "" {
+		return "", false
+	}
+	got, err := ResolvePath((&url.URL{Path: "/" + p}).EscapedPath(), "")
+	return got, err == nil && got == p
+}
