@@ -206,12 +206,13 @@ func (p *binaryProcess) wait(t *testing.T) error {
 // it accepts connections.
 func startBinary(t *testing.T, dir string, env ...string) *binaryProcess {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	return startBinaryAt(t, freeAddr(t), dir, env...)
+}
+
+// startBinaryAt is startBinary listening on addr, for a peer that must
+// know the address before the server starts (MinIO's webhook).
+func startBinaryAt(t *testing.T, addr, dir string, env ...string) *binaryProcess {
+	t.Helper()
 	root, _ := filepath.Abs("data/images")
 	p := &binaryProcess{base: "http://" + addr, logs: &logSink{}, exited: make(chan struct{})}
 	p.cmd = command(dir, append([]string{"IMAGE_PROXY_ROOT_PATH=" + root, "IMAGE_PROXY_BIND_ADDRESS=" + addr}, env...))

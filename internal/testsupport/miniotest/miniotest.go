@@ -69,6 +69,13 @@ func Binary() (string, error) {
 // ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartEnv(t)
+}
+
+// StartEnv is Start with more of MinIO's settings in its environment
+// (MINIO_NOTIFY_WEBHOOK_*, say).
+func StartEnv(t testing.TB, env ...string) *Server {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		t.Fatalf("miniotest: %v", err)
@@ -89,6 +96,7 @@ func Start(t testing.TB) *Server {
 		"MINIO_CALLHOME_ENABLE=off",
 		"MINIO_BROWSER=off",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("miniotest: start %s: %v", bin, err)
