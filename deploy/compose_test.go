@@ -391,6 +391,7 @@ func TestComposePassesSettings(t *testing.T) {
 		"IMAGE_PROXY_S3_SECRET_KEY":          "this deployment's MinIO",
 		"IMAGE_PROXY_S3_PREFIX":              "where minio-init uploads",
 		"IMAGE_PROXY_S3_RESULT_PREFIX":       "the replicas share results",
+		"IMAGE_PROXY_EVENTS_TOKEN":           "MinIO's webhook sends this deployment's token",
 		"OTEL_EXPORTER_OTLP_ENDPOINT":        "this deployment's Jaeger",
 		"OTEL_EXPORTER_OTLP_PROTOCOL":        "the port of that endpoint",
 		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "the endpoint above is used",

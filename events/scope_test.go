@@ -3,15 +3,17 @@ package events
 import "testing"
 
 func TestScope(t *testing.T) {
-	rec := func(kind Kind, bucket, key string) Record { return Record{Kind: kind, Name: "n", Bucket: bucket, Key: key} }
+	rec := func(kind Kind, bucket, key string) Record {
+		return Record{Kind: kind, Name: "n", Bucket: bucket, Key: key}
+	}
 	prefixed := Scope{Bucket: "photos", Prefix: "originals/", Own: []string{"results/", "resized/"}}
 	// The originals' prefix empty: the server's own prefixes lie inside
 	// it and must still be excluded (the recursion guard).
 	whole := Scope{Bucket: "photos", Own: []string{"results/", "", "resized/"}}
 	cases := []struct {
-		name    string
-		s       Scope
-		r       Record
+		name     string
+		s        Scope
+		r        Record
 		rel, why string
 	}{
 		{"an original", prefixed, rec(Created, "photos", "originals/a/cat.jpg"), "a/cat.jpg", ""},
