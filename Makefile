@@ -44,7 +44,7 @@ endef
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN_DIR = $(shell go env GOPATH | cut -d: -f1)/bin
 
-.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits soak fuzz bindings clean minio otelcol docs-viewer
+.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits bench-s3-hits soak fuzz bindings clean minio otelcol docs-viewer
 
 ## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
 run: build
@@ -103,12 +103,16 @@ e2e: test-deps
 	bash deploy/e2e.sh
 
 ## bench: Go benchmarks and wrk load against the real binary; writes docs/benchmarks.md
-bench: bench-deps
+bench: bench-deps minio
 	bash docs/bench/run.sh
 
 ## bench-hits: only the cache hits against the ceiling (a few minutes); rewrites that section of docs/benchmarks.md
 bench-hits: bench-deps
 	bash docs/bench/hits.sh
+
+## bench-s3-hits: memory hits of an S3 original (MinIO on loopback) against a local one
+bench-s3-hits: bench-deps minio
+	bash docs/bench/s3-hits.sh
 
 ## soak: 10 minutes of mixed traffic, RSS sampled into docs/soak.md
 soak: bench-deps

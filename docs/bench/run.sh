@@ -111,6 +111,9 @@ stop_server
 echo "== hits against the ceiling (docs/bench/hits.sh)"
 bash docs/bench/hits.sh "$tmp" "$tmp/root" >"$tmp/hits.md"
 
+echo "== memory hits of S3 originals against local ones (docs/bench/s3-hits.sh)"
+bash docs/bench/s3-hits.sh "$tmp" "$tmp/root" >"$tmp/s3-hits.md"
+
 echo "== passthrough"
 start_server IMAGE_PROXY_ENABLE_CACHE=true
 wrk_runs passthrough-large 16 "$base/progressive.jpg"
@@ -223,6 +226,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "Floor (baseline JPEG → 400 px WebP): **$floor_baseline img/s**."
 	echo
 	cat "$tmp/hits.md"
+	echo
+	cat "$tmp/s3-hits.md"
 	echo
 	echo "## Passthrough"
 	echo
