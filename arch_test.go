@@ -25,6 +25,8 @@ func TestPackageBoundaries(t *testing.T) {
 		{"image-proxy/imageformat", []string{vips, fiber}},
 		{"image-proxy/fault", []string{vips, fiber}},
 		{"image-proxy/apidocs", []string{vips, fiber, fasthttp}},
+		// Events parse, filter and queue; the work is given to them.
+		{"image-proxy/events", []string{fiber, fasthttp, vips, "image-proxy/transform", "image-proxy/cache", "image-proxy/warm", "image-proxy/origin"}},
 	}
 	for _, c := range cases {
 		out, err := exec.Command("go", "list", "-deps", c.pkg).Output()
