@@ -136,6 +136,8 @@ fuzz: deps
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseBulk$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseRBulk$$' -fuzztime $(FUZZTIME)
 	go test ./apidocs -run '^$$' -fuzz '^FuzzReplaceAt$$' -fuzztime $(FUZZTIME)
+	go test ./events -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	go test ./request -run '^$$' -fuzz '^FuzzPlainPath$$' -fuzztime $(FUZZTIME)
 
 # The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
 # by version and by the tarball's integrity (the registry's dist.integrity),
