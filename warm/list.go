@@ -30,8 +30,8 @@ func S3Paths(paths []string, prefix string, skip []string) ([]string, error) {
 	}
 	var out []string
 	for _, p := range paths {
-		rel := strings.TrimPrefix(path.Clean("/"+strings.TrimSpace(p)), "/")
-		if rel == "" {
+		rel := path.Clean(p) // keeps a leading .. or /, which ResolvePath refuses
+		if rel == "." {
 			out = append(out, "")
 			continue
 		}
