@@ -35,7 +35,7 @@ func S3Paths(paths []string, prefix string, skip []string) ([]string, error) {
 			out = append(out, "")
 			continue
 		}
-		if _, err := request.ResolvePath("/"+rel, ""); err != nil {
+		if !nameable(rel) {
 			return nil, fmt.Errorf("%s: not a plain path below IMAGE_PROXY_S3_PREFIX (no .., hidden or absolute paths)", p)
 		}
 		if s, found := underAny(prefix+rel+"/", skip); found {
