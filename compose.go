@@ -41,7 +41,10 @@ func runServer(s settings, log *slog.Logger, tp trace.TracerProvider) error {
 		"concurrency", cfg.Slots(), "max_size", cfg.MaxBox, "resize_algorithm", cfg.Algorithm.String(), "controls", cfg.Controls, "warm_on_change", s.Warm.OnChange, "hooks", cfg.Hooks)
 	stopWarm := warmOnChange(s, p, log)
 	defer stopWarm()
-	stopEvents := serveEvents(s, p, log)
+	stopEvents, err := serveEvents(s, p, log)
+	if err != nil {
+		return err
+	}
 	defer stopEvents()
 	return serveUntilSignal(p.srv, cfg.BindAddress, s.ShutdownTimeout, log)
 }
@@ -54,8 +57,10 @@ type parts struct {
 	store          *cache.Store
 	m              *metrics.Metrics
 	cfg            proxy.Config
-	warm           warm.Deps // the server's (traced) chain, variants and renderer
-	root           string    // the local origin's directory: exports must lie outside it
+	warm           warm.Deps     // the server's (traced) chain, variants and renderer
+	root           string        // the local origin's directory: exports must lie outside it
+	client         *minio.Client // the one client of the bucket; nil without one
+	s3             *origin.S3    // the bucket's originals, for listings; nil without one
 	tiers, sources int
 }
 
@@ -79,7 +84,11 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 		tiers = append(tiers, cache.NewS3Tier(client, s3.Bucket, s.Cache.ResultPrefix, s3.Timeout, renderLease, m, log))
 	}
 	c := cache.New(cache.Traced(tiers, tp), m)
-	sources, closeLocal, err := originSources(s.Origin, client, c, m, log, tp)
+	var s3src *origin.S3
+	if s.Origin.S3.Enabled() {
+		s3src = origin.NewS3(client, s.Origin.S3, origin.WithS3Metrics(m))
+	}
+	sources, closeLocal, err := originSources(s.Origin, s3src, c, m, log, tp)
 	if err != nil {
 		c.Close()
 		return parts{}, nil, err
@@ -96,7 +105,7 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 	}
 	wd := warm.Deps{Sources: srv.Sources(), Variants: cfg.Variants(), Renderer: srv.WarmRenderer(), MaxSourceBytes: cfg.MaxSourceBytes}
 	return parts{srv: srv, store: cache.NewStore(tiers), m: m, cfg: cfg, warm: wd, root: s.Origin.Local.RootPath,
-		tiers: len(tiers), sources: len(sources)}, closeAll, nil
+		client: client, s3: s3src, tiers: len(tiers), sources: len(sources)}, closeAll, nil
 }
 
 // decodeObserver records the decode cache's events in m.
@@ -120,8 +129,8 @@ const renderLease = 30 * time.Second
 
 // originSources is the chain originals come from, in order: the root
 // directory (left out in S3-only deployments without one), the bucket
-// through client (nil without one), the fallback upstream.
-func originSources(o origin.Config, client *minio.Client, c cache.Cache, m *metrics.Metrics, log *slog.Logger, tp trace.TracerProvider) (origin.Chain, func(), error) {
+// (s3; nil without one), the fallback upstream.
+func originSources(o origin.Config, s3 *origin.S3, c cache.Cache, m *metrics.Metrics, log *slog.Logger, tp trace.TracerProvider) (origin.Chain, func(), error) {
 	var chain origin.Chain
 	closeLocal := func() {}
 	if _, err := os.Stat(o.Local.RootPath); err == nil || !o.S3.Enabled() {
@@ -131,8 +140,8 @@ func originSources(o origin.Config, client *minio.Client, c cache.Cache, m *metr
 		}
 		chain, closeLocal = append(chain, local), func() { local.Close() }
 	}
-	if o.S3.Enabled() {
-		chain = append(chain, origin.NewS3(client, o.S3, origin.WithS3Metrics(m)))
+	if s3 != nil {
+		chain = append(chain, s3)
 	}
 	if o.Fallback.URL != "" {
 		fb, err := origin.NewFallback(o.Fallback, version, c, m, tp)

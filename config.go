@@ -73,7 +73,7 @@ func loadSettings(getenv func(string) (string, bool), dotenv string) (settings, 
 // validate reports the first bad setting: one line on the way out.
 func (s settings) validate() error {
 	for _, err := range []error{s.Transform.Validate(), s.Cache.Validate(), s.Proxy.Validate(), s.Origin.Validate(),
-		s.Origin.S3.CheckResultPrefix(s.Cache.ResultPrefix), setting.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.Warm.Validate(s.Proxy.MaxBox, s.Cache), checkEvents(s)} {
+		s.Origin.S3.CheckResultPrefix(s.Cache.ResultPrefix), setting.CheckDuration("IMAGE_PROXY_SHUTDOWN_TIMEOUT", s.ShutdownTimeout), s.Log.validate(), s.Warm.Validate(s.Proxy.MaxBox, s.Cache, s.Origin.S3, s.Proxy.Controls), checkEvents(s)} {
 		if err != nil {
 			return err
 		}

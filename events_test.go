@@ -90,7 +90,8 @@ func startEventsEnv(t *testing.T) *eventsEnv {
 		// Long: only an event can tell the server an object changed.
 		"IMAGE_PROXY_S3_STAT_MAX_AGE=1h",
 		"IMAGE_PROXY_EVENTS_TOKEN="+e2eEventsToken,
-		"IMAGE_PROXY_WARM_SIZES=64,128", "IMAGE_PROXY_WARM_FORMATS=webp,png")
+		"IMAGE_PROXY_WARM_SIZES=64,128", "IMAGE_PROXY_WARM_FORMATS=webp,png",
+		"IMAGE_PROXY_EVENTS_EXPORT_PREFIX=resized/")
 	return e
 }
 
@@ -121,6 +122,21 @@ func (e *eventsEnv) waitEvents(t *testing.T, kind, outcome string, n float64) {
 	}
 }
 
+// exported lists the objects under the events' export prefix.
+func (e *eventsEnv) exported(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	for o := range e.minio.Client(t).ListObjects(ctx, e.bucket, minio.ListObjectsOptions{Prefix: "resized/", Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		names = append(names, strings.TrimPrefix(o.Key, "resized/"))
+	}
+	return names
+}
+
 func (e *eventsEnv) results(t *testing.T, rel string) int {
 	t.Helper()
 	g := cache.SourceGroup(rel)
@@ -147,6 +163,10 @@ func TestS3EventsFromMinIO(t *testing.T) {
 	e.waitEvents(t, "created", "done", 1)
 	if n := e.results(t, "photos/rocket.jpg"); n != len(variants) {
 		t.Fatalf("%d results in the bucket after the upload, want %d", n, len(variants))
+	}
+	wantExport := "manifest.json photos/rocket-128.png photos/rocket-128.webp photos/rocket-64.png photos/rocket-64.webp"
+	if got := strings.Join(e.exported(t), " "); got != wantExport {
+		t.Errorf("exported %q, want %q", got, wantExport)
 	}
 	first := map[string]answer{}
 	for _, v := range variants {
@@ -175,8 +195,9 @@ func TestS3EventsFromMinIO(t *testing.T) {
 	// trigger nothing.
 	ignored := e.events(t, "created", "ignored")
 	e.put(t, "_results/zz/zz/planted", "rocket.jpg")
+	e.put(t, "resized/planted.jpg", "rocket.jpg")
 	e.put(t, "elsewhere/rocket.jpg", "rocket.jpg")
-	e.waitEvents(t, "created", "ignored", ignored+2)
+	e.waitEvents(t, "created", "ignored", ignored+3)
 	if n := e.events(t, "created", "done"); n != 1 {
 		t.Errorf("%v uploads worked, want 1: results and other prefixes must be ignored", n)
 	}
@@ -206,6 +227,9 @@ func TestS3EventsFromMinIO(t *testing.T) {
 	}
 	if n := e.results(t, "photos/rocket.jpg"); n != 0 {
 		t.Errorf("%d results of the deleted photo left in the bucket", n)
+	}
+	if got := strings.Join(e.exported(t), " "); got != "manifest.json planted.jpg" {
+		t.Errorf("export after the deletion: %q, want the manifest (and the planted object) only", got)
 	}
 	scraped := scrape(e.p.base)
 	if n := metricSum(t, scraped, "image_proxy_purged_entries_total", `tier="s3"`); n < float64(len(variants)) {

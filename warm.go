@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,14 +20,24 @@ import (
 )
 
 // warmUsage is the first line of `image-proxy warm -h` and of every flag error.
-const warmUsage = "usage: image-proxy warm [--sizes 360,720] [--formats webp,avif] [--dpr 1,2] [--force] [--out DIR] [--watch] [PATH...]"
+const warmUsage = "usage: image-proxy warm [--sizes 360,720] [--formats webp,avif] [--dpr 1,2] [--presets thumb,hero] [--force] [--out DIR|s3://BUCKET/PREFIX/] [--watch] [PATH...]"
 
 // warmFlags is the command line of `image-proxy warm`.
 type warmFlags struct {
 	spec  warm.Spec
 	out   string
 	watch bool
-	paths []string // relative to the root; none: all of it
+	paths []string // relative to the root (or IMAGE_PROXY_S3_PREFIX); none: all of it
+}
+
+// warmPlan is what a run reads and where it writes, checked before
+// anything starts.
+type warmPlan struct {
+	s3       bool        // the originals are listed from the bucket, not walked
+	paths    []string    // local: the files to warm; S3: the paths to list (S3Paths)
+	skipDirs []string    // local: the directories walks and watches leave out
+	skipKeys []string    // S3: the key prefixes listings leave out (results, exports)
+	outS3    *warm.Place // --out s3://BUCKET/PREFIX/
 }
 
 // warmHooks let tests look into a run; production passes the zero value.
@@ -51,7 +63,7 @@ func warmCommand(args []string, stdout, stderr io.Writer) int {
 // parseWarmFlags reads the flags (before, between or after the paths),
 // with the settings' lists as defaults. Errors are printed to stderr.
 func parseWarmFlags(args []string, s settings, stderr io.Writer) (warmFlags, error) {
-	f := warmFlags{spec: s.Warm.Spec(s.Proxy.MaxBox)}
+	f := warmFlags{spec: s.Warm.Spec(s.Proxy.MaxBox, s.Proxy.Controls)}
 	fs := flag.NewFlagSet("warm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -66,13 +78,17 @@ func parseWarmFlags(args []string, s settings, stderr io.Writer) (warmFlags, err
 		f.spec.Formats, err = warm.ParseFormats(v)
 		return err
 	})
-	fs.Func("dpr", "device pixel ratios, comma-separated (default 1)", func(v string) (err error) {
+	fs.Func("dpr", "device pixel ratios, comma-separated (default IMAGE_PROXY_WARM_DPRS="+s.Warm.DPRs+")", func(v string) (err error) {
 		f.spec.DPRs, err = warm.ParseDPRs(v)
 		return err
 	})
+	fs.Func("presets", "presets to warm as ?preset=NAME asks for them, comma-separated (default IMAGE_PROXY_WARM_PRESETS="+s.Warm.Presets+")", func(v string) (err error) {
+		f.spec.Presets, err = warm.ParsePresets(v, s.Proxy.Controls, s.Proxy.MaxBox)
+		return err
+	})
 	fs.BoolVar(&f.spec.Force, "force", false, "render even variants that are stored and intact")
-	fs.StringVar(&f.out, "out", "", "write static files and manifest.json under this directory instead of into the cache")
-	fs.BoolVar(&f.watch, "watch", false, "keep running and warm new and changed files")
+	fs.StringVar(&f.out, "out", "", "write static files and manifest.json under this directory, or under this prefix of a bucket (s3://BUCKET/PREFIX/), instead of into the cache")
+	fs.BoolVar(&f.watch, "watch", false, "keep running and warm new and changed files (local root only)")
 	for {
 		if err := fs.Parse(args); err != nil {
 			return f, err
@@ -95,12 +111,7 @@ func runWarm(ctx context.Context, args []string, s settings, stdout, stderr io.W
 	} else if err != nil {
 		return 2
 	}
-	skip, err := warmTarget(s, f)
-	if err != nil {
-		fmt.Fprintln(stderr, "image-proxy warm:", err)
-		return 2
-	}
-	paths, err := warm.Paths(s.Origin.Local.RootPath, f.paths, skip)
+	plan, err := planWarm(s, f)
 	if err != nil {
 		fmt.Fprintln(stderr, "image-proxy warm:", err)
 		return 2
@@ -117,48 +128,92 @@ func runWarm(ctx context.Context, args []string, s settings, stdout, stderr io.W
 		return 1
 	}
 	defer closeAll()
-	w, err := newWarmer(p, f, h)
+	w, err := newWarmer(ctx, s, p, f, plan, h)
 	if err != nil {
 		fmt.Fprintln(stderr, "image-proxy warm:", err)
 		return 1
 	}
-	return warmAndWatch(ctx, w, paths, skip, s, f, stdout, stderr, h)
+	return warmAndWatch(ctx, w, p, plan, s, f, stdout, stderr, h)
 }
 
 // newWarmer is the warmer of the command line: into the cache, or static
-// files under --out.
-func newWarmer(p parts, f warmFlags, h warmHooks) (*warm.Warmer, error) {
+// files under --out (a directory or a bucket's prefix).
+func newWarmer(ctx context.Context, s settings, p parts, f warmFlags, plan warmPlan, h warmHooks) (*warm.Warmer, error) {
 	sink := warm.NewCacheSink(p.store)
-	if f.out != "" {
-		var err error
-		if sink, err = warm.NewExportSink(f.out, p.root); err != nil {
-			return nil, err
-		}
+	var err error
+	switch {
+	case plan.outS3 != nil:
+		sink, err = warm.NewS3ExportSink(ctx, warm.S3Export{Client: p.client, Bucket: plan.outS3.Bucket, Prefix: plan.outS3.Prefix,
+			CacheControl: s.Proxy.CacheControl, Timeout: s.Origin.S3.Timeout})
+	case f.out != "":
+		sink, err = warm.NewExportSink(f.out, p.root)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return warm.New(p.warm, sink, f.spec, warm.OnStored(h.onStored), warm.OnWatching(h.watching)), nil
 }
 
-// warmTarget checks where the results would go before anything starts
-// (warm's rules), and returns the directories the walk must leave out.
-func warmTarget(s settings, f warmFlags) ([]string, error) {
+// planWarm checks where the originals come from and where the results
+// would go before anything starts (warm's rules). With a bucket configured
+// the originals are listed from it; else the local root is walked.
+func planWarm(s settings, f warmFlags) (warmPlan, error) {
+	plan := warmPlan{s3: s.Origin.S3.Enabled()}
 	root := s.Origin.Local.RootPath
-	if err := warm.CheckRoot(root); err != nil {
-		return nil, err
+	bucket, prefix, isS3, err := warm.ParseS3URL(f.out)
+	switch {
+	case err != nil:
+		return plan, fmt.Errorf("--out %w", err)
+	case isS3 && !plan.s3:
+		return plan, fmt.Errorf("--out %s: an export into a bucket needs IMAGE_PROXY_S3_BUCKET (and its endpoint and keys): it is written through the same client", f.out)
+	case isS3:
+		originals, results := warm.Places(s.Origin.S3, s.Cache)
+		if err := warm.CheckExportPrefix(bucket, prefix, originals, results); err != nil {
+			return plan, fmt.Errorf("--out %s: %w", f.out, err)
+		}
+		plan.outS3 = &warm.Place{Bucket: bucket, Prefix: prefix}
+	case f.out != "" && warm.InsideRoot(f.out, root):
+		return plan, fmt.Errorf("--out %s: %w", f.out, warm.ErrOutInsideRoot)
+	case f.out == "" && !warm.Persistent(s.Cache):
+		return plan, warm.ErrNoResultTier
 	}
-	if f.out != "" && warm.InsideRoot(f.out, root) {
-		return nil, fmt.Errorf("--out %s: %w", f.out, warm.ErrOutInsideRoot)
+	if !plan.s3 {
+		if err := warm.CheckRoot(root); err != nil {
+			return plan, err
+		}
+		plan.skipDirs = warm.Skip(s.Cache)
+		plan.paths, err = warm.Paths(root, f.paths, plan.skipDirs)
+		return plan, err
 	}
-	if f.out == "" && !warm.Persistent(s.Cache) {
-		return nil, warm.ErrNoResultTier
+	if f.watch {
+		return plan, errors.New("--watch follows the local root (IMAGE_PROXY_ROOT_PATH); originals in a bucket are warmed as they are uploaded through S3 events")
 	}
-	return warm.Skip(s.Cache), nil
+	plan.skipKeys = []string{s.Cache.ResultPrefix, s.Warm.EventsExportPrefix}
+	if plan.outS3 != nil && plan.outS3.Bucket == s.Origin.S3.Bucket {
+		plan.skipKeys = append(plan.skipKeys, plan.outS3.Prefix)
+	}
+	plan.paths, err = warm.S3Paths(f.paths, s.Origin.S3.Prefix, plan.skipKeys)
+	return plan, err
 }
 
-// warmAndWatch warms paths, writes the manifest of an export, prints the
-// summary and, with --watch, goes on with new and changed files.
-func warmAndWatch(ctx context.Context, w *warm.Warmer, paths, skip []string, s settings, f warmFlags, stdout, stderr io.Writer, h warmHooks) int {
-	prog := newProgress(stderr, len(paths), h.every)
-	w.Run(ctx, paths, s.Proxy.Slots(), prog.add)
+// sources are the paths to warm, as a sequence read while the run goes:
+// the walked files, or the bucket's listing; listErr is the listing's
+// failure once the sequence has been read, and total the number of
+// sources when known (-1 for a listing).
+func (plan warmPlan) sources(ctx context.Context, p parts) (rels iter.Seq[string], listErr func() error, total int) {
+	if !plan.s3 {
+		return slices.Values(plan.paths), func() error { return nil }, len(plan.paths)
+	}
+	rels, listErr = warm.S3Sources(ctx, p.s3, plan.paths, plan.skipKeys)
+	return rels, listErr, -1
+}
+
+// warmAndWatch warms the plan's sources, writes the manifest of an export,
+// prints the summary and, with --watch, goes on with new and changed files.
+func warmAndWatch(ctx context.Context, w *warm.Warmer, p parts, plan warmPlan, s settings, f warmFlags, stdout, stderr io.Writer, h warmHooks) int {
+	rels, listErr, total := plan.sources(ctx, p)
+	prog := newProgress(stderr, total, h.every)
+	w.Run(ctx, rels, s.Proxy.Slots(), prog.add)
 	prog.finish()
 	if err := w.Flush(); err != nil {
 		fmt.Fprintln(stderr, "image-proxy warm: manifest:", err)
@@ -167,6 +222,10 @@ func warmAndWatch(ctx context.Context, w *warm.Warmer, paths, skip []string, s s
 	interrupted := ctx.Err() != nil && !f.watch
 	prog.summary(stdout, interrupted)
 	code := prog.status(interrupted)
+	if err := listErr(); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(stdout, "failed:", oneLine(err))
+		code = 1
+	}
 	if !f.watch || ctx.Err() != nil {
 		return code
 	}
@@ -175,7 +234,7 @@ func warmAndWatch(ctx context.Context, w *warm.Warmer, paths, skip []string, s s
 		quiet = warm.DefaultQuiet
 	}
 	fmt.Fprintf(stdout, "watching %s for new and changed files (Ctrl-C stops)\n", s.Origin.Local.RootPath)
-	err := w.Watch(ctx, s.Origin.Local.RootPath, skip, quiet, s.Proxy.Slots(), func(r warm.Result) {
+	err := w.Watch(ctx, s.Origin.Local.RootPath, plan.skipDirs, quiet, s.Proxy.Slots(), func(r warm.Result) {
 		printResult(stdout, r)
 		if err := w.Flush(); err != nil {
 			fmt.Fprintln(stderr, "image-proxy warm: manifest:", err)
@@ -206,7 +265,7 @@ func warmOnChange(s settings, p parts, log *slog.Logger) func() {
 	if !s.Warm.OnChange {
 		return func() {}
 	}
-	w := warm.New(p.warm, warm.NewCacheSink(p.store), s.Warm.Spec(s.Proxy.MaxBox)).Background(p.srv.Limiter())
+	w := warm.New(p.warm, warm.NewCacheSink(p.store), s.Warm.Spec(s.Proxy.MaxBox, s.Proxy.Controls)).Background(p.srv.Limiter())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

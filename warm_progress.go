@@ -15,7 +15,9 @@ import (
 
 // progress counts a warm run's results and shows them: a bar with count,
 // rate and ETA when stderr is a terminal, a plain line every `every`
-// otherwise (a log file, CI).
+// otherwise (a log file, CI). A bucket's listing has no total (-1): the
+// bar is then a spinner with the count and rate, and the lines leave the
+// total out.
 type progress struct {
 	out   io.Writer
 	bar   *progressbar.ProgressBar // nil unless stderr is a terminal
@@ -23,7 +25,7 @@ type progress struct {
 	start time.Time
 	last  time.Time
 
-	total, done                 int
+	total, done                 int // total -1: not known
 	rendered, skipped, notImage int
 	failed                      []warm.Result
 }
@@ -66,8 +68,12 @@ func (p *progress) add(r warm.Result) {
 	}
 	if now := time.Now(); now.Sub(p.last) >= p.every {
 		p.last = now
-		fmt.Fprintf(p.out, "warm: %d/%d sources, %d variants rendered, %d skipped, %d failed, %.1f sources/s\n",
-			p.done, p.total, p.rendered, p.skipped, len(p.failed), float64(p.done)/now.Sub(p.start).Seconds())
+		count := fmt.Sprintf("%d/%d", p.done, p.total)
+		if p.total < 0 {
+			count = fmt.Sprint(p.done)
+		}
+		fmt.Fprintf(p.out, "warm: %s sources, %d variants rendered, %d skipped, %d failed, %.1f sources/s\n",
+			count, p.rendered, p.skipped, len(p.failed), float64(p.done)/now.Sub(p.start).Seconds())
 	}
 }
 
@@ -90,7 +96,10 @@ func (p *progress) summary(w io.Writer, interrupted bool) {
 	for _, r := range p.failed {
 		fmt.Fprintf(w, "failed %s: %s\n", r.Rel, oneLine(r.Err))
 	}
-	if interrupted {
+	switch {
+	case interrupted && p.total < 0:
+		fmt.Fprintln(w, "interrupted: the sources not listed yet are not done; what was stored is whole, run again to finish")
+	case interrupted:
 		fmt.Fprintf(w, "interrupted: %d of %d sources not done; what was stored is whole, run again to finish\n", p.total-p.done, p.total)
 	}
 }

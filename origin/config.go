@@ -175,7 +175,7 @@ func (s S3Config) validate() error {
 	if (s.AccessKey == "") != (s.SecretKey == "") {
 		return fmt.Errorf("invalid setting IMAGE_PROXY_S3_ACCESS_KEY/IMAGE_PROXY_S3_SECRET_KEY: set both, or neither for the AWS credential chain (environment, shared files, instance role)")
 	}
-	return checkPrefix("IMAGE_PROXY_S3_PREFIX", s.Prefix)
+	return CheckKeyPrefix("IMAGE_PROXY_S3_PREFIX", s.Prefix)
 }
 
 // CheckResultPrefix judges the key prefix the shared result tier keeps its
@@ -191,7 +191,7 @@ func (s S3Config) CheckResultPrefix(p string) error {
 	case !s.Enabled():
 		return needsBucket(name)
 	}
-	if err := checkPrefix(name, p); err != nil {
+	if err := CheckKeyPrefix(name, p); err != nil {
 		return err
 	}
 	if s.Prefix != "" && (strings.HasPrefix(p, s.Prefix) || strings.HasPrefix(s.Prefix, p)) {
@@ -204,9 +204,10 @@ func needsBucket(name string) error {
 	return fmt.Errorf("invalid setting %s: it needs IMAGE_PROXY_S3_BUCKET", name)
 }
 
-// checkPrefix refuses a key prefix that could climb out of its place in
-// the bucket or that S3 would treat differently from a path.
-func checkPrefix(name, p string) error {
+// CheckKeyPrefix refuses a key prefix that could climb out of its place in
+// the bucket or that S3 would treat differently from a path; name is its
+// setting. Every prefix of the bucket obeys it (the export's too).
+func CheckKeyPrefix(name, p string) error {
 	if strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") || slices.Contains(strings.Split(p, "/"), "..") {
 		return setting.Invalid(name, p, "a key prefix without a leading /, .. segments, \\ or NUL, such as originals/")
 	}

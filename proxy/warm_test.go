@@ -188,7 +188,7 @@ func TestWarmThenServe(t *testing.T) {
 		t.Fatalf("paths %v %v", rels, err)
 	}
 	var results []warm.Result
-	w.Run(context.Background(), rels, 2, func(r warm.Result) { results = append(results, r) })
+	w.Run(context.Background(), slices.Values(rels), 2, func(r warm.Result) { results = append(results, r) })
 	for _, r := range results {
 		if r.Err != nil || r.Rendered != 8 {
 			t.Fatalf("%s: %d rendered, %v", r.Rel, r.Rendered, r.Err)
@@ -248,7 +248,7 @@ func TestWarmInterruptedLeavesWholeEntries(t *testing.T) {
 		}
 	}))
 	rels, _ := warm.Paths(root, nil, nil)
-	w.Run(ctx, rels, 1, func(warm.Result) {})
+	w.Run(ctx, slices.Values(rels), 1, func(warm.Result) {})
 	env.cache.Close()
 	if stored < 3 || stored >= 4*6 {
 		t.Fatalf("%d variants stored before the interruption took effect", stored)

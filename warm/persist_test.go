@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"image-proxy/cache"
+	"image-proxy/origin"
+	"image-proxy/request"
 	"image-proxy/setting"
 )
 
@@ -39,8 +41,8 @@ func TestWhereAWarmMayGo(t *testing.T) {
 			if got := Skip(c.cache); !slices.Equal(got, c.skip) {
 				t.Errorf("Skip: %v, want %v", got, c.skip)
 			}
-			cfg := Config{Sizes: "360,720", Formats: "webp", OnChange: true}
-			err := cfg.Validate(4000, c.cache)
+			cfg := Config{Sizes: "360,720", Formats: "webp", DPRs: "1", OnChange: true}
+			err := cfg.Validate(4000, c.cache, origin.S3Config{}, request.ControlsConfig{})
 			var se *setting.Error
 			switch {
 			case c.persistent && err != nil:
@@ -49,7 +51,7 @@ func TestWhereAWarmMayGo(t *testing.T) {
 				t.Errorf("on change without one: %v, want %s", err, onChange)
 			}
 			cfg.OnChange = false
-			if err := cfg.Validate(4000, c.cache); err != nil {
+			if err := cfg.Validate(4000, c.cache, origin.S3Config{}, request.ControlsConfig{}); err != nil {
 				t.Errorf("without on change: %v", err)
 			}
 		})
@@ -65,16 +67,16 @@ func TestConfigValidateNamesTheVariable(t *testing.T) {
 	}{
 		{Config{Sizes: "0", Formats: "webp"}, `invalid setting IMAGE_PROXY_WARM_SIZES="0": must be whole numbers from 1 to 4000 (IMAGE_PROXY_MAX_SIZE)`},
 		{Config{Sizes: "360,,720", Formats: "webp"}, `invalid setting IMAGE_PROXY_WARM_SIZES="360,,720": must be whole numbers`},
-		{Config{Sizes: "360", Formats: "tiff"}, `invalid setting IMAGE_PROXY_WARM_FORMATS="tiff": must be output formats separated by commas, from `},
+		{Config{Sizes: "360", Formats: "tiff", DPRs: "1"}, `invalid setting IMAGE_PROXY_WARM_FORMATS="tiff": must be output formats separated by commas, from `},
 		{Config{Sizes: "360", Formats: "auto"}, `invalid setting IMAGE_PROXY_WARM_FORMATS="auto": must be output formats`},
 	} {
-		err := c.cfg.Validate(4000, cache.Config{})
+		err := c.cfg.Validate(4000, cache.Config{}, origin.S3Config{}, request.ControlsConfig{})
 		var se *setting.Error
 		if !errors.As(err, &se) || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %s…", c.cfg, err, c.want)
 		}
 	}
-	spec := Config{Sizes: "720, 360", Formats: "webp,avif"}.Spec(4000)
+	spec := Config{Sizes: "720, 360", Formats: "webp,avif", DPRs: "1"}.Spec(4000, request.ControlsConfig{})
 	if !slices.Equal(spec.Sizes, []int{360, 720}) || len(spec.Formats) != 2 || !slices.Equal(spec.DPRs, []float64{1}) || spec.Force {
 		t.Errorf("Spec: %+v", spec)
 	}

@@ -18,22 +18,36 @@ import (
 type Config struct {
 	Sizes    string `env:"IMAGE_PROXY_WARM_SIZES" envDefault:"360,720,1200,2200"`
 	Formats  string `env:"IMAGE_PROXY_WARM_FORMATS" envDefault:"webp"`
+	DPRs     string `env:"IMAGE_PROXY_WARM_DPRS" envDefault:"1"`
+	Presets  string `env:"IMAGE_PROXY_WARM_PRESETS"` // preset names, comma-separated; empty: none
 	OnChange bool   `env:"IMAGE_PROXY_WARM_ON_CHANGE" envDefault:"false"`
+
+	// EventsExportPrefix is where S3 events also export static variants,
+	// in IMAGE_PROXY_S3_BUCKET; empty: events warm the result tiers only.
+	// It may not overlap the originals' or the results' prefix
+	// (CheckExportPrefix).
+	EventsExportPrefix string `env:"IMAGE_PROXY_EVENTS_EXPORT_PREFIX"`
 }
 
-// Spec is the configured default of what to warm (Validate has passed).
-func (c Config) Spec(maxBox int) Spec {
+// Spec is the configured default of what to warm (Validate has passed):
+// controls are the server's (IMAGE_PROXY_PRESETS), which the presets named
+// in IMAGE_PROXY_WARM_PRESETS are looked up in.
+func (c Config) Spec(maxBox int, controls request.ControlsConfig) Spec {
 	sizes, _ := ParseSizes(c.Sizes, maxBox)
 	formats, _ := ParseFormats(c.Formats)
-	return Spec{Sizes: sizes, DPRs: []float64{1}, Formats: formats}
+	dprs, _ := ParseDPRs(c.DPRs)
+	presets, _ := ParsePresets(c.Presets, controls, maxBox)
+	return Spec{Sizes: sizes, DPRs: dprs, Formats: formats, Presets: presets}
 }
 
 // Spec is what to pre-render of every source: each size × dpr × format,
-// as `?size=S&dpr=D&format=F` would ask for it.
+// as `?size=S&dpr=D&format=F` would ask for it, and each preset, as
+// `?preset=NAME` would.
 type Spec struct {
 	Sizes   []int
 	DPRs    []float64
 	Formats []imageformat.Format
+	Presets []Preset
 	Force   bool // render even what is cached (or exported) and intact
 }
 
@@ -126,15 +140,17 @@ func ParseFormats(s string) ([]imageformat.Format, error) {
 // Item is one variant of one source: what the URL would ask for, and the
 // Variant the server builds for that URL (its Key is the cache key).
 type Item struct {
-	Size    int
-	DPR     float64
-	Format  imageformat.Format
+	Preset  string             // ?preset=Preset; "" for a size item
+	Size    int                // the effective size (a preset's may be 0: the source's)
+	DPR     float64            // the effective dpr
+	Format  imageformat.Format // Unknown when the output follows the source's format
 	Variant request.Variant
 }
 
 // items builds every variant of spec for o through vs, with the request
-// `?size=S&format=F[&dpr=D]` would parse to, so each key is the one a live
-// request computes.
+// `?size=S&format=F[&dpr=D]` would parse to, and the one each preset's
+// `?preset=NAME` resolves to, so each key is the one a live request
+// computes.
 func items(vs request.Variants, o origin.Original, spec Spec) []Item {
 	var out []Item
 	for _, size := range spec.Sizes {
@@ -145,6 +161,10 @@ func items(vs request.Variants, o origin.Original, spec Spec) []Item {
 				out = append(out, Item{Size: size, DPR: dpr, Format: f, Variant: vs.Of(o.Identity, req, "")})
 			}
 		}
+	}
+	for _, p := range spec.Presets {
+		out = append(out, Item{Preset: p.Name, Size: p.Request.Size, DPR: p.Request.DPR, Format: p.Request.Output.Format,
+			Variant: vs.Of(o.Identity, p.Request, "")})
 	}
 	return out
 }

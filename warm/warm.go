@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"sync"
 
 	"image-proxy/fault"
@@ -218,10 +219,12 @@ func (w *Warmer) render(ctx context.Context, o origin.Original, data []byte, tod
 }
 
 // Run warms rels with up to workers sources at a time and reports each
-// result as it comes (report is called from one goroutine at a time). It
-// returns when every source is done or ctx is cancelled; sources not
-// started by then are not reported.
-func (w *Warmer) Run(ctx context.Context, rels []string, workers int, report func(Result)) {
+// result as it comes (report is called from one goroutine at a time). rels
+// is read as the workers take its paths, so a listing that yields page by
+// page (origin's S3.List) is never held whole. It returns when every source
+// is done or ctx is cancelled; sources not started by then are not read
+// from rels nor reported.
+func (w *Warmer) Run(ctx context.Context, rels iter.Seq[string], workers int, report func(Result)) {
 	next := make(chan string)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -236,7 +239,7 @@ func (w *Warmer) Run(ctx context.Context, rels []string, workers int, report fun
 		})
 	}
 feed:
-	for _, rel := range rels {
+	for rel := range rels {
 		select {
 		case next <- rel:
 		case <-ctx.Done():
