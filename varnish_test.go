@@ -147,6 +147,7 @@ func (v *varnish) waitReady(t *testing.T) {
 // cdnVariant is one URL of one photo, and what its body must be.
 type cdnVariant struct {
 	photo, query string
+	accept       string // the request's Accept header, when not empty
 	mime         string
 	box          int // the longest edge of the answer
 }
@@ -163,7 +164,11 @@ type through struct {
 // gets: the image asked for, and no tag headers.
 func fetchThrough(t *testing.T, base string, v cdnVariant) through {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: hangGuard}).Get(v.url(base))
+	req, _ := http.NewRequest(http.MethodGet, v.url(base), nil)
+	if v.accept != "" {
+		req.Header.Set("Accept", v.accept)
+	}
+	resp, err := (&http.Client{Timeout: hangGuard}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,13 +270,13 @@ func TestVarnishPurgesEveryVariantOfOnePhoto(t *testing.T) {
 	root := copyPhotos(t, map[string]string{photoA: "rocket.jpg", photoB: "coffee.png"})
 	origin := startBinary(t, t.TempDir(), "IMAGE_PROXY_ROOT_PATH="+root)
 	variantsA := []cdnVariant{
-		{photoA, "size=200&format=webp", "image/webp", 200},
-		{photoA, "size=300&format=jpeg", "image/jpeg", 300},
-		{photoA, "size=150&format=png", "image/png", 150},
+		{photoA, "size=200&format=webp", "", "image/webp", 200},
+		{photoA, "size=300&format=jpeg", "", "image/jpeg", 300},
+		{photoA, "size=150&format=png", "", "image/png", 150},
 	}
 	variantsB := []cdnVariant{
-		{photoB, "size=200&format=webp", "image/webp", 200},
-		{photoB, "size=120&format=jpeg", "image/jpeg", 120},
+		{photoB, "size=200&format=webp", "", "image/webp", 200},
+		{photoB, "size=120&format=jpeg", "", "image/jpeg", 120},
 	}
 	all := append(append([]cdnVariant{}, variantsA...), variantsB...)
 	checkOrigin(t, origin.base, variantsA[0])
@@ -320,6 +325,10 @@ func TestVarnishPurgesEveryVariantOfOnePhoto(t *testing.T) {
 	step("after the purge, "+photoB, variantsB, true)
 	step("after the purge, "+photoA, variantsA, false)
 	step("cached again, "+photoA, variantsA, true)
+	// format=auto varies on Accept: the VCL reduces two browsers' Accept
+	// strings that both list WebP to one, so the second is a hit.
+	step("format=auto, a first browser", []cdnVariant{{photoB, "size=100&format=auto", "image/webp,*/*", "image/webp", 100}}, false)
+	step("format=auto, another browser", []cdnVariant{{photoB, "size=100&format=auto", "text/html,image/webp,image/apng,*/*;q=0.8", "image/webp", 100}}, true)
 	if code, n := purgeTag(t, cdn.base, "127.0.0.1", cdnTag("photos/absent.jpg")); code != http.StatusOK || n != "0" {
 		t.Fatalf("a tag nothing carries: %d, %s objects purged", code, n)
 	}
