@@ -262,6 +262,28 @@ func checkOrigin(t *testing.T, base string, v cdnVariant) {
 	}
 }
 
+// expectThrough requests each variant through Varnish and checks, one by
+// one, whether it was a Varnish hit and whether it reached image-proxy
+// (origin); it returns the ETags seen, by URL.
+func expectThrough(t *testing.T, cdn, origin, name string, vs []cdnVariant, wantHit bool) map[string]string {
+	t.Helper()
+	etags := map[string]string{}
+	for _, v := range vs {
+		before := backendRenders(t, origin)
+		got := fetchThrough(t, cdn, v)
+		reached := backendRenders(t, origin) - before
+		wantReached := 1 // a miss is fetched from image-proxy, a hit is not
+		if wantHit {
+			wantReached = 0
+		}
+		if got.hit != wantHit || reached != wantReached {
+			t.Fatalf("%s: %s: Varnish hit %v and %d backend requests, want hit %v", name, v.url(""), got.hit, reached, wantHit)
+		}
+		etags[v.url("")] = got.etag
+	}
+	return etags
+}
+
 // TestVarnishPurgesEveryVariantOfOnePhoto: behind a real Varnish with
 // vmod_xkey and the committed VCL, one PURGE with a photo's tag removes
 // every cached variant of that photo, and only them.
@@ -283,24 +305,8 @@ func TestVarnishPurgesEveryVariantOfOnePhoto(t *testing.T) {
 	checkOrigin(t, origin.base, variantsB[0])
 	cdn := startVarnish(t, strings.TrimPrefix(origin.base, "http://"))
 
-	// step requests each variant through Varnish and checks, one by one,
-	// whether it was a Varnish hit and whether it reached image-proxy.
 	step := func(name string, vs []cdnVariant, wantHit bool) map[string]string {
-		etags := map[string]string{}
-		for _, v := range vs {
-			before := backendRenders(t, origin.base)
-			got := fetchThrough(t, cdn.base, v)
-			reached := backendRenders(t, origin.base) - before
-			wantReached := 1 // a miss is fetched from image-proxy, a hit is not
-			if wantHit {
-				wantReached = 0
-			}
-			if got.hit != wantHit || reached != wantReached {
-				t.Fatalf("%s: %s: Varnish hit %v and %d backend requests, want hit %v", name, v.url(""), got.hit, reached, wantHit)
-			}
-			etags[v.url("")] = got.etag
-		}
-		return etags
+		return expectThrough(t, cdn.base, origin.base, name, vs, wantHit)
 	}
 	first := step("first pass", all, false)
 	second := step("second pass", all, true)
