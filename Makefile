@@ -16,8 +16,10 @@ GO_PACKAGES := $(shell go list ./... 2>/dev/null | grep -v /internal/vips)
 RUN_PACKAGES := libvips-dev pkg-config gcc ca-certificates
 # What the test suite adds: promtool and prometheus (deploy checks, e2e), curl (e2e),
 # node (runs the README's JavaScript signing example against the Go signer),
-# chromium (the /docs page is loaded headless in proxy's TestDocsPageInBrowser).
-TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl nodejs chromium
+# chromium (the /docs page is loaded headless in proxy's TestDocsPageInBrowser),
+# varnish and varnish-modules (TestVarnishPurgesEveryVariantOfOnePhoto runs
+# deploy/varnish/image-proxy.vcl in a real varnishd with vmod_xkey).
+TEST_PACKAGES := $(RUN_PACKAGES) prometheus curl nodejs chromium varnish varnish-modules
 # What benchmarks add: wrk for HTTP load, jemalloc for the allocator comparison,
 # libvips-tools (vips, vipsheader) to make and check the benchmark sources.
 BENCH_PACKAGES := $(TEST_PACKAGES) wrk libjemalloc2 libvips-tools
