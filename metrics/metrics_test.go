@@ -47,6 +47,9 @@ var ours = map[string]struct {
 	"image_proxy_refusals_total":                 {dto.MetricType_COUNTER, "reason"},
 	"image_proxy_stat_cache_lookups_total":       {dto.MetricType_COUNTER, "result"},
 	"image_proxy_s3_stat_cache_lookups_total":    {dto.MetricType_COUNTER, "result"},
+	"image_proxy_events_total":                   {dto.MetricType_COUNTER, "kind,outcome"},
+	"image_proxy_purges_total":                   {dto.MetricType_COUNTER, "trigger"},
+	"image_proxy_purged_entries_total":           {dto.MetricType_COUNTER, "tier"},
 	"image_proxy_stat_cache_watched_directories": {dto.MetricType_GAUGE, ""},
 	"image_proxy_decode_cache_requests_total":    {dto.MetricType_COUNTER, "result"},
 	"image_proxy_decode_cache_size_bytes":        {dto.MetricType_GAUGE, ""},
@@ -254,7 +257,7 @@ func seriesOf(f *dto.MetricFamily) []string {
 // nothing. Written out here rather than taken from the package's lists, so
 // that dropping a value there fails.
 func TestSeriesExistAtStart(t *testing.T) {
-	kinds := []string{"passthrough", "transform", "error", "convert", "bulk"}
+	kinds := []string{"passthrough", "transform", "error", "convert", "bulk", "events", "purge"}
 	tiers := []string{"memory", "disk", "s3"}
 	// The format label follows the format table, not a list of its own:
 	// a format the table can encode must have its series, whatever
@@ -271,6 +274,8 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"error":       {"400", "401", "403", "404", "405", "413", "415", "422", "500", "502", "503", "504"},
 		"convert":     {"200"},
 		"bulk":        {"200"},
+		"events":      {"200"},
+		"purge":       {"200", "502"},
 	} {
 		codes = append(codes, labelSets(map[string][]string{"code": cs, "kind": {kind}})...)
 	}
@@ -294,8 +299,12 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_libvips_open_files":               {""},
 		"image_proxy_refusals_total": labelSets(map[string][]string{"reason": {"unknown_preset", "quality_not_allowed",
 			"size_not_allowed", "signature_missing", "signature_invalid"}}),
-		"image_proxy_stat_cache_lookups_total":       labelSets(map[string][]string{"result": {"hit", "stat"}}),
-		"image_proxy_s3_stat_cache_lookups_total":    labelSets(map[string][]string{"result": {"hit", "head"}}),
+		"image_proxy_stat_cache_lookups_total":    labelSets(map[string][]string{"result": {"hit", "stat"}}),
+		"image_proxy_s3_stat_cache_lookups_total": labelSets(map[string][]string{"result": {"hit", "head"}}),
+		"image_proxy_events_total": labelSets(map[string][]string{"kind": {"created", "removed", "other"},
+			"outcome": {"done", "failed", "ignored", "duplicate", "dropped"}}),
+		"image_proxy_purges_total":                   labelSets(map[string][]string{"trigger": {"request", "event"}}),
+		"image_proxy_purged_entries_total":           labelSets(map[string][]string{"tier": tiers}),
 		"image_proxy_stat_cache_watched_directories": {""},
 		"image_proxy_decode_cache_requests_total":    labelSets(map[string][]string{"result": {"hit", "miss"}}),
 		"image_proxy_decode_cache_size_bytes":        {""},
