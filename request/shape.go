@@ -1,0 +1,141 @@
+package request
+
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	"image-proxy/imageformat"
+)
+
+// The shape parameters (issue 25): width and height, fit, gravity, focus,
+// background and blur. Parse reads their syntax and ranges here; the rules
+// between them (checkShape) are the gate's, after a preset has been laid
+// over the request, so a preset may fix some of them and leave the rest to
+// the URL.
+
+// MinBlur and MaxBlur bound ?blur=, a Gaussian sigma in output pixels:
+// under 0.3 libvips' mask is a single pixel (no blur at all).
+const MinBlur, MaxBlur = 0.3, 100.0
+
+var (
+	fitError     = "fit must be one of contain, cover, fill or pad."
+	gravityError = "gravity must be one of center, north, south, east, west, northeast, northwest, southeast, southwest, smart or entropy."
+)
+
+// parseShape reads the shape parameters into r; each present one makes a
+// transform.
+func parseShape(q *Query, r *Request, maxBox int) error {
+	for _, side := range []struct {
+		key string
+		n   *int
+	}{{"width", &r.Width}, {"height", &r.Height}} {
+		v, ok, err := single(q, side.key)
+		if err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		n, good := ParseDigits(v)
+		if !good || n < 1 || n > maxBox {
+			return badRequest(side.key + " must be a whole number from 1 to " + strconv.Itoa(maxBox) + ".")
+		}
+		*side.n = n
+		r.Transform = true
+	}
+	for _, p := range []struct {
+		key   string
+		parse func(string) bool
+		msg   string
+	}{
+		{"fit", func(v string) (ok bool) { r.Fit, ok = imageformat.ParseFit(v); return }, fitError},
+		{"gravity", func(v string) (ok bool) { r.Gravity, ok = imageformat.ParseGravity(v); return }, gravityError},
+		{"focus", func(v string) (ok bool) { r.Focus, ok = ParseFocus(v); return }, "focus must be X,Y: two decimals from 0 to 1, such as 0.5,0.25."},
+		{"background", func(v string) (ok bool) { r.Background, ok = imageformat.ParseBackground(v); return },
+			"background must be a hex colour RRGGBB or RRGGBBAA, such as ffffff or 00000000."},
+		{"blur", func(v string) (ok bool) { r.Blur, ok = parseBlur(v); return }, "blur must be a number from 0.3 to 100."},
+	} {
+		v, ok, err := single(q, p.key)
+		if err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		if !p.parse(v) {
+			return badRequest(p.msg)
+		}
+		r.Transform = true
+	}
+	return nil
+}
+
+// ParseFocus reads a focal point "X,Y": two decimals of the grammar, each
+// from 0 to 1.
+func ParseFocus(s string) (imageformat.Focus, bool) {
+	xs, ys, ok := strings.Cut(s, ",")
+	if !ok {
+		return imageformat.Focus{}, false
+	}
+	x, okx := ParseDecimal(xs)
+	y, oky := ParseDecimal(ys)
+	if !okx || !oky || x > 1 || y > 1 {
+		return imageformat.Focus{}, false
+	}
+	return imageformat.Focus{X: x, Y: y, Set: true}, true
+}
+
+func parseBlur(s string) (float64, bool) {
+	b, ok := ParseDecimal(s)
+	return b, ok && b >= MinBlur && b <= MaxBlur
+}
+
+// conflicts are the pairs no request may give together, a preset and its
+// URL included.
+func (r Request) conflicts() error {
+	switch {
+	case r.Size > 0 && (r.Width > 0 || r.Height > 0):
+		return badRequest("size and width/height cannot be combined: give size (a square box), or width and/or height.")
+	case r.Focus.Set && r.Gravity != imageformat.GravityUnset:
+		return badRequest("focus and gravity cannot be combined: a focal point is where a cover crop centres.")
+	}
+	return nil
+}
+
+// checkShape holds the shape parameters to the rules between them.
+func (r Request) checkShape() error {
+	if err := r.conflicts(); err != nil {
+		return err
+	}
+	fit := r.Fit.String()
+	switch {
+	case r.Fit.Crops() && (r.Width == 0 || r.Height == 0):
+		return badRequest("fit=" + fit + " needs both width and height.")
+	case r.Focus.Set && r.Fit != imageformat.FitCover:
+		return badRequest("focus needs fit=cover.")
+	case r.Gravity != imageformat.GravityUnset && r.Fit != imageformat.FitCover && r.Fit != imageformat.FitPad:
+		return badRequest("gravity needs fit=cover or fit=pad.")
+	case r.Fit == imageformat.FitPad && !r.Gravity.Compass():
+		return badRequest("gravity=" + r.Gravity.String() + " needs fit=cover: a pad canvas takes center or a compass point.")
+	}
+	return nil
+}
+
+// Sides is the effective box of width and height: each × dpr, rounded, by
+// one factor that keeps the larger at most maxBox so the box keeps its
+// aspect ratio. A side not given is 0.
+func (r Request) Sides(maxBox int) (w, h int) {
+	big := max(r.Width, r.Height)
+	if big == 0 {
+		return 0, 0
+	}
+	f := min(r.DPR, float64(maxBox)/float64(big))
+	return scaleSide(r.Width, f, maxBox), scaleSide(r.Height, f, maxBox)
+}
+
+// scaleSide is n × f rounded, between 1 and maxBox; 0 stays 0 (not given).
+func scaleSide(n int, f float64, maxBox int) int {
+	if n == 0 {
+		return 0
+	}
+	return min(max(1, int(math.Round(float64(n)*f))), maxBox)
+}
