@@ -24,47 +24,46 @@ var (
 )
 
 // parseShape reads the shape parameters into r; each present one makes a
-// transform.
+// transform. The first error, in the order below, is the answer.
 func parseShape(q *Query, r *Request, maxBox int) error {
-	for _, side := range []struct {
-		key string
-		n   *int
-	}{{"width", &r.Width}, {"height", &r.Height}} {
-		v, ok, err := single(q, side.key)
-		if err != nil {
-			return err
-		} else if !ok {
-			continue
+	// got checks one parameter's value (single's three results) with
+	// parse, which sets r's field; msg is its error.
+	got := func(parse func(string) bool, msg string) func(string, bool, error) error {
+		return func(v string, ok bool, err error) error {
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				return nil
+			case !parse(v):
+				return badRequest(msg)
+			}
+			r.Transform = true
+			return nil
 		}
-		n, good := ParseDigits(v)
-		if !good || n < 1 || n > maxBox {
-			return badRequest(side.key + " must be a whole number from 1 to " + strconv.Itoa(maxBox) + ".")
-		}
-		*side.n = n
-		r.Transform = true
 	}
-	for _, p := range []struct {
-		key   string
-		parse func(string) bool
-		msg   string
-	}{
-		{"fit", func(v string) (ok bool) { r.Fit, ok = imageformat.ParseFit(v); return }, fitError},
-		{"gravity", func(v string) (ok bool) { r.Gravity, ok = imageformat.ParseGravity(v); return }, gravityError},
-		{"focus", func(v string) (ok bool) { r.Focus, ok = ParseFocus(v); return }, "focus must be X,Y: two decimals from 0 to 1, such as 0.5,0.25."},
-		{"background", func(v string) (ok bool) { r.Background, ok = imageformat.ParseBackground(v); return },
-			"background must be a hex colour RRGGBB or RRGGBBAA, such as ffffff or 00000000."},
-		{"blur", func(v string) (ok bool) { r.Blur, ok = parseBlur(v); return }, "blur must be a number from 0.3 to 100."},
+	side := func(n *int) func(string) bool {
+		return func(v string) bool {
+			x, ok := ParseDigits(v)
+			*n = x
+			return ok && x >= 1 && x <= maxBox
+		}
+	}
+	whole := " must be a whole number from 1 to " + strconv.Itoa(maxBox) + "."
+	for _, err := range []error{
+		got(side(&r.Width), "width"+whole)(single(q, "width")),
+		got(side(&r.Height), "height"+whole)(single(q, "height")),
+		got(func(v string) (ok bool) { r.Fit, ok = imageformat.ParseFit(v); return }, fitError)(single(q, "fit")),
+		got(func(v string) (ok bool) { r.Gravity, ok = imageformat.ParseGravity(v); return }, gravityError)(single(q, "gravity")),
+		got(func(v string) (ok bool) { r.Focus, ok = ParseFocus(v); return },
+			"focus must be X,Y: two decimals from 0 to 1, such as 0.5,0.25.")(single(q, "focus")),
+		got(func(v string) (ok bool) { r.Background, ok = imageformat.ParseBackground(v); return },
+			"background must be a hex colour RRGGBB or RRGGBBAA, such as ffffff or 00000000.")(single(q, "background")),
+		got(func(v string) (ok bool) { r.Blur, ok = parseBlur(v); return }, "blur must be a number from 0.3 to 100.")(single(q, "blur")),
 	} {
-		v, ok, err := single(q, p.key)
 		if err != nil {
 			return err
-		} else if !ok {
-			continue
 		}
-		if !p.parse(v) {
-			return badRequest(p.msg)
-		}
-		r.Transform = true
 	}
 	return nil
 }
