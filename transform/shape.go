@@ -116,9 +116,9 @@ func centred(at float64, size, n int) int {
 	return min(max(0, int(math.Round(at*float64(size)-float64(n)/2))), size-n)
 }
 
-// measure asks libvips where the interesting part of the first frame is
-// (attention for smart, entropy) and centres the crop there, as
-// vips_smartcrop does: every frame of an animation is then cut alike.
+// measure lets libvips' smartcrop cut the first frame (attention for
+// smart, entropy) and reads where it cut: every frame of an animation is
+// then cut there alike.
 func (sh shape) measure(im *vips.Image, w, h int) (left, top int, err error) {
 	// The measure reads the frame more than once; a sequential load
 	// cannot serve that, and im is at its resized size by now.
@@ -142,7 +142,9 @@ func (sh shape) measure(im *vips.Image, w, h int) (left, top int, err error) {
 	if err := first.Smartcrop(sh.w, sh.h, o); err != nil {
 		return 0, 0, err
 	}
-	return min(max(0, o.AttentionX-sh.w/2), w-sh.w), min(max(0, o.AttentionY-sh.h/2), h-sh.h), nil
+	// Where it cut, not its attention centre: entropy reports none.
+	left, top = vipsx.Origin(first)
+	return min(max(0, left), w-sh.w), min(max(0, top), h-sh.h), nil
 }
 
 // pad extends every frame to the canvas, the picture placed by gravity,

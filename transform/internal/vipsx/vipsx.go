@@ -88,6 +88,16 @@ func PageHeight(im *vips.Image) int {
 	return im.Height()
 }
 
+// Origin is where im's pixels were cut from the image they came from
+// (libvips' extract_area and smartcrop record -left and -top in the
+// image's offsets): left and top, as positive numbers.
+func Origin(im *vips.Image) (left, top int) {
+	p := (*C.VipsImage)(Ptr(im))
+	left, top = -int(p.Xoffset), -int(p.Yoffset)
+	runtime.KeepAlive(im)
+	return left, top
+}
+
 // Pages is the number of frames stacked in im.
 func Pages(im *vips.Image) int { return im.Height() / PageHeight(im) }
 
