@@ -69,7 +69,9 @@ func parseShape(q *Query, r *Request, maxBox int) error {
 }
 
 // ParseFocus reads a focal point "X,Y": two decimals of the grammar, each
-// from 0 to 1.
+// from 0 to 1, rounded to 4 decimals (a ten-thousandth of a side is below
+// a pixel of any output), so that its canonical spelling is short and
+// reads back the same.
 func ParseFocus(s string) (imageformat.Focus, bool) {
 	xs, ys, ok := strings.Cut(s, ",")
 	if !ok {
@@ -80,7 +82,7 @@ func ParseFocus(s string) (imageformat.Focus, bool) {
 	if !okx || !oky || x > 1 || y > 1 {
 		return imageformat.Focus{}, false
 	}
-	return imageformat.Focus{X: x, Y: y, Set: true}, true
+	return imageformat.Focus{X: math.Round(x*1e4) / 1e4, Y: math.Round(y*1e4) / 1e4, Set: true}, true
 }
 
 func parseBlur(s string) (float64, bool) {

@@ -28,6 +28,7 @@ func TestParseShape(t *testing.T) {
 		{"gravity=NorthEast", "gravity=northeast", Request{Transform: true, DPR: 1, Gravity: imageformat.GravityNorthEast}},
 		{"gravity=smart", "gravity=smart", Request{Transform: true, DPR: 1, Gravity: imageformat.GravitySmart}},
 		{"focus=.5,0.250", "focus=0.5,0.25", Request{Transform: true, DPR: 1, Focus: focusHalf}},
+		{"focus=0.123456,0.99999", "focus=0.1235,1", Request{Transform: true, DPR: 1, Focus: imageformat.Focus{X: 0.1235, Y: 1, Set: true}}},
 		{"focus=0,1", "focus=0,1", Request{Transform: true, DPR: 1, Focus: imageformat.Focus{X: 0, Y: 1, Set: true}}},
 		{"background=FF0000", "background=ff0000", Request{Transform: true, DPR: 1, Background: bgRed}},
 		{"background=ff0000FF", "background=ff0000", Request{Transform: true, DPR: 1, Background: bgRed}},

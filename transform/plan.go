@@ -49,16 +49,12 @@ func planFor(s decode.Source, opts Options) plan {
 }
 
 // familyMember is the box that puts opts in the family shrink rule: Box,
-// or the larger side of a box the output fills exactly (cover, fill, pad);
-// 0 for none.
+// or else the larger of Width and Height; 0 for none.
 func familyMember(opts Options) int {
 	if opts.Box > 0 {
 		return opts.Box
 	}
-	if opts.Fit.Crops() {
-		return max(opts.Width, opts.Height)
-	}
-	return 0
+	return max(opts.Width, opts.Height)
 }
 
 // newPlan is the plan of opts' bounds alone.

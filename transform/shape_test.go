@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -313,5 +314,142 @@ func TestCropOrientation(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// animation is a 3-frame 300×100 GIF: the checkerboard subject on the
+// right of the first frame, on the left of the others (not quite at the
+// same place: the GIF saver merges identical frames).
+func animation(t testing.TB) []byte {
+	var px []byte
+	for _, mx := range []int{200, 0, 20} {
+		px = append(px, picture(300, 100, mx, 10, 80, true)...)
+	}
+	return pngOf(t, px, 300, 300, 100)
+}
+
+// TestAnimatedCrop: every frame of an animation is cut at one place;
+// smart and entropy measure the first frame only, so the later frames,
+// whose subject has moved, are cut where the first frame's subject was.
+func TestAnimatedCrop(t *testing.T) {
+	e := New(DefaultConfig())
+	src := animation(t)
+	subject := func(im *vips.Image, frame int) bool {
+		n := 0
+		for y := 2; y < 100; y += 4 {
+			for x := 2; x < 100; x += 4 {
+				if near(t, im, x, frame*100+y, [3]uint8{0, 0, 0}) || near(t, im, x, frame*100+y, [3]uint8{255, 255, 255}) {
+					n++
+				}
+			}
+		}
+		return n > 20
+	}
+	for _, c := range []struct {
+		opts Options
+		want [3]bool // the subject in each output frame
+	}{
+		{Options{Gravity: GravitySmart}, [3]bool{true, false, false}},
+		{Options{Gravity: GravityEntropy}, [3]bool{true, false, false}},
+		{Options{Gravity: imageformat.GravityWest}, [3]bool{false, true, true}},
+		{Options{Focus: Focus{X: 0.8, Y: 0.5, Set: true}}, [3]bool{true, false, false}},
+	} {
+		for _, out := range []Format{FormatGIF, FormatWebP} {
+			o := c.opts
+			o.Fit, o.Width, o.Height, o.Format = FitCover, 100, 100, out
+			res, err := e.Render(context.Background(), src, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Frames != 3 || res.Width != 100 || res.Height != 100 {
+				t.Fatalf("%+v: %d frames of %d×%d", o, res.Frames, res.Width, res.Height)
+			}
+			var im *vips.Image
+			if out == FormatGIF {
+				im, err = vips.NewGifloadBuffer(res.Data, &vips.GifloadBufferOptions{N: -1})
+			} else {
+				im, err = vips.NewWebploadBuffer(res.Data, &vips.WebploadBufferOptions{N: -1})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			// The GIF saver merges identical frames (two frames cut where
+			// neither has the subject): the frames it kept are checked.
+			for f := range im.Height() / 100 {
+				if got := subject(im, f); got != c.want[f] {
+					t.Errorf("%s %+v: frame %d has the subject: %t, want %t", out, c.opts, f, got, c.want[f])
+				}
+			}
+		}
+	}
+	// Pad and blur are per frame too: the size and the frame count hold.
+	res, err := e.Render(context.Background(), src, Options{Fit: FitPad, Width: 200, Height: 200, Blur: 2, Format: FormatGIF})
+	if err != nil || res.Frames != 3 || res.Width != 200 || res.Height != 200 {
+		t.Fatalf("pad: %+v %v", res, err)
+	}
+}
+
+// TestCoverShrinksOnLoad: a cover crop of a 5120×2880 JPEG to 400×400
+// loads at a JPEG shrink (the plan's load, what the decoder is asked
+// for), and the decode the cache keeps is that small, not the full size.
+func TestCoverShrinksOnLoad(t *testing.T) {
+	src := texturedJPEG(t, 5120, 2880, 1)
+	ce := newCachingEngine(t, 256<<20)
+	s, err := ce.open(src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Fit: FitCover, Width: 400, Height: 400, Gravity: GravitySmart, Format: FormatWebP, Source: "big"}
+	p := planFor(s, o)
+	if p.load.Shrink != 4 {
+		t.Errorf("cover 400×400 of 5120×2880 loads at shrink %d, want 4 (the 2880 px side to 720, over 400)", p.load.Shrink)
+	}
+	res, err := ce.Render(context.Background(), src, o)
+	if err != nil || res.Width != 400 || res.Height != 400 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got, full := ce.latest.Load(), int64(5120*2880*3); got == 0 || got > full/16 {
+		t.Errorf("the kept decode is %d bytes; full size is %d", got, full)
+	}
+}
+
+// TestCropsShareDecodes: crops go through the decode cache and RenderMany
+// like any variant: the same bytes streamed, reused or rendered together,
+// one decode for a family of crops and plain sizes of one source.
+func TestCropsShareDecodes(t *testing.T) {
+	src := texturedJPEG(t, 2400, 1350, 2)
+	opts := []Options{
+		{Box: 400, Format: FormatWebP},
+		{Fit: FitCover, Width: 400, Height: 400, Format: FormatWebP},
+		{Fit: FitCover, Width: 1200, Height: 630, Gravity: GravitySmart, Format: FormatJPEG},
+		{Fit: FitCover, Width: 300, Height: 400, Focus: Focus{X: 0.2, Y: 0.3, Set: true}, Format: FormatPNG},
+		{Fit: FitFill, Width: 200, Height: 200, Format: FormatWebP},
+		{Fit: FitPad, Width: 300, Height: 300, Background: Background{RGBA: [4]uint8{0, 0, 0, 0}, Set: true}, Format: FormatPNG},
+		{Width: 500, Blur: 3, Format: FormatJPEG},
+	}
+	plain := New(DefaultConfig())
+	want := make([][]byte, len(opts))
+	for i, o := range opts {
+		res, err := plain.Render(context.Background(), src, o)
+		if err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		want[i] = res.Data
+	}
+	results, errs := plain.RenderMany(context.Background(), src, opts)
+	ce := newCachingEngine(t, 256<<20)
+	for i, o := range opts {
+		if errs[i] != nil || !bytes.Equal(results[i].Data, want[i]) {
+			t.Errorf("%+v: RenderMany differs from Render (%v)", o, errs[i])
+		}
+		o.Source = "one source"
+		res, err := ce.Render(context.Background(), src, o)
+		if err != nil || !bytes.Equal(res.Data, want[i]) {
+			t.Errorf("%+v: the cached decode gives other bytes (%v)", o, err)
+		}
+	}
+	if n := ce.decodeCount(); n != 1 {
+		t.Errorf("%d decodes for one family of a progressive JPEG, want 1", n)
 	}
 }
