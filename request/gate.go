@@ -134,7 +134,7 @@ func (g *Gate) apply(r Request) (Request, error) {
 			"quality is not accepted by this server: presets and its settings decide it.")
 	}
 	r = p.over(r)
-	if err := r.checkShape(); err != nil {
+	if err := r.CheckShape(); err != nil {
 		return r, err // a parameter error, as Parse's are: not a refusal of the controls
 	}
 	if p.fixesBox() {

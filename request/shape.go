@@ -102,8 +102,10 @@ func (r Request) conflicts() error {
 	return nil
 }
 
-// checkShape holds the shape parameters to the rules between them.
-func (r Request) checkShape() error {
+// CheckShape holds the shape parameters to the rules between them: the
+// gate's check once a preset is laid over the request, and POST
+// /convert's over its fields.
+func (r Request) CheckShape() error {
 	if err := r.conflicts(); err != nil {
 		return err
 	}
