@@ -59,6 +59,9 @@ func TestShapeGET(t *testing.T) {
 			t.Errorf("%s and %s share the ETag %s", c.target, prev, etag)
 		}
 		etags[etag] = c.target
+		if vary := resp.Header.Get("Vary"); vary != "Sec-CH-DPR" && !strings.Contains(c.target, "dpr=") {
+			t.Errorf("%s: Vary %q, want Sec-CH-DPR (the box follows the hint)", c.target, vary)
+		}
 		head, hb := ts.do(t, http.MethodHead, c.target)
 		if head.StatusCode != 200 || head.Header.Get("ETag") != etag || len(hb) != 0 {
 			t.Errorf("HEAD %s: %d, ETag %q (GET %q), %d bytes", c.target, head.StatusCode, head.Header.Get("ETag"), etag, len(hb))
