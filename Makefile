@@ -132,6 +132,9 @@ fuzz: deps
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseBulk$$' -fuzztime $(FUZZTIME)
 	go test ./proxy -run '^$$' -fuzz '^FuzzParseRBulk$$' -fuzztime $(FUZZTIME)
 	go test ./apidocs -run '^$$' -fuzz '^FuzzReplaceAt$$' -fuzztime $(FUZZTIME)
+	go test ./request -run '^$$' -fuzz '^FuzzParseFocus$$' -fuzztime $(FUZZTIME)
+	go test ./request -run '^$$' -fuzz '^FuzzShapeQuery$$' -fuzztime $(FUZZTIME)
+	go test ./imageformat -run '^$$' -fuzz '^FuzzParseBackground$$' -fuzztime $(FUZZTIME)
 
 # The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
 # by version and by the tarball's integrity (the registry's dist.integrity),
