@@ -233,3 +233,25 @@ func TestShapeConvert(t *testing.T) {
 		}
 	}
 }
+
+// TestShapeOptions: every shape field of a variant reaches the engine's
+// options (live and warm renders both go through options), and the shape
+// is a suffix of the key, after today's fields, with the real encoder
+// fingerprints.
+func TestShapeOptions(t *testing.T) {
+	v := request.Variant{Source: "s", Output: request.Output{Format: transform.FormatWebP}, Width: 120, Height: 80,
+		Fit: transform.FitCover, Gravity: transform.GravitySmart, Background: transform.Background{RGBA: [4]uint8{1, 2, 3, 4}, Set: true}, Blur: 2}
+	v.Encoder = request.NewEncoders(transform.DefaultConfig().Fingerprints()).Of(v.Output, v.Accept)
+	want := transform.Options{Format: transform.FormatWebP, Width: 120, Height: 80, Fit: transform.FitCover,
+		Gravity: transform.GravitySmart, Background: v.Background, Blur: 2}
+	if got := options(v, transform.FormatJPEG); got != want {
+		t.Errorf("options: %+v, want %+v", got, want)
+	}
+	v.Gravity, v.Focus = 0, transform.Focus{X: 0.5, Y: 0.25, Set: true}
+	if got := options(v, transform.FormatJPEG).Focus; got != v.Focus {
+		t.Errorf("focus: %+v", got)
+	}
+	if got, w := v.Key(), "v1|s|0|webp|auto|w80.4.v2|w120|h80|fcover|p0.5,0.25|bg01020304|blur2"; got != w {
+		t.Errorf("Key() = %q, want %q", got, w)
+	}
+}
