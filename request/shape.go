@@ -27,8 +27,9 @@ var (
 // transform. The first error, in the order below, is the answer.
 func parseShape(q *Query, r *Request, maxBox int) error {
 	// got checks one parameter's value (single's three results) with
-	// parse, which sets r's field; msg is its error.
-	got := func(parse func(string) bool, msg string) func(string, bool, error) error {
+	// parse, which sets r's field; msg is its error, built only then (a
+	// hit's parse allocates nothing).
+	got := func(parse func(string) bool, msg func() string) func(string, bool, error) error {
 		return func(v string, ok bool, err error) error {
 			switch {
 			case err != nil:
@@ -36,7 +37,7 @@ func parseShape(q *Query, r *Request, maxBox int) error {
 			case !ok:
 				return nil
 			case !parse(v):
-				return badRequest(msg)
+				return badRequest(msg())
 			}
 			r.Transform = true
 			return nil
@@ -49,17 +50,20 @@ func parseShape(q *Query, r *Request, maxBox int) error {
 			return ok && x >= 1 && x <= maxBox
 		}
 	}
-	whole := " must be a whole number from 1 to " + strconv.Itoa(maxBox) + "."
+	whole := func(key string) func() string {
+		return func() string { return key + " must be a whole number from 1 to " + strconv.Itoa(maxBox) + "." }
+	}
+	fixed := func(msg string) func() string { return func() string { return msg } }
 	for _, err := range []error{
-		got(side(&r.Width), "width"+whole)(single(q, "width")),
-		got(side(&r.Height), "height"+whole)(single(q, "height")),
-		got(func(v string) (ok bool) { r.Fit, ok = imageformat.ParseFit(v); return }, fitError)(single(q, "fit")),
-		got(func(v string) (ok bool) { r.Gravity, ok = imageformat.ParseGravity(v); return }, gravityError)(single(q, "gravity")),
+		got(side(&r.Width), whole("width"))(single(q, "width")),
+		got(side(&r.Height), whole("height"))(single(q, "height")),
+		got(func(v string) (ok bool) { r.Fit, ok = imageformat.ParseFit(v); return }, fixed(fitError))(single(q, "fit")),
+		got(func(v string) (ok bool) { r.Gravity, ok = imageformat.ParseGravity(v); return }, fixed(gravityError))(single(q, "gravity")),
 		got(func(v string) (ok bool) { r.Focus, ok = ParseFocus(v); return },
-			"focus must be X,Y: two decimals from 0 to 1, such as 0.5,0.25.")(single(q, "focus")),
+			fixed("focus must be X,Y: two decimals from 0 to 1, such as 0.5,0.25."))(single(q, "focus")),
 		got(func(v string) (ok bool) { r.Background, ok = imageformat.ParseBackground(v); return },
-			"background must be a hex colour RRGGBB or RRGGBBAA, such as ffffff or 00000000.")(single(q, "background")),
-		got(func(v string) (ok bool) { r.Blur, ok = parseBlur(v); return }, "blur must be a number from 0.3 to 100.")(single(q, "blur")),
+			fixed("background must be a hex colour RRGGBB or RRGGBBAA, such as ffffff or 00000000."))(single(q, "background")),
+		got(func(v string) (ok bool) { r.Blur, ok = parseBlur(v); return }, fixed("blur must be a number from 0.3 to 100."))(single(q, "blur")),
 	} {
 		if err != nil {
 			return err
