@@ -453,3 +453,38 @@ func TestCropsShareDecodes(t *testing.T) {
 		t.Errorf("%d decodes for one family of a progressive JPEG, want 1", n)
 	}
 }
+
+// TestShapesDoNotLeak: the shape steps make and drop images of their own
+// (a copy per frame, the smartcrop measure, the joined frames): rendering
+// them many times must not grow the process.
+func TestShapesDoNotLeak(t *testing.T) {
+	e := New(DefaultConfig())
+	anim, still := animation(t), read(t, "rocket.jpg")
+	render := func() {
+		for _, c := range []struct {
+			src  []byte
+			opts Options
+		}{
+			{anim, Options{Fit: FitCover, Width: 80, Height: 80, Gravity: GravitySmart, Blur: 1, Format: FormatGIF}},
+			{anim, Options{Fit: FitPad, Width: 120, Height: 120, Format: FormatWebP}},
+			{still, Options{Fit: FitCover, Width: 200, Height: 100, Gravity: GravityEntropy, Format: FormatJPEG}},
+			{still, Options{Fit: FitPad, Width: 300, Height: 300, Background: Background{Set: true}, Blur: 2, Format: FormatPNG}},
+		} {
+			if _, err := e.Render(context.Background(), c.src, c.opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range 20 {
+		render()
+	}
+	before := residentBytes(t)
+	for range 100 {
+		render()
+	}
+	grown := residentBytes(t) - before
+	t.Logf("resident set grew by %d KB", grown>>10)
+	if grown > 10<<20 {
+		t.Errorf("400 shaped renders grew the resident set by %d MB", grown>>20)
+	}
+}
