@@ -140,6 +140,9 @@ fuzz: deps
 	go test ./apidocs -run '^$$' -fuzz '^FuzzReplaceAt$$' -fuzztime $(FUZZTIME)
 	go test ./events -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	go test ./request -run '^$$' -fuzz '^FuzzPlainPath$$' -fuzztime $(FUZZTIME)
+	go test ./request -run '^$$' -fuzz '^FuzzParseFocus$$' -fuzztime $(FUZZTIME)
+	go test ./request -run '^$$' -fuzz '^FuzzShapeQuery$$' -fuzztime $(FUZZTIME)
+	go test ./imageformat -run '^$$' -fuzz '^FuzzParseBackground$$' -fuzztime $(FUZZTIME)
 
 # The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
 # by version and by the tarball's integrity (the registry's dist.integrity),

@@ -32,7 +32,8 @@ const bulkItemBytes = 4 << 10
 // bulkFields are the fields of a bulk item besides path: each is the GET
 // query parameter of the same name. The OpenAPI test checks the
 // description against this list.
-var bulkFields = []string{"size", "format", "dpr", "resize_algorithm", "quality", "preset", "sig"}
+var bulkFields = []string{"size", "format", "dpr", "resize_algorithm", "quality", "preset", "sig",
+	"width", "height", "fit", "gravity", "focus", "background", "blur"}
 
 // bulkItem is one item of a bulk request as the client sent it: a path and
 // the query values it stands for.

@@ -179,7 +179,7 @@ func TestBulkRefusals(t *testing.T) {
 		{"bad format", `[{"path":"a.jpg","format":"bmp"}]`, 400, "item 0: format must be one of"},
 		{"bad dpr", `[{"path":"a.jpg","size":10,"dpr":11}]`, 400, "item 0: dpr must be"},
 		{"empty format", `[{"path":"a.jpg","size":10,"format":""}]`, 400, "item 0: format must not be empty"},
-		{"no transform", `[{"path":"a.jpg","dpr":2}]`, 400, "item 0: a bulk item needs size, format, quality or preset"},
+		{"no transform", `[{"path":"a.jpg","dpr":2}]`, 400, "item 0: a bulk item needs size, format, quality, preset or a shape parameter"},
 		{"bad escape", `[{"path":"a%zz.jpg","size":10}]`, 400, "item 0: path has malformed percent-encoding"},
 		{"over the body cap", `[` + `{"path":"` + strings.Repeat("a", 3*bulkItemBytes) + `","size":1}]`, 413, "larger than"},
 	}

@@ -126,7 +126,7 @@ func bearerMatches(header, token string) bool {
 
 // convertFields are the form fields POST /convert reads besides file; the
 // OpenAPI test checks the description against this list.
-var convertFields = []string{"format", "quality", "width", "height"}
+var convertFields = []string{"format", "quality", "width", "height", "fit", "gravity", "focus", "background", "blur"}
 
 // upload is a read multipart body: the file's bytes and the other fields.
 type upload struct {
@@ -265,7 +265,8 @@ func orList(formats []imageformat.Format) string {
 }
 
 // parseConvert validates the form fields: format (webp by default),
-// quality 1–100, width and height 1 … maxBox. An empty field is absent.
+// quality 1–100, width and height 1 … maxBox, and the shape fields as the
+// query spells them (parseConvertShape). An empty field is absent.
 func parseConvert(field map[string]string, maxBox int) (transform.Options, error) {
 	opts := transform.Options{Format: convertFormats[0]}
 	if v := field["format"]; v != "" {
@@ -290,7 +291,29 @@ func parseConvert(field map[string]string, maxBox int) (transform.Options, error
 		}
 		*n.target = x
 	}
-	return opts, nil
+	return opts, parseConvertShape(field, &opts, maxBox)
+}
+
+// parseConvertShape reads fit, gravity, focus, background and blur with
+// the query's parser and holds them, with width and height, to the
+// query's rules, so a form field means what the URL parameter does.
+func parseConvertShape(field map[string]string, opts *transform.Options, maxBox int) error {
+	q := map[string][]string{}
+	for _, k := range []string{"fit", "gravity", "focus", "background", "blur"} {
+		if v := field[k]; v != "" {
+			q[k] = []string{v}
+		}
+	}
+	r, err := request.Parse(request.FixedQuery(q), "", maxBox)
+	if err != nil {
+		return err
+	}
+	r.Width, r.Height = opts.Width, opts.Height
+	if err := r.CheckShape(); err != nil {
+		return err
+	}
+	opts.Fit, opts.Gravity, opts.Focus, opts.Background, opts.Blur = r.Fit, r.Gravity, r.Focus, r.Background, r.Blur
+	return nil
 }
 
 // renderBytes renders an original already in memory in a transform slot,

@@ -22,7 +22,7 @@ type imageHeaders struct {
 	format       transform.Format
 	etag         string
 	lastModified time.Time
-	varyDPR      bool // size given without a dpr query parameter
+	varyDPR      bool // size, width or height given without a dpr query parameter
 	varyAccept   bool // format=auto
 	cacheStatus  cache.Status
 	passthrough  bool

@@ -35,7 +35,8 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request) (cache
 	}
 	v := s.variants.Of(o.Identity, req, accept)
 	key, vkey, group := storeKey(rel, v) // once: the ETag and the cache look-up both need it
-	hdr := imageHeaders{etag: request.StrongETag(vkey), tag: group, lastModified: o.ModTime, varyDPR: req.Size > 0 && !req.DPRQuery, varyAccept: req.Output.Auto}
+	hdr := imageHeaders{etag: request.StrongETag(vkey), tag: group, lastModified: o.ModTime,
+		varyDPR: (req.Size > 0 || req.Width > 0 || req.Height > 0) && !req.DPRQuery, varyAccept: req.Output.Auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {

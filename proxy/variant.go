@@ -12,5 +12,6 @@ import (
 // (WarmRenderer) both go through it, so a key names the same bytes
 // whichever rendered it.
 func options(v request.Variant, in transform.Format) transform.Options {
-	return transform.Options{Box: v.Box, Format: v.Format(in), Algorithm: v.Algorithm, Quality: v.Quality}
+	return transform.Options{Box: v.Box, Format: v.Format(in), Algorithm: v.Algorithm, Quality: v.Quality,
+		Width: v.Width, Height: v.Height, Fit: v.Fit, Gravity: v.Gravity, Focus: v.Focus, Background: v.Background, Blur: v.Blur}
 }

@@ -108,7 +108,7 @@ func (g *Gate) Item(rawPath, prefix string, q *Query, dprHint string) (string, R
 		return "", req, err
 	}
 	if !req.Transform {
-		return "", req, badRequest("a bulk item needs size, format, quality or preset.")
+		return "", req, badRequest("a bulk item needs size, format, quality, preset or a shape parameter (width, height, fit, gravity, focus, background, blur).")
 	}
 	return rel, req, nil
 }
@@ -134,10 +134,64 @@ func (g *Gate) apply(r Request) (Request, error) {
 			"quality is not accepted by this server: presets and its settings decide it.")
 	}
 	r = p.over(r)
-	if p.Size > 0 {
+	if err := r.CheckShape(); err != nil {
+		return r, err // a parameter error, as Parse's are: not a refusal of the controls
+	}
+	if p.fixesBox() {
 		return r, nil // a preset's size is always allowed
 	}
+	if r.Width > 0 || r.Height > 0 {
+		return g.checkSides(r)
+	}
 	return g.checkSize(r)
+}
+
+// checkSides holds width and height to the allowed sizes: each given side
+// must be one, or, with snapping, the box is scaled by the one factor that
+// brings its larger side up to the next allowed size (so it keeps its
+// aspect ratio; the other side need not be a listed size). A Sec-CH-DPR
+// hint is advisory, as for size.
+func (g *Gate) checkSides(r Request) (Request, error) {
+	if g.sizes == nil {
+		return r, nil
+	}
+	w, h := r.Sides(g.maxBox)
+	if g.allowed(w, h) {
+		return r, nil
+	}
+	if g.snap {
+		big := max(w, h)
+		i, _ := slices.BinarySearch(g.sizes, big)
+		f := float64(g.sizes[min(i, len(g.sizes)-1)]) / float64(big)
+		r.Width, r.Height, r.DPR = scaleSide(w, f, g.maxBox), scaleSide(h, f, g.maxBox), 1
+		return r, nil
+	}
+	if !r.DPRQuery && g.allowed(r.Width, r.Height) {
+		r.DPR = 1
+		return r, nil
+	}
+	return r, newRefusal(metrics.RefusalSizeNotAllowed, fault.BadRequest,
+		"width and height × dpr must each come to one of "+g.sizeList()+" pixels; they come to "+
+			strconv.Itoa(w)+" × "+strconv.Itoa(h)+".")
+}
+
+// allowed reports whether each side given (not 0) is an allowed size.
+func (g *Gate) allowed(sides ...int) bool {
+	for _, n := range sides {
+		if n != 0 && !slices.Contains(g.sizes, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// sizeList is the allowed sizes, as a refusal lists them.
+func (g *Gate) sizeList() string {
+	list := make([]string, len(g.sizes))
+	for i, n := range g.sizes {
+		list[i] = strconv.Itoa(n)
+	}
+	return strings.Join(list, ", ")
 }
 
 // checkSize holds the effective box to the allowed sizes: as asked, or
@@ -161,11 +215,7 @@ func (g *Gate) checkSize(r Request) (Request, error) {
 		r.DPR = 1
 		return r, nil
 	}
-	list := make([]string, len(g.sizes))
-	for i, n := range g.sizes {
-		list[i] = strconv.Itoa(n)
-	}
 	return r, newRefusal(metrics.RefusalSizeNotAllowed, fault.BadRequest,
-		"size × dpr must come to one of "+strings.Join(list, ", ")+" pixels; size "+strconv.Itoa(r.Size)+
+		"size × dpr must come to one of "+g.sizeList()+" pixels; size "+strconv.Itoa(r.Size)+
 			" × dpr "+strconv.FormatFloat(r.DPR, 'f', -1, 64)+" comes to "+strconv.Itoa(box)+".")
 }

@@ -2,6 +2,8 @@ package request
 
 import (
 	"fmt"
+
+	"image-proxy/imageformat"
 	"maps"
 	"slices"
 	"strconv"
@@ -9,7 +11,8 @@ import (
 )
 
 // presetKeys are the parameters a preset may set.
-var presetKeys = []string{"size", "format", "quality", "dpr", "resize_algorithm"}
+var presetKeys = []string{"size", "format", "quality", "dpr", "resize_algorithm",
+	"width", "height", "fit", "gravity", "focus", "background", "blur"}
 
 // builtinPresets are the api-s3 targets, defined when the /r/ routes are
 // on unless IMAGE_PROXY_PRESETS names them itself.
@@ -74,13 +77,19 @@ func parsePresets(spec string, maxBox int) (presetTable, error) {
 }
 
 // parsePreset reads one preset's "key:value,…" with Parse, so a preset's
-// values obey exactly the rules of the query.
+// values obey exactly the rules of the query. focus's value has a comma of
+// its own ("focus:0.5,0.25"): a piece without a colon continues the value
+// before it when that is a focus, where it used to be an error.
 func parsePreset(body string, maxBox int) (Request, error) {
 	q := map[string][]string{}
+	last := ""
 	for pair := range strings.SplitSeq(body, ",") {
 		k, v, ok := strings.Cut(pair, ":")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		switch {
+		case !ok && last == "focus" && !strings.Contains(q[last][0], ","):
+			q[last][0] += "," + k
+			continue
 		case !ok:
 			return Request{}, fmt.Errorf("%q must be key:value, such as size:400", strings.TrimSpace(pair))
 		case !slices.Contains(presetKeys, k):
@@ -89,8 +98,12 @@ func parsePreset(body string, maxBox int) (Request, error) {
 			return Request{}, fmt.Errorf("each key must be set once: %s is set twice", k)
 		}
 		q[k] = []string{v}
+		last = k
 	}
 	p, err := Parse(FixedQuery(q), "", maxBox)
+	if err == nil {
+		err = p.conflicts()
+	}
 	if err != nil {
 		return Request{}, err
 	}
@@ -138,8 +151,38 @@ func (p Request) over(r Request) Request {
 	if p.AlgorithmSet {
 		r.Algorithm, r.AlgorithmSet = p.Algorithm, true
 	}
+	return p.overShape(r)
+}
+
+// overShape is over for the shape parameters.
+func (p Request) overShape(r Request) Request {
+	if p.Width > 0 {
+		r.Width = p.Width
+	}
+	if p.Height > 0 {
+		r.Height = p.Height
+	}
+	if p.Fit != imageformat.FitUnset {
+		r.Fit = p.Fit
+	}
+	if p.Gravity != imageformat.GravityUnset {
+		r.Gravity = p.Gravity
+	}
+	if p.Focus.Set {
+		r.Focus = p.Focus
+	}
+	if p.Background.Set {
+		r.Background = p.Background
+	}
+	if p.Blur > 0 {
+		r.Blur = p.Blur
+	}
 	return r
 }
+
+// fixesBox reports whether the preset sets the box: its sizes are the
+// operator's, always allowed.
+func (p Request) fixesBox() bool { return p.Size > 0 || p.Width > 0 || p.Height > 0 }
 
 // unknownMessage is the 400 for a ?preset= the table lacks.
 func (t presetTable) unknownMessage() string {

@@ -24,7 +24,7 @@ import (
 // output, already validated. It holds no references into the caller's
 // buffers. The zero value with DPR 1 is a plain passthrough.
 type Request struct {
-	Transform    bool    // size, format, quality or preset present
+	Transform    bool    // size, format, quality, preset or a shape parameter present
 	Size         int     // 0 = absent
 	DPR          float64 // 1 to 10
 	DPRQuery     bool    // dpr came from the query (so Sec-CH-DPR does not matter)
@@ -33,6 +33,14 @@ type Request struct {
 	AlgorithmSet bool   // resize_algorithm present
 	Quality      int    // 1-100; 0 = absent (the format's setting)
 	Preset       string // ?preset= as given, checked against the presets by the gate; "" = absent
+
+	// The shape (shape.go): each zero when absent.
+	Width, Height int                    // the box's sides before dpr; 0 = absent
+	Fit           imageformat.Fit        // FitUnset behaves as contain
+	Gravity       imageformat.Gravity    // GravityUnset is the centre
+	Focus         imageformat.Focus      // a focal point of the upright source
+	Background    imageformat.Background // unset: opaque white
+	Blur          float64                // Gaussian sigma in output pixels; 0 = none
 }
 
 // Output is the requested format before "auto" is resolved.
@@ -45,7 +53,8 @@ type Output struct {
 // the documentation's parameter list is checked against them (with "sig",
 // which the gate reads: QueryKeys), and TestQueryKeysAreWhatTheCodeReads
 // holds the code to them.
-var parsedKeys = []string{"dpr", "format", "preset", "quality", "resize_algorithm", "size"}
+var parsedKeys = []string{"background", "blur", "dpr", "fit", "focus", "format", "gravity", "height",
+	"preset", "quality", "resize_algorithm", "size", "width"}
 
 // QueryKeys lists, sorted, every query parameter the grammar reads: those
 // Parse reads and sig, which the gate's signature check reads.
@@ -125,7 +134,7 @@ func Parse(q *Query, secCHDPR string, maxBox int) (Request, error) {
 		r.Algorithm = a
 		r.AlgorithmSet = true
 	}
-	return r, nil
+	return r, parseShape(q, &r, maxBox)
 }
 
 // Box is the effective bounding box: size × dpr, rounded, capped at maxBox.
@@ -205,14 +214,32 @@ func (r Request) Canonical() string {
 		}
 		b = append(append(append(b, k...), '='), v...)
 	}
+	if r.Background.Set {
+		add("background", r.Background.String())
+	}
+	if r.Blur > 0 {
+		add("blur", strconv.FormatFloat(r.Blur, 'f', -1, 64))
+	}
 	if r.DPRQuery {
 		add("dpr", strconv.FormatFloat(r.DPR, 'f', -1, 64))
+	}
+	if r.Fit != imageformat.FitUnset {
+		add("fit", r.Fit.String())
+	}
+	if r.Focus.Set {
+		add("focus", r.Focus.String())
 	}
 	switch {
 	case r.Output.Auto:
 		add("format", "auto")
 	case r.Output.Format != imageformat.Unknown:
 		add("format", r.Output.Format.String())
+	}
+	if r.Gravity != imageformat.GravityUnset {
+		add("gravity", r.Gravity.String())
+	}
+	if r.Height > 0 {
+		add("height", strconv.Itoa(r.Height))
 	}
 	if r.Preset != "" {
 		add("preset", r.Preset)
@@ -225,6 +252,9 @@ func (r Request) Canonical() string {
 	}
 	if r.Size > 0 {
 		add("size", strconv.Itoa(r.Size))
+	}
+	if r.Width > 0 {
+		add("width", strconv.Itoa(r.Width))
 	}
 	return string(b)
 }

@@ -21,9 +21,10 @@ import (
 // "/": what remains after Traefik's prefix stripping or
 // IMAGE_PROXY_STRIP_PATH, so a site signs the same string wherever the
 // proxy is mounted. canonical is Request.Canonical: the output parameters
-// the URL gives (dpr, format, preset, quality, resize_algorithm, size), in
-// that order, as key=value joined by "&", each value in its one spelling;
-// other parameters (sig itself, cache-busters) are not covered. The "?" is
+// the URL gives (background, blur, dpr, fit, focus, format, gravity,
+// height, preset, quality, resize_algorithm, size, width), in that order
+// (the names sorted), as key=value joined by "&", each value in its one
+// spelling; other parameters (sig itself, cache-busters) are not covered. The "?" is
 // always there, so no path can pass for a path plus parameters. An /r/ URL
 // is signed as the main-form URL it stands for.
 //

@@ -54,6 +54,8 @@ func TestReadmeJavaScriptSigner(t *testing.T) {
 		{"/rocket.jpg", "preset=phone"},
 		{"/variants/astronaut-alpha.png", "format=auto", "size=64"},
 		{"/photos/café au lait (1)+x.jpg", "size=90", "format=jpeg"},
+		{"/rocket.jpg", "width=120", "height=60", "fit=cover", "focus=0.5,0.25", "format=webp"},
+		{"/rocket.jpg", "width=300", "height=300", "fit=pad", "gravity=north", "background=ff000080", "blur=1.5"},
 	} {
 		// Every wait has a deadline: a hung node fails the test.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

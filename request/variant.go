@@ -22,6 +22,15 @@ type Variant struct {
 	Algorithm imageformat.Algorithm // resampling route
 	Encoder   string                // the fingerprint of the formats Output can produce: Encoders
 	Quality   int                   // ?quality= or a preset's; 0 = the format's setting
+
+	// The shape (issue 25), each zero when the request gives none, so the
+	// keys of requests without one stay as they were.
+	Width, Height int                    // effective sides (× dpr, capped by one factor); 0 = not given
+	Fit           imageformat.Fit        // FitUnset: contain (contain is written as unset)
+	Gravity       imageformat.Gravity    // GravityUnset: the centre (center is written as unset)
+	Focus         imageformat.Focus      // a focal point of the upright source
+	Background    imageformat.Background // unset: opaque white (white is written as unset)
+	Blur          float64                // Gaussian sigma in output pixels; 0 = none
 }
 
 // Variants builds the variant of a request under the server's settings.
@@ -45,6 +54,19 @@ func (vs Variants) Of(source string, req Request, accept string) Variant {
 	}
 	if req.AlgorithmSet {
 		v.Algorithm = req.Algorithm
+	}
+	v.Width, v.Height = req.Sides(vs.MaxBox)
+	v.Fit, v.Gravity, v.Focus, v.Background, v.Blur = req.Fit, req.Gravity, req.Focus, req.Background, req.Blur
+	// The defaults spelled out make the same bytes as the defaults left
+	// out: one key for both.
+	if v.Fit == imageformat.FitContain {
+		v.Fit = imageformat.FitUnset
+	}
+	if v.Gravity == imageformat.GravityCenter {
+		v.Gravity = imageformat.GravityUnset
+	}
+	if v.Background == imageformat.White {
+		v.Background = imageformat.Background{}
 	}
 	if req.Output.Auto {
 		v.Accept = ClassifyAccept(accept)
@@ -138,7 +160,43 @@ func (v Variant) KeyAfter(prefix []byte) string {
 		b.WriteString("|q")
 		b.Write(strconv.AppendInt(num[:0], int64(v.Quality), 10))
 	}
+	v.writeShape(&b)
 	return b.String()
+}
+
+// writeShape appends the shape fields to a key, each only when given
+// ("|w1200|h630|fcover|gsmart|p0.5,0.25|bg00000080|blur2.5"), so a key
+// without them is the key of before. Each part's letters tell it apart.
+func (v Variant) writeShape(b *strings.Builder) {
+	var num [24]byte
+	if v.Width != 0 {
+		b.WriteString("|w")
+		b.Write(strconv.AppendInt(num[:0], int64(v.Width), 10))
+	}
+	if v.Height != 0 {
+		b.WriteString("|h")
+		b.Write(strconv.AppendInt(num[:0], int64(v.Height), 10))
+	}
+	if v.Fit != imageformat.FitUnset {
+		b.WriteString("|f")
+		b.WriteString(v.Fit.String())
+	}
+	if v.Gravity != imageformat.GravityUnset {
+		b.WriteString("|g")
+		b.WriteString(v.Gravity.String())
+	}
+	if v.Focus.Set {
+		b.WriteString("|p")
+		b.WriteString(v.Focus.String())
+	}
+	if v.Background.Set {
+		b.WriteString("|bg")
+		b.WriteString(v.Background.String())
+	}
+	if v.Blur != 0 {
+		b.WriteString("|blur")
+		b.Write(strconv.AppendFloat(num[:0], v.Blur, 'f', -1, 64))
+	}
 }
 
 // ETag is the strong validator of the variant's bytes.

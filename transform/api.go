@@ -22,6 +22,25 @@ const (
 // ParseAlgorithm accepts the contract's names, case-insensitively.
 func ParseAlgorithm(s string) (Algorithm, bool) { return imageformat.ParseAlgorithm(s) }
 
+// The shape of an output (imageformat owns the names, so the request
+// grammar can name them without libvips).
+type (
+	Fit        = imageformat.Fit
+	Gravity    = imageformat.Gravity
+	Focus      = imageformat.Focus
+	Background = imageformat.Background
+)
+
+const (
+	FitContain = imageformat.FitContain
+	FitCover   = imageformat.FitCover
+	FitFill    = imageformat.FitFill
+	FitPad     = imageformat.FitPad
+
+	GravitySmart   = imageformat.GravitySmart
+	GravityEntropy = imageformat.GravityEntropy
+)
+
 func equalFold(a, b string) bool { return imageformat.EqualFold(a, b) }
 
 // Options describe one output variant. They are already normalised by the
@@ -31,13 +50,25 @@ func equalFold(a, b string) bool { return imageformat.EqualFold(a, b) }
 // Box, Width and Height bound the output together: it fits inside every
 // bound given (Box on both sides), aspect ratio kept, never enlarged. Width
 // and Height are of the upright image, after EXIF orientation.
+//
+// Fit cover, fill and pad (which need Width and Height, and ignore Box)
+// make the output exactly Width × Height instead: cover crops what
+// overflows (Gravity or Focus choose what stays), fill stretches, pad
+// extends the canvas with Background around the contained picture. Cover
+// and fill never enlarge: the box is scaled down by one factor to what
+// the source allows. Everything is in upright coordinates.
 type Options struct {
-	Box       int // 0 = keep the source dimensions (format-only transform)
-	Width     int // 0 = no bound on the width
-	Height    int // 0 = no bound on the height
-	Format    Format
-	Algorithm Algorithm
-	Quality   int // 1-100 replaces the format's configured quality; 0 = the setting
+	Box        int // 0 = keep the source dimensions (format-only transform)
+	Width      int // 0 = no bound on the width
+	Height     int // 0 = no bound on the height
+	Fit        Fit
+	Gravity    Gravity    // cover: which part stays; pad: where the picture sits
+	Focus      Focus      // cover: the point the crop centres on, as far as the edges allow
+	Background Background // pad's canvas and what alpha is flattened onto for JPEG; unset: white
+	Blur       float64    // Gaussian sigma in output pixels; 0 = none
+	Format     Format
+	Algorithm  Algorithm
+	Quality    int // 1-100 replaces the format's configured quality; 0 = the setting
 	// Source is an opaque identity of the source bytes, different whenever
 	// they may differ; renders of one Source share its decode through the
 	// decode cache. Empty: the decode is not shared.

@@ -212,3 +212,36 @@ func BenchmarkLoneVariant(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCoverVsResize compares a cover crop of a 400×400 box (centre,
+// then smart) with a plain resize into the same box, from the same
+// photo (BENCH_SOURCE or the corpus; a synthetic 5120×2880 JPEG without
+// them), to WebP: what a crop costs over the fit it starts from.
+func BenchmarkCoverVsResize(b *testing.B) {
+	src, err := os.ReadFile(os.Getenv("BENCH_SOURCE"))
+	if err != nil {
+		if src, err = os.ReadFile("../../shared/corpus/volna-baseline-5120x2880.jpg"); err != nil {
+			src = baselineJPEG(b, 5120, 2880, 0)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"resize", Options{Box: 400, Format: FormatWebP}},
+		{"cover-centre", Options{Fit: FitCover, Width: 400, Height: 400, Format: FormatWebP}},
+		{"cover-smart", Options{Fit: FitCover, Width: 400, Height: 400, Gravity: GravitySmart, Format: FormatWebP}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			tr := New(DefaultConfig())
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := tr.Render(context.Background(), src, c.opts); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "img/s")
+		})
+	}
+}

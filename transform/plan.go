@@ -17,6 +17,7 @@ type plan struct {
 	// whether or not the output keeps them.
 	animation bool
 	load      decode.Load
+	shape     shape // what happens after orient, upright (shape.go)
 }
 
 // familyBox is the box whose shrink-on-load every smaller box of a
@@ -37,13 +38,23 @@ const familyBox = 1200
 // its strong ETag) are the same on every replica and in every order.
 func planFor(s decode.Source, opts Options) plan {
 	p := newPlan(s, opts)
-	if !s.ProgressiveJPEG() || opts.Box == 0 || opts.Box >= familyBox {
+	if !s.ProgressiveJPEG() || familyMember(opts) == 0 || familyMember(opts) >= familyBox {
 		return p
 	}
-	wide := opts
-	wide.Box = familyBox
+	// The family's box is a plain one: a crop of a progressive JPEG shares
+	// the decode of the same source's sizes.
+	wide := Options{Box: familyBox, Algorithm: opts.Algorithm}
 	p.load.Shrink = min(p.load.Shrink, newPlan(s, wide).load.Shrink)
 	return p
+}
+
+// familyMember is the box that puts opts in the family shrink rule: Box,
+// or else the larger of Width and Height; 0 for none.
+func familyMember(opts Options) int {
+	if opts.Box > 0 {
+		return opts.Box
+	}
+	return max(opts.Width, opts.Height)
 }
 
 // newPlan is the plan of opts' bounds alone.
@@ -56,9 +67,17 @@ func newPlan(s decode.Source, opts Options) plan {
 	p.animation = s.Animation()
 
 	// Target size of one frame; never enlarged.
-	scale := fitScale(h, opts, !p.animation && h.Orientation >= 5)
-	p.width = max(1, int(math.Round(float64(h.Width)*scale)))
-	p.height = max(1, int(math.Round(float64(h.PageHeight)*scale)))
+	swapped := !p.animation && h.Orientation >= 5
+	var scale float64
+	if opts.Fit.Crops() && opts.Width > 0 && opts.Height > 0 {
+		scale = p.shapeBox(h, opts, swapped)
+	} else {
+		scale = fitScale(h, opts, swapped)
+		p.width = max(1, int(math.Round(float64(h.Width)*scale)))
+		p.height = max(1, int(math.Round(float64(h.PageHeight)*scale)))
+	}
+	p.shape.background = opts.Background.Or(White).RGBA
+	p.shape.blur = opts.Blur
 
 	shortest := min(h.Width, h.PageHeight)
 	p.load = decode.Load{Pages: 1, Shrink: shrinkOnLoad(s.Format, scale, opts.Algorithm, shortest)}

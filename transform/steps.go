@@ -17,10 +17,10 @@ type step struct {
 }
 
 func (p plan) steps() []step {
-	return []step{
+	return append([]step{
 		{"resize", func(im *vips.Image) error { return resize(im, p.width, p.height, p.algorithm) }},
 		{"colour", toSRGB},
-		{"alpha", func(im *vips.Image) error { return alpha(im, p.out) }},
+		{"alpha", func(im *vips.Image) error { return alpha(im, p.out, p.shape.background) }},
 		// Last, so the copy it makes is of the smallest pixels: output
 		// size, 8-bit, flattened.
 		{"orient", func(im *vips.Image) error {
@@ -31,7 +31,7 @@ func (p plan) steps() []step {
 			}
 			return orient(im)
 		}},
-	}
+	}, p.shape.steps(p.out)...)
 }
 
 // process runs the steps on img in place, checking ctx between them. A
@@ -96,12 +96,13 @@ func toSRGB(im *vips.Image) error {
 	return nil
 }
 
-// alpha flattens onto white for JPEG, the one output without transparency.
-func alpha(im *vips.Image, out Format) error {
+// alpha flattens onto the background (white unless the options give one)
+// for JPEG, the one output without transparency.
+func alpha(im *vips.Image, out Format, bg [4]uint8) error {
 	if out != FormatJPEG || !im.HasAlpha() {
 		return nil
 	}
-	return im.Flatten(&vips.FlattenOptions{Background: []float64{255, 255, 255}})
+	return im.Flatten(&vips.FlattenOptions{Background: []float64{float64(bg[0]), float64(bg[1]), float64(bg[2])}})
 }
 
 // orient applies the EXIF orientation so the output is upright without it.

@@ -40,6 +40,17 @@ func Adopt(im *vips.Image, out unsafe.Pointer) {
 	C.g_object_unref(C.gpointer(old))
 }
 
+// Take makes im hold other's image and closes other: an operation that
+// makes a new Image (arrayjoin) replaces what im held, as the bindings'
+// in-place operations do.
+func Take(im, other *vips.Image) {
+	p := Ptr(other)
+	C.g_object_ref(C.gpointer(p))
+	runtime.KeepAlive(other)
+	Adopt(im, p)
+	other.Close()
+}
+
 // ForgetSource drops the bindings' reference to the source bytes, which
 // they keep for loaders that read them lazily: an image whose pixels are
 // all in memory no longer reads them, and would otherwise hold the whole
@@ -75,6 +86,16 @@ func PageHeight(im *vips.Image) int {
 		return ph
 	}
 	return im.Height()
+}
+
+// Origin is where im's pixels were cut from the image they came from
+// (libvips' extract_area and smartcrop record -left and -top in the
+// image's offsets): left and top, as positive numbers.
+func Origin(im *vips.Image) (left, top int) {
+	p := (*C.VipsImage)(Ptr(im))
+	left, top = -int(p.Xoffset), -int(p.Yoffset)
+	runtime.KeepAlive(im)
+	return left, top
 }
 
 // Pages is the number of frames stacked in im.
