@@ -21,15 +21,15 @@ import (
 // types are the Go types rendered objects decode into, by apiVersion and
 // kind: an object of another kind, or a field its type does not have, fails.
 var types = map[string]func() any{
-	"v1/ConfigMap":                          func() any { return &corev1.ConfigMap{} },
-	"v1/Secret":                             func() any { return &corev1.Secret{} },
-	"v1/Service":                            func() any { return &corev1.Service{} },
-	"v1/ServiceAccount":                     func() any { return &corev1.ServiceAccount{} },
-	"v1/PersistentVolumeClaim":              func() any { return &corev1.PersistentVolumeClaim{} },
-	"apps/v1/Deployment":                    func() any { return &appsv1.Deployment{} },
-	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
-	"policy/v1/PodDisruptionBudget":         func() any { return &policyv1.PodDisruptionBudget{} },
-	"networking.k8s.io/v1/Ingress":          func() any { return &networkingv1.Ingress{} },
+	"v1/ConfigMap":                            func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                               func() any { return &corev1.Secret{} },
+	"v1/Service":                              func() any { return &corev1.Service{} },
+	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
+	"v1/PersistentVolumeClaim":                func() any { return &corev1.PersistentVolumeClaim{} },
+	"apps/v1/Deployment":                      func() any { return &appsv1.Deployment{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"policy/v1/PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
+	"networking.k8s.io/v1/Ingress":            func() any { return &networkingv1.Ingress{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
 	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },
 }
