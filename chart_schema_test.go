@@ -9,6 +9,7 @@ package main
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -60,18 +61,19 @@ const durationPattern = `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 
 // chartSetting is one line of settings.json.
 type chartSetting struct {
-	Name    string `json:"name"`
-	Type    string `json:"type"` // JSON Schema type; durations are strings
-	Default string `json:"default"`
-	Role    string `json:"role"`              // settings, secret or chart
-	From    string `json:"from,omitempty"`    // for role chart: the value it comes from
-	Pending bool   `json:"pending,omitempty"` // a secret the code does not read yet
+	Name    string   `json:"name"`
+	Type    string   `json:"type"` // JSON Schema type; durations are strings
+	Default string   `json:"default"`
+	Role    string   `json:"role"`              // settings, secret or chart
+	From    string   `json:"from,omitempty"`    // for role chart: the value it comes from
+	Enum    []string `json:"enum,omitempty"`    // the names a text-valued type accepts
+	Pending bool     `json:"pending,omitempty"` // a secret the code does not read yet
 }
 
 func chartSettings() []chartSetting {
 	var out []chartSetting
 	for _, f := range envFields() {
-		s := chartSetting{Name: f.name, Type: jsonType(f.typ), Default: f.def, Role: "settings"}
+		s := chartSetting{Name: f.name, Type: jsonType(f.typ), Default: f.def, Role: "settings", Enum: names(f.typ)}
 		if from, ok := chartManaged[f.name]; ok {
 			s.Role, s.From = "chart", from
 		} else if slices.Contains(chartSecrets, f.name) {
@@ -87,8 +89,12 @@ func chartSettings() []chartSetting {
 	return out
 }
 
+var textType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+
 func jsonType(t reflect.Type) string {
 	switch {
+	case reflect.PointerTo(t).Implements(textType):
+		return "string" // parsed from its name (transform.Algorithm)
 	case t == reflect.TypeOf(time.Duration(0)):
 		return "duration"
 	case t.Kind() == reflect.Bool:
@@ -97,6 +103,26 @@ func jsonType(t reflect.Type) string {
 		return "integer"
 	}
 	return "string"
+}
+
+// names lists the names of a small integer type parsed from text: each
+// value whose String() its UnmarshalText reads back to the same value.
+func names(t reflect.Type) []string {
+	_, stringer := reflect.New(t).Elem().Interface().(fmt.Stringer)
+	if !reflect.PointerTo(t).Implements(textType) || !stringer || t.Kind() != reflect.Uint8 {
+		return nil
+	}
+	var out []string
+	for i := range 256 {
+		v := reflect.New(t).Elem()
+		v.SetUint(uint64(i))
+		name := v.Interface().(fmt.Stringer).String()
+		back := reflect.New(t)
+		if back.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(name)) == nil && back.Elem().Uint() == uint64(i) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // settingSchema is one property of "settings" or "secrets.values".
@@ -115,6 +141,9 @@ func settingSchema(s chartSetting, meaning map[string]string) map[string]any {
 		default:
 			p["default"] = s.Default
 		}
+	}
+	if len(s.Enum) > 0 {
+		p["enum"] = s.Enum
 	}
 	if m := meaning[s.Name]; m != "" {
 		p["description"] = m
@@ -243,6 +272,6 @@ func TestChartSettingRoles(t *testing.T) {
 		}
 	}
 	if m := readmeMeanings(t); len(m) < len(known) {
-		t.Errorf("README settings table: %d rows read, want at least %d (%s)", len(m), len(known), fmt.Sprint(len(known)))
+		t.Errorf("README settings table: %d rows read, want at least %d", len(m), len(known))
 	}
 }

@@ -21,6 +21,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"typo in a setting", "settings.IMAGE_PROXY_JPEG_QUALTY=80", []string{"IMAGE_PROXY_JPEG_QUALTY"}},
 		{"integer setting as text", "settings.IMAGE_PROXY_JPEG_QUALITY=high", []string{"IMAGE_PROXY_JPEG_QUALITY", "integer"}},
 		{"boolean setting as text", "settings.IMAGE_PROXY_ALLOW_QUALITY=yes", []string{"IMAGE_PROXY_ALLOW_QUALITY", "boolean"}},
+		{"algorithm not one of the names", "settings.IMAGE_PROXY_RESIZE_ALGORITHM=bicubic", []string{"IMAGE_PROXY_RESIZE_ALGORITHM", "lanczos3"}},
 		{"duration without unit", "settings.IMAGE_PROXY_QUEUE_TIMEOUT=10", []string{"IMAGE_PROXY_QUEUE_TIMEOUT"}},
 		{"duration garbage", "settings.IMAGE_PROXY_QUEUE_TIMEOUT=soon", []string{"IMAGE_PROXY_QUEUE_TIMEOUT"}},
 		{"secret as a plain setting", "settings.IMAGE_PROXY_S3_SECRET_KEY=x", []string{"IMAGE_PROXY_S3_SECRET_KEY", "additional properties"}},
