@@ -35,7 +35,7 @@ RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}"
 # certificates, fonts for SVG text, the user and the app directories.
 # Debian's libvips42 also depends on ImageMagick, poppler, OpenSlide and
 # their libraries for loaders image-proxy blocks at start: left out, the
-# image weighs about 165 MB instead of 447 MB (deploy/image_test.go builds
+# image weighs about 170 MB instead of 447 MB (deploy/image_test.go builds
 # this tree and serves every format from it).
 RUN bash deploy/image/collect-rootfs.sh /rootfs /out/image-proxy
 

@@ -99,12 +99,14 @@ cp -L /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
 
 # Fonts for text in SVG sources: fontconfig's configuration and DejaVu, as
 # Debian's libvips42 pulls them in.
-if [ -d /etc/fonts ]; then
+if [ -d /etc/fonts ] && [ -d /usr/share/fonts/truetype/dejavu ]; then
 	cp -a /etc/fonts "$rootfs/etc/"
 	mkdir -p "$rootfs/usr/share/fonts/truetype"
 	cp -a /usr/share/fonts/truetype/dejavu "$rootfs/usr/share/fonts/truetype/"
 	# conf.d links point into /usr/share/fontconfig/conf.avail.
-	[ -d /usr/share/fontconfig ] && mkdir -p "$rootfs/usr/share" && cp -a /usr/share/fontconfig "$rootfs/usr/share/"
+	if [ -d /usr/share/fontconfig ]; then
+		cp -a /usr/share/fontconfig "$rootfs/usr/share/"
+	fi
 fi
 
 cat >"$rootfs/etc/passwd" <<EOF
