@@ -46,7 +46,11 @@ endef
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN_DIR = $(shell go env GOPATH | cut -d: -f1)/bin
 
-.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits bench-s3-hits soak fuzz bindings clean minio otelcol docs-viewer
+# Helm, for the chart's tests (`helm lint`, `helm template`), built from
+# source with the Go toolchain at a pinned version like MinIO.
+HELM_VERSION := v3.22.0
+
+.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits bench-s3-hits soak fuzz bindings clean minio otelcol docs-viewer helm test-chart chart-schema chart-files kustomize image-check
 
 ## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
 run: build
@@ -57,8 +61,9 @@ build: deps
 	go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 ## test: install what is missing and run the whole suite (vet, unit, integration, e2e)
-test: test-deps minio otelcol vet
+test: test-deps minio otelcol helm vet
 	go test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory test-chart
 	$(MAKE) --no-print-directory e2e
 
 deps:
@@ -84,6 +89,38 @@ otelcol:
 
 test-deps:
 	$(call ensure_packages,$(TEST_PACKAGES))
+
+## helm: install the pinned Helm into GOPATH/bin (the chart's tests run it; no cluster needed)
+helm:
+	@command -v go >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/"; exit 1; }
+	@bin="$(MINIO_BIN_DIR)/helm"; \
+	  have=$$(go version -m "$$bin" 2>/dev/null | awk '$$1 == "mod" && $$2 == "helm.sh/helm/v3" {print $$3}'); \
+	  if [ "$$have" != "$(HELM_VERSION)" ]; then \
+	    echo "installing Helm $(HELM_VERSION) into $(MINIO_BIN_DIR): the first build takes a few minutes"; \
+	    GOBIN="$(MINIO_BIN_DIR)" go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) || exit 1; \
+	  fi
+
+## test-chart: the Helm chart's tests (deploy/helm/charttest, its own Go module): lint,
+## template over a table of values, strict decoding, schema, Kustomize tree
+test-chart: helm
+	cd deploy/helm/charttest && go vet ./... && HELM="$(MINIO_BIN_DIR)/helm" go test -count=1 ./...
+
+## chart-schema: regenerate the chart's values.schema.json settings and deploy/helm/settings.json from the code
+chart-schema: deps
+	go test -count=1 -run '^TestChartSchema$$' . -args -update-chart
+
+## chart-files: copy the alert rules and the Grafana dashboard into the chart (a test keeps them equal)
+chart-files:
+	cp deploy/alerts.yml deploy/helm/image-proxy/files/alerts.yml
+	cp deploy/grafana/image-proxy.json deploy/helm/image-proxy/files/image-proxy.json
+
+## kustomize: render deploy/kustomize (base + production overlay) from the chart
+kustomize: helm
+	cd deploy/helm/charttest && HELM="$(MINIO_BIN_DIR)/helm" go run ./cmd/render-kustomize
+
+## image-check: build the image and run it as the chart does (needs a Docker engine; not part of make test)
+image-check:
+	bash deploy/image/check-image.sh
 
 bench-deps:
 	$(call ensure_packages,$(BENCH_PACKAGES))

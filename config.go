@@ -104,8 +104,12 @@ func parseFailure(err error, vars map[string]string) error {
 	return &setting.Error{Name: name, Value: vars[name], Allowed: allowed}
 }
 
-// envField is one setting: the Go field and its variable.
-type envField struct{ field, name string }
+// envField is one setting: the Go field, its variable, its Go type and its
+// default (the chart's schema is generated from these).
+type envField struct {
+	field, name, def string
+	typ              reflect.Type
+}
 
 // envFields lists every setting of settings, nested ones included. Field
 // names repeat across packages (Timeout), variable names never do.
@@ -116,7 +120,7 @@ func envFields() []envField {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if n := f.Tag.Get("env"); n != "" {
-				out = append(out, envField{f.Name, n})
+				out = append(out, envField{f.Name, n, f.Tag.Get("envDefault"), f.Type})
 			} else if f.Type.Kind() == reflect.Struct {
 				walk(f.Type)
 			}

@@ -21,7 +21,7 @@ type Config struct {
 	MaxBox            int                    `env:"IMAGE_PROXY_MAX_SIZE" envDefault:"4000"`                                               // pixels, the largest effective box
 	MaxSourceBytes    int64                  `env:"IMAGE_PROXY_MAX_SOURCE_BYTES" envDefault:"52428800"`
 	Algorithm         transform.Algorithm    `env:"IMAGE_PROXY_RESIZE_ALGORITHM" envDefault:"auto"` // default resize_algorithm
-	Concurrency       int                    `env:"IMAGE_PROXY_CONCURRENCY"`                        // 0 = one per CPU
+	Concurrency       int                    `env:"IMAGE_PROXY_CONCURRENCY"`                        // 0 = GOMAXPROCS
 	QueueDepth        int                    `env:"IMAGE_PROXY_QUEUE_DEPTH" envDefault:"128"`
 	QueueTimeout      time.Duration          `env:"IMAGE_PROXY_QUEUE_TIMEOUT" envDefault:"10s"`
 	ReadTimeout       time.Duration          `env:"IMAGE_PROXY_READ_TIMEOUT" envDefault:"10s"`
@@ -45,10 +45,12 @@ func (c Config) Variants() request.Variants {
 	return request.Variants{MaxBox: c.MaxBox, Algorithm: c.Algorithm, Encoders: request.NewEncoders(c.Encoders)}
 }
 
-// Slots is the number of renders that may run at once.
+// Slots is the number of renders that may run at once. By default one per
+// CPU the process may use: GOMAXPROCS, which since Go 1.25 follows a
+// container's CPU limit (and GOMAXPROCS=n), where NumCPU counts the node's.
 func (c Config) Slots() int {
 	if c.Concurrency == 0 {
-		return runtime.NumCPU()
+		return runtime.GOMAXPROCS(0)
 	}
 	return c.Concurrency
 }
