@@ -69,9 +69,15 @@ func (s *Server) record(method, path string, code int, kind string, start time.T
 // handleConvert answers POST /convert: an uploaded image, converted and
 // returned, stored nowhere.
 func (s *Server) handleConvert(c *fiber.Ctx) error {
+	return s.handlePost(c, metrics.KindConvert, s.convert)
+}
+
+// handlePost runs the work of a POST endpoint that reads a body, writes
+// its error when it fails, and counts it as kind (or as an error).
+func (s *Server) handlePost(c *fiber.Ctx, kind string, work func(*fiber.Ctx) error) error {
 	start := time.Now()
-	kind, errText := metrics.KindConvert, ""
-	if err := s.convert(c); err != nil {
+	errText := ""
+	if err := work(c); err != nil {
 		s.writeError(c, err)
 		// The body may be unread: the connection cannot carry another request.
 		c.Response().Header.SetConnectionClose()

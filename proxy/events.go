@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -29,15 +28,7 @@ func (s *Server) UseEvents(r EventReceiver) { s.events = r }
 // known, or ignored), 503 when the queue is full so the sender retries,
 // 400 for a body that is no notification.
 func (s *Server) handleEvents(c *fiber.Ctx) error {
-	start := time.Now()
-	kind, errText := metrics.KindEvents, ""
-	if err := s.receiveEvents(c); err != nil {
-		s.writeError(c, err)
-		c.Response().Header.SetConnectionClose() // the body may be unread
-		kind, errText = metrics.KindError, err.Error()
-	}
-	s.observe(c, kind, start, errText)
-	return nil
+	return s.handlePost(c, metrics.KindEvents, s.receiveEvents)
 }
 
 func (s *Server) receiveEvents(c *fiber.Ctx) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -73,15 +72,7 @@ func purgedAttr(ps []cache.Purged) string {
 // when a tier could not purge (the same body says which; a retry is
 // safe).
 func (s *Server) handlePurge(c *fiber.Ctx) error {
-	start := time.Now()
-	kind, errText := metrics.KindPurge, ""
-	if err := s.purge(c); err != nil {
-		s.writeError(c, err)
-		c.Response().Header.SetConnectionClose() // the body may be unread
-		kind, errText = metrics.KindError, err.Error()
-	}
-	s.observe(c, kind, start, errText)
-	return nil
+	return s.handlePost(c, metrics.KindPurge, s.purge)
 }
 
 func (s *Server) purge(c *fiber.Ctx) error {
