@@ -17,7 +17,8 @@ import (
 )
 
 var testControls = request.ControlsConfig{
-	Presets:       "thumb=size:80,format:png;card=size:150,quality:70;modern=size:300,format:auto;360=size:360",
+	Presets: "thumb=size:80,format:png;card=size:150,quality:70;modern=size:300,format:auto;360=size:360;" +
+		"social=width:1200,height:630,fit:cover,focus:0.3,0.6,format:webp;avatar=width:96,height:96,fit:cover,gravity:smart",
 	AllowQuality:  true,
 	EnableRRoutes: true, // the built-ins phone and desktop too
 	// Signatures are the live request's business, not warm's.
@@ -36,8 +37,8 @@ func TestPresetItemsHaveTheLiveKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	presets, err := ParsePresets("thumb, card,phone,thumb", testControls, 4000)
-	if err != nil || len(presets) != 3 {
+	presets, err := ParsePresets("thumb, card,phone,thumb,social,avatar", testControls, 4000)
+	if err != nil || len(presets) != 5 {
 		t.Fatalf("%v %+v", err, presets)
 	}
 	unsigned := testControls
@@ -48,7 +49,7 @@ func TestPresetItemsHaveTheLiveKeys(t *testing.T) {
 	}
 	vs := request.Variants{MaxBox: 4000, Algorithm: imageformat.AlgorithmAuto, Encoders: request.NewEncoders(transform.DefaultConfig().Fingerprints())}
 	its := items(vs, o, Spec{Presets: presets})
-	for i, name := range []string{"thumb", "card", "phone"} {
+	for i, name := range []string{"thumb", "card", "phone", "social", "avatar"} {
 		req, err := gate.Request("rocket.jpg", request.RawQuery("preset="+name), "")
 		if err != nil {
 			t.Fatal(err)
@@ -61,11 +62,15 @@ func TestPresetItemsHaveTheLiveKeys(t *testing.T) {
 	if its[0].Format != imageformat.PNG || its[0].Size != 80 || its[1].Format != imageformat.Unknown || its[1].Variant.Quality != 70 {
 		t.Errorf("items: %+v %+v", its[0], its[1])
 	}
+	// A shape preset warms the shape: its sides, fit and focus are in the key.
+	if v := its[3].Variant; v.Width != 1200 || v.Height != 630 || v.Fit != imageformat.FitCover || !v.Focus.Set {
+		t.Errorf("social: %+v", v)
+	}
 }
 
 func TestParsePresetsRefusals(t *testing.T) {
 	for _, c := range []struct{ in, item, want string }{
-		{"hero", "hero", `"hero" is not one (preset must be one of 360, card, desktop, modern, phone, thumb.)`},
+		{"hero", "hero", `"hero" is not one (preset must be one of 360, avatar, card, desktop, modern, phone, social, thumb.)`},
 		{"thumb,,card", "thumb,,card", "names of presets this server defines"},
 		{"THUMB", "THUMB", `"THUMB" is not one`},
 		{"a/b", "a/b", "preset must be a name"},
