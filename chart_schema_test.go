@@ -47,14 +47,11 @@ var chartManaged = map[string]string{
 // existingSecret), never into the ConfigMap. The events and purge tokens
 // are named before the code reads them (they are being added alongside);
 // until then they are passed and ignored.
-var (
-	chartSecrets = []string{
-		"IMAGE_PROXY_S3_ACCESS_KEY", "IMAGE_PROXY_S3_SECRET_KEY",
-		"IMAGE_PROXY_SIGNING_KEY", "IMAGE_PROXY_SIGNING_KEY_PREVIOUS",
-		"IMAGE_PROXY_CONVERT_TOKEN", "IMAGE_PROXY_EVENTS_TOKEN", "IMAGE_PROXY_PURGE_TOKEN",
-	}
-	pendingSecrets = []string{"IMAGE_PROXY_EVENTS_TOKEN", "IMAGE_PROXY_PURGE_TOKEN"}
-)
+var chartSecrets = []string{
+	"IMAGE_PROXY_S3_ACCESS_KEY", "IMAGE_PROXY_S3_SECRET_KEY",
+	"IMAGE_PROXY_SIGNING_KEY", "IMAGE_PROXY_SIGNING_KEY_PREVIOUS",
+	"IMAGE_PROXY_CONVERT_TOKEN", "IMAGE_PROXY_EVENTS_TOKEN", "IMAGE_PROXY_PURGE_TOKEN",
+}
 
 // durationPattern is what time.ParseDuration accepts, signless.
 const durationPattern = `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
@@ -64,10 +61,9 @@ type chartSetting struct {
 	Name    string   `json:"name"`
 	Type    string   `json:"type"` // JSON Schema type; durations are strings
 	Default string   `json:"default"`
-	Role    string   `json:"role"`              // settings, secret or chart
-	From    string   `json:"from,omitempty"`    // for role chart: the value it comes from
-	Enum    []string `json:"enum,omitempty"`    // the names a text-valued type accepts
-	Pending bool     `json:"pending,omitempty"` // a secret the code does not read yet
+	Role    string   `json:"role"`           // settings, secret or chart
+	From    string   `json:"from,omitempty"` // for role chart: the value it comes from
+	Enum    []string `json:"enum,omitempty"` // the names a text-valued type accepts
 }
 
 func chartSettings() []chartSetting {
@@ -80,11 +76,6 @@ func chartSettings() []chartSetting {
 			s.Role = "secret"
 		}
 		out = append(out, s)
-	}
-	for _, name := range pendingSecrets {
-		if !slices.ContainsFunc(out, func(s chartSetting) bool { return s.Name == name }) {
-			out = append(out, chartSetting{Name: name, Type: "string", Role: "secret", Pending: true})
-		}
 	}
 	return out
 }
@@ -267,7 +258,7 @@ func TestChartSettingRoles(t *testing.T) {
 		}
 	}
 	for _, n := range chartSecrets {
-		if !slices.Contains(known, n) && !slices.Contains(pendingSecrets, n) {
+		if !slices.Contains(known, n) {
 			t.Errorf("chartSecrets names %s, which is no setting", n)
 		}
 	}

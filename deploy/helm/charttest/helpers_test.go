@@ -88,7 +88,6 @@ func (r rendered) has(id string) bool { _, ok := r.objects[id]; return ok }
 // TestChartSchema generates from the binary's own settings.
 type setting struct {
 	Name, Type, Default, Role, From string
-	Pending                         bool
 }
 
 func settings(t *testing.T) map[string]setting {
