@@ -75,3 +75,31 @@ func TestResultPrefixJudgedAgainstTheBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestHooksSettings: the events token needs a bucket; both tokens need 16
+// characters, and the message never shows the value.
+func TestHooksSettings(t *testing.T) {
+	const token = "0123456789abcdef0123"
+	cases := []struct {
+		env  map[string]string
+		says string
+	}{
+		{map[string]string{"IMAGE_PROXY_EVENTS_TOKEN": token}, "S3 events need a bucket"},
+		{map[string]string{"IMAGE_PROXY_EVENTS_TOKEN": "short-secret", "IMAGE_PROXY_S3_BUCKET": "photos"}, "IMAGE_PROXY_EVENTS_TOKEN: must be at least 16 characters"},
+		{map[string]string{"IMAGE_PROXY_PURGE_TOKEN": "short-secret"}, "IMAGE_PROXY_PURGE_TOKEN: must be at least 16 characters"},
+		{map[string]string{"IMAGE_PROXY_CACHE_TAGS": "maybe"}, "IMAGE_PROXY_CACHE_TAGS"},
+		{map[string]string{"IMAGE_PROXY_EVENTS_TOKEN": token, "IMAGE_PROXY_S3_BUCKET": "photos", "IMAGE_PROXY_PURGE_TOKEN": token}, ""},
+	}
+	for _, c := range cases {
+		c.env["IMAGE_PROXY_ROOT_PATH"] = "data/images"
+		_, err := loadSettings(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }, "")
+		switch {
+		case c.says == "" && err != nil:
+			t.Errorf("%v: %v", c.env, err)
+		case c.says != "" && (err == nil || !strings.Contains(err.Error(), c.says)):
+			t.Errorf("%v: %v, want an error saying %q", c.env, err, c.says)
+		case err != nil && strings.Contains(err.Error(), "short-secret"):
+			t.Errorf("the error shows the token: %v", err)
+		}
+	}
+}
