@@ -14,14 +14,14 @@ import (
 // Everything is off by default, so existing URLs keep working. Print it
 // with %v or log it with slog: both redact the keys.
 type ControlsConfig struct {
-	Presets            string `env:"IMAGE_PROXY_PRESETS"` // name=key:value,…;name=…
-	AllowQuality       bool   `env:"IMAGE_PROXY_ALLOW_QUALITY" envDefault:"true"`
-	AllowedSizes       string `env:"IMAGE_PROXY_ALLOWED_SIZES"` // comma-separated boxes; empty: every size
-	SnapSizes          bool   `env:"IMAGE_PROXY_SNAP_SIZES" envDefault:"false"`
-	SigningKey         string `env:"IMAGE_PROXY_SIGNING_KEY"` // empty: no signatures
-	SigningKeyPrevious string `env:"IMAGE_PROXY_SIGNING_KEY_PREVIOUS"`
-	SignPassthrough    bool   `env:"IMAGE_PROXY_SIGN_PASSTHROUGH" envDefault:"true"`
-	EnableRRoutes      bool   `env:"IMAGE_PROXY_ENABLE_R_ROUTES" envDefault:"false"`
+	Presets            string      `env:"IMAGE_PROXY_PRESETS"` // name=key:value,…;name=…
+	AllowQuality       bool        `env:"IMAGE_PROXY_ALLOW_QUALITY" envDefault:"true"`
+	AllowedSizes       string      `env:"IMAGE_PROXY_ALLOWED_SIZES"` // comma-separated boxes; empty: every size
+	SnapSizes          bool        `env:"IMAGE_PROXY_SNAP_SIZES" envDefault:"false"`
+	SigningKey         string      `env:"IMAGE_PROXY_SIGNING_KEY"` // empty: no signatures
+	SigningKeyPrevious string      `env:"IMAGE_PROXY_SIGNING_KEY_PREVIOUS"`
+	SignPassthrough    bool        `env:"IMAGE_PROXY_SIGN_PASSTHROUGH" envDefault:"true"`
+	EnableRRoutes      bool        `env:"IMAGE_PROXY_ENABLE_R_ROUTES" envDefault:"false"`
 	Hints              HintsConfig // client hints honoured (hints.go)
 }
 
