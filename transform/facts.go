@@ -88,7 +88,7 @@ func (e *Engine) Describe(ctx context.Context, src []byte, opts Options, output 
 		w, h := p.outputSize(s)
 		f.Output = &OutputFacts{Width: w, Height: h, Format: p.out}
 	}
-	small := newPlan(s, Options{Box: placeholder.MaxSide, Format: FormatPNG, Algorithm: AlgorithmAuto})
+	small := placeholderPlan(s)
 	img, err := e.decoder.Decode(ctx, s, small.load, opts.Gate)
 	if err != nil {
 		return Facts{}, fromDecode(err)
@@ -102,6 +102,15 @@ func (e *Engine) Describe(ctx context.Context, src []byte, opts Options, output 
 		return Facts{}, broken(s, small.load, "placeholders", err)
 	}
 	return f, nil
+}
+
+// placeholderPlan is the small render the placeholders are computed from:
+// the first frame, upright, with alpha, in a placeholder.MaxSide box, at
+// the shrink-on-load (JPEG) or load scale (WebP, SVG) of that box alone —
+// not the family's shrink a progressive JPEG's renders share, which keeps
+// more pixels than a placeholder needs.
+func placeholderPlan(s decode.Source) plan {
+	return newPlan(s, Options{Box: placeholder.MaxSide, Format: FormatPNG, Algorithm: AlgorithmAuto})
 }
 
 // outputSize is the upright size of one output frame of p: the shape's
