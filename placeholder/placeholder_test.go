@@ -149,3 +149,24 @@ func TestCheckRefusesWhatAHashCannotTake(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPlaceholders: any pixels of any allowed size give every placeholder
+// without a panic, the ThumbHash at least its header long.
+func FuzzPlaceholders(f *testing.F) {
+	f.Add(uint8(3), uint8(2), []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add(uint8(100), uint8(1), []byte{255})
+	f.Fuzz(func(t *testing.T, w, h uint8, seed []byte) {
+		p := Pixels{W: int(w)%MaxSide + 1, H: int(h)%MaxSide + 1}
+		p.RGBA = make([]byte, 4*p.W*p.H)
+		for i := range p.RGBA {
+			if len(seed) > 0 {
+				p.RGBA[i] = seed[i%len(seed)] + byte(i)
+			}
+		}
+		s, err := Of(p)
+		th, _ := base64.StdEncoding.DecodeString(s.ThumbHash)
+		if err != nil || len(th) < 5 || len(s.BlurHash) < 6 || len(s.DominantColor) != 7 {
+			t.Errorf("%d×%d: %+v %v", p.W, p.H, s, err)
+		}
+	})
+}
