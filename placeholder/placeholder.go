@@ -36,11 +36,15 @@ func (p Pixels) Check() error {
 	return nil
 }
 
-// Set is every placeholder of one picture.
+// Set is every placeholder of one picture, in the JSON form format=json
+// answers and warm's manifest.json records.
 type Set struct {
-	DominantColor string // "#rrggbb"
-	BlurHash      string
-	ThumbHash     string // standard base64, padded
+	DominantColor string `json:"dominant_color"` // "#rrggbb"
+	BlurHash      string `json:"blurhash"`
+	ThumbHash     string `json:"thumbhash"` // standard base64, padded
+	// LQIP is a data:image/webp;base64,… URI of at most about 1 KB: an
+	// encoder's work, so transform fills it in; Of leaves it empty.
+	LQIP string `json:"lqip"`
 }
 
 // Of computes every placeholder of p.

@@ -10,6 +10,7 @@ import (
 	"image-proxy/fault"
 	"image-proxy/imageformat"
 	"image-proxy/origin"
+	"image-proxy/placeholder"
 	"image-proxy/request"
 	"image-proxy/transform"
 )
@@ -31,9 +32,9 @@ var errNoDescriber = fault.New(fault.Internal, "", errors.New("the engine cannot
 // Facts is the JSON answer of format=json (apidocs/openapi.json's Facts
 // schema describes it; TestFactsMatchTheSchema holds them together).
 type Facts struct {
-	Source       SourceFacts  `json:"source"`
-	Output       *OutputFacts `json:"output,omitempty"` // only with transform parameters
-	Placeholders Placeholders `json:"placeholders"`
+	Source       SourceFacts     `json:"source"`
+	Output       *OutputFacts    `json:"output,omitempty"` // only with transform parameters
+	Placeholders placeholder.Set `json:"placeholders"`     // what a page paints while the image loads
 }
 
 // SourceFacts describe the original; width and height are upright.
@@ -57,26 +58,12 @@ type OutputFacts struct {
 	Format string `json:"format"`
 }
 
-// Placeholders are what a page paints while the image loads.
-type Placeholders struct {
-	DominantColor string `json:"dominant_color"`
-	BlurHash      string `json:"blurhash"`
-	ThumbHash     string `json:"thumbhash"`
-	LQIP          string `json:"lqip"`
-}
-
-// NewPlaceholders is the JSON form of transform's placeholders: the
-// answer's and warm's manifest's.
-func NewPlaceholders(p transform.Placeholders) Placeholders {
-	return Placeholders{DominantColor: p.DominantColor, BlurHash: p.BlurHash, ThumbHash: p.ThumbHash, LQIP: p.LQIP}
-}
-
 func newFacts(f transform.Facts) Facts {
 	s := f.Source
 	out := Facts{
 		Source: SourceFacts{Width: s.Width, Height: s.Height, Format: s.Format.String(), Bytes: s.Bytes,
 			Orientation: s.Orientation, HasAlpha: s.HasAlpha, Animated: s.Animated, Frames: s.Frames, Colorspace: s.Colorspace},
-		Placeholders: NewPlaceholders(f.Placeholders),
+		Placeholders: f.Placeholders,
 	}
 	if f.Output != nil {
 		out.Output = &OutputFacts{Width: f.Output.Width, Height: f.Output.Height, Format: f.Output.Format.String()}
@@ -167,4 +154,16 @@ func (s *Server) describeSource(ctx context.Context, src origin.Source, o origin
 		return nil, err
 	}
 	return imageformat.Tag(imageformat.Unknown, body), nil
+}
+
+// Placeholders describes a source for warm's export manifest
+// (warm.Describer): the placeholders format=json answers, from the same
+// small decode.
+func (r WarmRenderer) Placeholders(ctx context.Context, data []byte, id string) (placeholder.Set, error) {
+	d, ok := r.s.engine.(describer)
+	if !ok {
+		return placeholder.Set{}, errNoDescriber
+	}
+	f, err := d.Describe(ctx, data, transform.Options{Source: id}, false)
+	return f.Placeholders, err
 }

@@ -51,13 +51,10 @@ type OutputFacts struct {
 	Format        Format
 }
 
-// Placeholders are computed from the source decoded small (Placeholder
-// side at most, with the loader's shrink-on-load where it has one), never
-// from the full-size pixels.
-type Placeholders struct {
-	placeholder.Set
-	LQIP string // data:image/webp;base64,… of at most LQIPMaxBytes
-}
+// Placeholders are computed from the source decoded small (placeholder.
+// MaxSide at most, with the loader's shrink-on-load where it has one),
+// never from the full-size pixels; the LQIP is at most LQIPMaxBytes.
+type Placeholders = placeholder.Set
 
 // LQIPMaxBytes bounds the LQIP data URI: small enough to inline in HTML
 // for every image of a page.
@@ -158,8 +155,8 @@ func (e *Engine) placeholders(im *vips.Image) (Placeholders, error) {
 	if err != nil {
 		return Placeholders{}, err
 	}
-	lqip, err := e.lqip(im)
-	return Placeholders{Set: set, LQIP: lqip}, err
+	set.LQIP, err = e.lqip(im)
+	return set, err
 }
 
 // lqip is a tiny WebP of im as a data URI: the largest of lqipSides whose
