@@ -36,7 +36,7 @@ func TestWidthHintServed(t *testing.T) {
 		{[]string{"Width", "350"}, 400}, // the legacy name
 		{[]string{"Sec-CH-Width", "350", "Width", "900"}, 400},
 		{[]string{"Sec-CH-Width", "350", "Sec-CH-DPR", "3"}, 400}, // in device pixels already
-		{[]string{"Sec-CH-Width", "999999999999"}, 640},          // huge: capped, never enlarged
+		{[]string{"Sec-CH-Width", "999999999999"}, 640},           // huge: capped, never enlarged
 		{[]string{"Sec-CH-Width", "0"}, 640},
 		{[]string{"Sec-CH-Width", "-350"}, 640},
 		{[]string{"Sec-CH-Width", "three hundred"}, 640},

@@ -37,12 +37,12 @@ func TestWidthHint(t *testing.T) {
 		{steps, "format=webp", Hints{Width: " 401 "}, 500, 0, VaryWidth | VarySaveData},
 		{steps, "format=webp", Hints{Width: "99999999999999"}, 4000, 0, VaryWidth | VarySaveData}, // huge: capped
 		{steps, "format=webp", Hints{Width: "3999"}, 4000, 0, VaryWidth | VarySaveData},
-		{steps, "format=webp", Hints{Width: "0"}, 0, 0, VaryWidth | VarySaveData},      // zero: ignored
-		{steps, "format=webp", Hints{Width: "-300"}, 0, 0, VaryWidth | VarySaveData},   // negative: ignored
-		{steps, "format=webp", Hints{Width: "wide"}, 0, 0, VaryWidth | VarySaveData},   // not a number: ignored
-		{steps, "format=webp", Hints{Width: "300.5"}, 0, 0, VaryWidth | VarySaveData},  // not whole: ignored
-		{steps, "format=webp", Hints{Width: "1e3"}, 0, 0, VaryWidth | VarySaveData},    // no exponents
-		{steps, "format=webp", Hints{}, 0, 0, VaryWidth | VarySaveData},                // absent: still varies
+		{steps, "format=webp", Hints{Width: "0"}, 0, 0, VaryWidth | VarySaveData},                      // zero: ignored
+		{steps, "format=webp", Hints{Width: "-300"}, 0, 0, VaryWidth | VarySaveData},                   // negative: ignored
+		{steps, "format=webp", Hints{Width: "wide"}, 0, 0, VaryWidth | VarySaveData},                   // not a number: ignored
+		{steps, "format=webp", Hints{Width: "300.5"}, 0, 0, VaryWidth | VarySaveData},                  // not whole: ignored
+		{steps, "format=webp", Hints{Width: "1e3"}, 0, 0, VaryWidth | VarySaveData},                    // no exponents
+		{steps, "format=webp", Hints{}, 0, 0, VaryWidth | VarySaveData},                                // absent: still varies
 		{steps, "height=300&quality=70", Hints{Width: "750", DPR: "2"}, 800, 600, VaryDPR | VaryWidth}, // height to device px
 		{steps, "height=300&quality=70&dpr=2", Hints{Width: "750", DPR: "3"}, 800, 600, VaryWidth},
 		{steps, "size=300", Hints{Width: "750"}, 0, 0, VaryDPR | VarySaveData}, // size given: no hint
