@@ -50,7 +50,7 @@ MINIO_BIN_DIR = $(shell go env GOPATH | cut -d: -f1)/bin
 # source with the Go toolchain at a pinned version like MinIO.
 HELM_VERSION := v3.22.0
 
-.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits bench-s3-hits soak fuzz bindings clean minio otelcol docs-viewer helm test-chart chart-schema chart-files kustomize image-check
+.PHONY: run test build deps test-deps bench-deps vet fmt-check e2e bench bench-hits bench-s3-hits soak fuzz bindings clean minio otelcol docs-viewer thumbhash-reference helm test-chart chart-schema chart-files kustomize image-check
 
 ## run: install what is missing, build, and serve ./data/images on 0.0.0.0:8000
 run: build
@@ -180,6 +180,24 @@ fuzz: deps
 	go test ./request -run '^$$' -fuzz '^FuzzParseFocus$$' -fuzztime $(FUZZTIME)
 	go test ./request -run '^$$' -fuzz '^FuzzShapeQuery$$' -fuzztime $(FUZZTIME)
 	go test ./imageformat -run '^$$' -fuzz '^FuzzParseBackground$$' -fuzztime $(FUZZTIME)
+	go test ./request -run '^$$' -fuzz '^FuzzWidthHint$$' -fuzztime $(FUZZTIME)
+	go test ./placeholder -run '^$$' -fuzz '^FuzzPlaceholders$$' -fuzztime $(FUZZTIME)
+
+# ThumbHash's reference implementation (the thumbhash npm package), pinned
+# by version and integrity, vendored for the tests that check our encoder
+# byte for byte and decode its hashes (internal/testsupport/thumbhashref).
+THUMBHASH_VERSION := 0.1.1
+THUMBHASH_INTEGRITY := sha512-kH5pKeIIBPQXAOni2AiY/Cu/NKdkFREdpH+TLdM0g6WA7RriCv0kPLgP731ady67MhTAqrVG/4mnEeibVuCJcg==
+
+## thumbhash-reference: vendor the pinned ThumbHash reference into internal/testsupport/thumbhashref (commit the result)
+thumbhash-reference:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  curl -fsSL -o "$$tmp/th.tgz" "https://registry.npmjs.org/thumbhash/-/thumbhash-$(THUMBHASH_VERSION).tgz" && \
+	  got="sha512-$$(openssl dgst -sha512 -binary "$$tmp/th.tgz" | base64 -w0)" && \
+	  if [ "$$got" != "$(THUMBHASH_INTEGRITY)" ]; then echo "thumbhash $(THUMBHASH_VERSION): integrity $$got, want $(THUMBHASH_INTEGRITY)"; exit 1; fi && \
+	  tar -xzf "$$tmp/th.tgz" -C "$$tmp" package/thumbhash.js package/package.json && \
+	  cp "$$tmp/package/thumbhash.js" "$$tmp/package/package.json" internal/testsupport/thumbhashref/ && \
+	  echo "thumbhash $(THUMBHASH_VERSION) vendored into internal/testsupport/thumbhashref/"
 
 # The /docs viewer: Redoc's standalone bundle from the npm registry, pinned
 # by version and by the tarball's integrity (the registry's dist.integrity),

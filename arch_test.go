@@ -25,6 +25,8 @@ func TestPackageBoundaries(t *testing.T) {
 		{"image-proxy/imageformat", []string{vips, fiber}},
 		{"image-proxy/fault", []string{vips, fiber}},
 		{"image-proxy/apidocs", []string{vips, fiber, fasthttp}},
+		// Placeholders are pure Go over pixels transform hands over.
+		{"image-proxy/placeholder", []string{vips, fiber, fasthttp, "image-proxy/transform"}},
 		// Events parse, filter and queue; the work is given to them.
 		{"image-proxy/events", []string{fiber, fasthttp, vips, "image-proxy/transform", "image-proxy/cache", "image-proxy/warm", "image-proxy/origin"}},
 	}

@@ -3,6 +3,7 @@ module image-proxy
 go 1.26.8
 
 require (
+	github.com/buckket/go-blurhash v1.1.0
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/chromedp/cdproto v0.0.0-20250724212937-08a3db8b4327

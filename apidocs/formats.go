@@ -42,10 +42,20 @@ type formatLists struct {
 	sources []imageformat.Format // every format we read
 }
 
-// tableLists reads the lists from the format table. "auto" is the
-// request grammar's own word, not a format.
+// factsContents are the answers that can also be format=json's: a GET or
+// HEAD of an image path answered 200.
+var factsContents = []string{
+	"/paths/~1{path}/get/responses/200/content",
+	"/paths/~1{path}/head/responses/200/content",
+}
+
+// factsContent is format=json's entry in a content map, after the images.
+const factsContent = `"application/json":{"schema":{"$ref":"#/components/schemas/Facts"}}`
+
+// tableLists reads the lists from the format table. "auto" and "json" are
+// the request grammar's own words, not formats.
 func tableLists(convert []imageformat.Format) formatLists {
-	l := formatLists{query: append(imageformat.OutputNames(), "auto"), convert: convert}
+	l := formatLists{query: append(imageformat.OutputNames(), "auto", "json"), convert: convert}
 	for f := range imageformat.Count {
 		if f != imageformat.Unknown {
 			l.sources = append(l.sources, f)
@@ -64,6 +74,10 @@ func (l formatLists) values() (map[string]json.RawMessage, error) {
 	v := map[string]json.RawMessage{convertContent: contentOf(l.convert)}
 	for _, p := range sourceContents {
 		v[p] = contentOf(l.sources)
+		if slices.Contains(factsContents, p) {
+			c := v[p]
+			v[p] = append(append(c[:len(c)-1:len(c)-1], ","+factsContent...), '}')
+		}
 	}
 	var err error
 	if v[queryFormats], err = json.Marshal(l.query); err != nil {

@@ -59,12 +59,15 @@ func TestFormatListsFollowTheTable(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		queryFormats:   append(imageformat.OutputNames(), "auto"),
+		queryFormats:   append(imageformat.OutputNames(), "auto", "json"),
 		convertNames:   {"webp", "jpeg", "jpg"},
 		convertContent: mimes(convert),
 	}
 	for _, p := range sourceContents {
 		want[p] = mimes(known)
+		if slices.Contains(factsContents, p) {
+			want[p] = append(want[p], "application/json") // format=json's answer
+		}
 	}
 	for p, w := range want {
 		if got := listAt(t, doc, p); !slices.Equal(got, w) {

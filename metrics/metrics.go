@@ -21,6 +21,7 @@ const (
 	KindBulk        = "bulk"    // POST /bulk streamed (items fail in their parts)
 	KindEvents      = "events"  // POST /events/s3 answered 200
 	KindPurge       = "purge"   // POST /purge answered (502: a tier could not purge)
+	KindJSON        = "json"    // GET/HEAD ?format=json answered (200, 304)
 )
 
 // Cache tiers, the only values of the "tier" label.
@@ -145,7 +146,7 @@ const (
 // leaves dashboards on "no data" and makes rate() and ratios in alerts
 // evaluate to nothing instead of 0.
 var (
-	Kinds            = []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk, KindEvents, KindPurge}
+	Kinds            = []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk, KindEvents, KindPurge, KindJSON}
 	Tiers            = []string{TierMemory, TierDisk, TierS3}
 	CacheResults     = []string{CacheHit, CacheMiss}
 	LeaseResults     = []string{LeaseWon, LeaseShared, LeaseBypassed}
@@ -171,6 +172,7 @@ var (
 		KindBulk:        {"200"},
 		KindEvents:      {"200"},
 		KindPurge:       {"200", "502"},
+		KindJSON:        {"200", "304"},
 	}
 )
 

@@ -198,7 +198,7 @@ func TestLabelValueConstants(t *testing.T) {
 		name      string
 		got, want []string
 	}{
-		{"kind", []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk}, []string{"passthrough", "transform", "error", "convert", "bulk"}},
+		{"kind", []string{KindPassthrough, KindTransform, KindError, KindConvert, KindBulk, KindJSON}, []string{"passthrough", "transform", "error", "convert", "bulk", "json"}},
 		{"tier", []string{TierMemory, TierDisk, TierS3}, []string{"memory", "disk", "s3"}},
 		{"tier set", Tiers, []string{"memory", "disk", "s3"}},
 		{"cache result", []string{CacheHit, CacheMiss}, []string{"hit", "miss"}},
@@ -257,7 +257,7 @@ func seriesOf(f *dto.MetricFamily) []string {
 // nothing. Written out here rather than taken from the package's lists, so
 // that dropping a value there fails.
 func TestSeriesExistAtStart(t *testing.T) {
-	kinds := []string{"passthrough", "transform", "error", "convert", "bulk", "events", "purge"}
+	kinds := []string{"passthrough", "transform", "error", "convert", "bulk", "events", "purge", "json"}
 	tiers := []string{"memory", "disk", "s3"}
 	// The format label follows the format table, not a list of its own:
 	// a format the table can encode must have its series, whatever
@@ -276,6 +276,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"bulk":        {"200"},
 		"events":      {"200"},
 		"purge":       {"200", "502"},
+		"json":        {"200", "304"},
 	} {
 		codes = append(codes, labelSets(map[string][]string{"code": cs, "kind": {kind}})...)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 
 	"image-proxy/cache"
+	"image-proxy/request"
 	"image-proxy/transform"
 )
 
@@ -22,8 +23,8 @@ type imageHeaders struct {
 	format       transform.Format
 	etag         string
 	lastModified time.Time
-	varyDPR      bool // size, width or height given without a dpr query parameter
-	varyAccept   bool // format=auto
+	vary         request.Vary // the client hints that could have changed the answer (the gate's)
+	varyAccept   bool         // format=auto
 	cacheStatus  cache.Status
 	passthrough  bool
 	tag          string // the source's purge tag (cache.SourceGroup), for Surrogate-Key and Cache-Tag
@@ -43,15 +44,16 @@ func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
 		var buf [32]byte
 		rh.SetCanonical(utils.UnsafeBytes(fiber.HeaderLastModified), appendHTTPDate(buf[:0], h.lastModified))
 	}
-	switch {
-	case h.varyDPR && h.varyAccept:
-		setCanonical(rh, fiber.HeaderVary, "Sec-CH-DPR, Accept")
-	case h.varyDPR:
-		setCanonical(rh, fiber.HeaderVary, "Sec-CH-DPR")
-	case h.varyAccept:
-		setCanonical(rh, fiber.HeaderVary, "Accept")
+	vary := int(h.vary)
+	if h.varyAccept {
+		vary |= varyAccept
 	}
-	setCanonical(rh, fiber.HeaderAcceptCH, "Sec-CH-DPR")
+	if v := s.vary[vary]; v != "" {
+		setCanonical(rh, fiber.HeaderVary, v)
+	}
+	if s.acceptCH != "" {
+		setCanonical(rh, fiber.HeaderAcceptCH, s.acceptCH)
+	}
 	setCanonical(rh, "X-Cache-Status", h.cacheStatus.String())
 	setCanonical(rh, fiber.HeaderXContentTypeOptions, "nosniff")
 	if s.cfg.CacheTags && h.tag != "" {

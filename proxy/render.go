@@ -23,7 +23,7 @@ var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
 
 // transform answers a request with size or format: from the cache when it
 // can, else by rendering once for all identical concurrent requests.
-func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request) (cache.Status, error) {
+func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary request.Vary) (cache.Status, error) {
 	ctx := c.UserContext()
 	o, src, err := s.sources.Stat(ctx, rel)
 	if err != nil {
@@ -36,7 +36,7 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request) (cache
 	v := s.variants.Of(o.Identity, req, accept)
 	key, vkey, group := storeKey(rel, v) // once: the ETag and the cache look-up both need it
 	hdr := imageHeaders{etag: request.StrongETag(vkey), tag: group, lastModified: o.ModTime,
-		varyDPR: (req.Size > 0 || req.Width > 0 || req.Height > 0) && !req.DPRQuery, varyAccept: req.Output.Auto}
+		vary: vary, varyAccept: req.Output.Auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {

@@ -56,6 +56,8 @@ type Server struct {
 	app        *fiber.App
 	tracing    spans.Tracer
 	events     EventReceiver // nil: POST /events/s3 answers 404 (UseEvents)
+	vary       [16]string    // Vary values by hint bits and Accept (hints.go)
+	acceptCH   string        // the hints honoured that a browser sends only when asked
 }
 
 // New builds the Fiber app.
@@ -78,6 +80,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if s.gate, err = request.NewGate(cfg.Controls, cfg.MaxBox, d.Metrics.Refusals); err != nil {
 		return nil, err
 	}
+	s.vary, s.acceptCH = varyValues(), s.gate.AcceptCH()
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		Network:               "tcp",
@@ -177,22 +180,26 @@ func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 			return metrics.KindError, cache.StatusBypass, err
 		}
 	}
-	req, err := s.gate.Request(rel, q, c.Get("Sec-CH-DPR"))
+	req, vary, err := s.gate.Hinted(rel, q, clientHints(c))
 	if err != nil {
 		return metrics.KindError, cache.StatusBypass, err
 	}
-	if !req.Transform {
+	answer, kind := s.transform, metrics.KindTransform
+	switch {
+	case req.JSON:
+		answer, kind = s.describe, metrics.KindJSON
+	case !req.Transform:
 		return metrics.KindPassthrough, cache.StatusBypass, s.passthrough(c, rel)
 	}
-	st, err := s.transform(c, rel, req)
+	st, err := answer(c, rel, req, vary)
 	if errors.Is(err, origin.ErrChanged) {
 		// The original was replaced after it was described (an S3 object
 		// remembered by the identity cache): its old description is gone,
 		// so describing it again gives the new version and a new key. Once
 		// only: a source that changes on every read stays an error (503).
-		st, err = s.transform(c, rel, req)
+		st, err = answer(c, rel, req, vary)
 	}
-	return metrics.KindTransform, st, err
+	return kind, st, err
 }
 
 // writeError is the only place an error becomes a response.

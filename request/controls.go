@@ -14,14 +14,15 @@ import (
 // Everything is off by default, so existing URLs keep working. Print it
 // with %v or log it with slog: both redact the keys.
 type ControlsConfig struct {
-	Presets            string `env:"IMAGE_PROXY_PRESETS"` // name=key:value,…;name=…
-	AllowQuality       bool   `env:"IMAGE_PROXY_ALLOW_QUALITY" envDefault:"true"`
-	AllowedSizes       string `env:"IMAGE_PROXY_ALLOWED_SIZES"` // comma-separated boxes; empty: every size
-	SnapSizes          bool   `env:"IMAGE_PROXY_SNAP_SIZES" envDefault:"false"`
-	SigningKey         string `env:"IMAGE_PROXY_SIGNING_KEY"` // empty: no signatures
-	SigningKeyPrevious string `env:"IMAGE_PROXY_SIGNING_KEY_PREVIOUS"`
-	SignPassthrough    bool   `env:"IMAGE_PROXY_SIGN_PASSTHROUGH" envDefault:"true"`
-	EnableRRoutes      bool   `env:"IMAGE_PROXY_ENABLE_R_ROUTES" envDefault:"false"`
+	Presets            string      `env:"IMAGE_PROXY_PRESETS"` // name=key:value,…;name=…
+	AllowQuality       bool        `env:"IMAGE_PROXY_ALLOW_QUALITY" envDefault:"true"`
+	AllowedSizes       string      `env:"IMAGE_PROXY_ALLOWED_SIZES"` // comma-separated boxes; empty: every size
+	SnapSizes          bool        `env:"IMAGE_PROXY_SNAP_SIZES" envDefault:"false"`
+	SigningKey         string      `env:"IMAGE_PROXY_SIGNING_KEY"` // empty: no signatures
+	SigningKeyPrevious string      `env:"IMAGE_PROXY_SIGNING_KEY_PREVIOUS"`
+	SignPassthrough    bool        `env:"IMAGE_PROXY_SIGN_PASSTHROUGH" envDefault:"true"`
+	EnableRRoutes      bool        `env:"IMAGE_PROXY_ENABLE_R_ROUTES" envDefault:"false"`
+	Hints              HintsConfig // client hints honoured (hints.go)
 }
 
 // minKeyBytes is the shortest signing key accepted: 32 bytes, as long as
@@ -30,9 +31,9 @@ const minKeyBytes = 32
 
 // String redacts the keys, so a config printed whole leaks nothing.
 func (c ControlsConfig) String() string {
-	return fmt.Sprintf("{Presets:%s AllowQuality:%t AllowedSizes:%s SnapSizes:%t SigningKey:%s SigningKeyPrevious:%s SignPassthrough:%t EnableRRoutes:%t}",
+	return fmt.Sprintf("{Presets:%s AllowQuality:%t AllowedSizes:%s SnapSizes:%t SigningKey:%s SigningKeyPrevious:%s SignPassthrough:%t EnableRRoutes:%t Hints:%+v}",
 		c.Presets, c.AllowQuality, c.AllowedSizes, c.SnapSizes, setting.Redact(c.SigningKey), setting.Redact(c.SigningKeyPrevious),
-		c.SignPassthrough, c.EnableRRoutes)
+		c.SignPassthrough, c.EnableRRoutes, c.Hints)
 }
 
 // GoString keeps %#v from bypassing String.
@@ -44,7 +45,8 @@ func (c ControlsConfig) LogValue() slog.Value {
 		slog.String("presets", c.Presets), slog.Bool("allow_quality", c.AllowQuality),
 		slog.String("allowed_sizes", c.AllowedSizes), slog.Bool("snap_sizes", c.SnapSizes),
 		slog.String("signing_key", setting.Redact(c.SigningKey)), slog.String("signing_key_previous", setting.Redact(c.SigningKeyPrevious)),
-		slog.Bool("sign_passthrough", c.SignPassthrough), slog.Bool("enable_r_routes", c.EnableRRoutes))
+		slog.Bool("sign_passthrough", c.SignPassthrough), slog.Bool("enable_r_routes", c.EnableRRoutes),
+		slog.String("client_hints", c.Hints.ClientHints), slog.Int("save_data_quality", c.Hints.SaveDataQuality))
 }
 
 // Validate checks every control against maxBox (IMAGE_PROXY_MAX_SIZE); the
@@ -55,6 +57,9 @@ func (c ControlsConfig) Validate(maxBox int) error {
 		return err
 	}
 	if _, err := parseSizes(c.AllowedSizes, maxBox); err != nil {
+		return err
+	}
+	if _, err := c.Hints.parse(); err != nil {
 		return err
 	}
 	if c.SnapSizes && c.AllowedSizes == "" {

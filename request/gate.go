@@ -40,6 +40,7 @@ type Gate struct {
 	snap            bool
 	keys            [][]byte // the current key first; nil = no signatures
 	signPassthrough bool
+	hints           hintSet
 	refusals        *prometheus.CounterVec // by reason: metrics.Metrics.Refusals
 }
 
@@ -52,7 +53,8 @@ func NewGate(c ControlsConfig, maxBox int, refusals *prometheus.CounterVec) (*Ga
 	}
 	presets, _ := c.presetTable(maxBox)
 	sizes, _ := parseSizes(c.AllowedSizes, maxBox)
-	g := &Gate{maxBox: maxBox, presets: presets, allowQuality: c.AllowQuality, sizes: sizes,
+	hints, _ := c.Hints.parse()
+	g := &Gate{maxBox: maxBox, presets: presets, allowQuality: c.AllowQuality, sizes: sizes, hints: hints,
 		snap: c.SnapSizes, signPassthrough: c.SignPassthrough, refusals: refusals}
 	for _, k := range []string{c.SigningKey, c.SigningKeyPrevious} {
 		if k != "" {
@@ -68,18 +70,8 @@ func NewGate(c ControlsConfig, maxBox int, refusals *prometheus.CounterVec) (*Ga
 // decoded path below the root (ResolvePath's result, after RouteR), q the
 // query, secCHDPR the raw Sec-CH-DPR header. Every refusal is counted.
 func (g *Gate) Request(rel string, q *Query, secCHDPR string) (Request, error) {
-	r, err := Parse(q, secCHDPR, g.maxBox)
-	if err != nil {
-		return r, err
-	}
-	if err := g.verify(rel, r, q); err != nil {
-		return r, g.refuse(err)
-	}
-	r, err = g.apply(r)
-	if err != nil {
-		return r, g.refuse(err)
-	}
-	return r, nil
+	r, _, err := g.Hinted(rel, q, Hints{DPR: secCHDPR})
+	return r, err
 }
 
 // Item is the one step from a bulk item's path and query values to a
@@ -107,6 +99,9 @@ func (g *Gate) Item(rawPath, prefix string, q *Query, dprHint string) (string, R
 	if err != nil {
 		return "", req, err
 	}
+	if req.JSON {
+		return "", req, errBulkJSON
+	}
 	if !req.Transform {
 		return "", req, badRequest("a bulk item needs size, format, quality, preset or a shape parameter (width, height, fit, gravity, focus, background, blur).")
 	}
@@ -120,30 +115,44 @@ func (g *Gate) refuse(err error) error {
 	return err
 }
 
-// apply resolves the preset, then checks the quality and the size.
-func (g *Gate) apply(r Request) (Request, error) {
+// apply resolves the preset, applies the client hints (hints.go), then
+// checks the quality and the size.
+func (g *Gate) apply(r Request, h Hints) (Request, Vary, error) {
+	r, fixed, err := g.preset(r)
+	if err != nil {
+		return r, 0, err
+	}
+	r, vary := g.hint(r, h)
+	switch {
+	case fixed:
+		return r, vary, nil // a preset's size is always allowed
+	case r.Width > 0 || r.Height > 0:
+		r, err = g.checkSides(r)
+	default:
+		r, err = g.checkSize(r)
+	}
+	return r, vary, err
+}
+
+// preset lays the preset over r and checks the quality and the shape;
+// fixed: the preset sets the box.
+func (g *Gate) preset(r Request) (Request, bool, error) {
 	var p Request
 	if r.Preset != "" {
 		var ok bool
 		if p, ok = g.presets[r.Preset]; !ok {
-			return r, newRefusal(metrics.RefusalUnknownPreset, fault.BadRequest, g.presets.unknownMessage())
+			return r, false, newRefusal(metrics.RefusalUnknownPreset, fault.BadRequest, g.presets.unknownMessage())
 		}
 	}
 	if r.Quality > 0 && p.Quality == 0 && !g.allowQuality {
-		return r, newRefusal(metrics.RefusalQualityNotAllowed, fault.BadRequest,
+		return r, false, newRefusal(metrics.RefusalQualityNotAllowed, fault.BadRequest,
 			"quality is not accepted by this server: presets and its settings decide it.")
 	}
 	r = p.over(r)
 	if err := r.CheckShape(); err != nil {
-		return r, err // a parameter error, as Parse's are: not a refusal of the controls
+		return r, false, err // a parameter error, as Parse's are: not a refusal of the controls
 	}
-	if p.fixesBox() {
-		return r, nil // a preset's size is always allowed
-	}
-	if r.Width > 0 || r.Height > 0 {
-		return g.checkSides(r)
-	}
-	return g.checkSize(r)
+	return r, p.fixesBox(), nil
 }
 
 // checkSides holds width and height to the allowed sizes: each given side

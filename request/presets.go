@@ -104,6 +104,9 @@ func parsePreset(body string, maxBox int) (Request, error) {
 	if err == nil {
 		err = p.conflicts()
 	}
+	if err == nil && p.JSON {
+		err = errPresetJSON
+	}
 	if err != nil {
 		return Request{}, err
 	}

@@ -33,6 +33,10 @@ type Request struct {
 	AlgorithmSet bool   // resize_algorithm present
 	Quality      int    // 1-100; 0 = absent (the format's setting)
 	Preset       string // ?preset= as given, checked against the presets by the gate; "" = absent
+	// JSON: format=json, the answer mode that describes the source and
+	// the output the other parameters make instead of encoding it
+	// (facts.go). Output then stays what a preset sets, or the source's.
+	JSON bool
 
 	// The shape (shape.go): each zero when absent.
 	Width, Height int                    // the box's sides before dpr; 0 = absent
@@ -66,7 +70,7 @@ func QueryKeys() []string {
 func badRequest(msg string) error { return fault.New(fault.BadRequest, msg, nil) }
 
 // formatError lists what ?format= accepts, from the format table.
-var formatError = "format must be one of " + strings.Join(imageformat.OutputNames(), ", ") + " or auto."
+var formatError = "format must be one of " + strings.Join(imageformat.OutputNames(), ", ") + ", auto or json."
 
 // parseFormat reads ?format=: an output format of the table, or auto.
 func parseFormat(v string) (Output, bool) {
@@ -101,6 +105,8 @@ func Parse(q *Query, secCHDPR string, maxBox int) (Request, error) {
 
 	if v, ok, err := single(q, "format"); err != nil {
 		return r, err
+	} else if ok && isJSON(v) {
+		r.JSON = true
 	} else if ok {
 		f, good := parseFormat(v)
 		if !good {
@@ -230,6 +236,8 @@ func (r Request) Canonical() string {
 		add("focus", r.Focus.String())
 	}
 	switch {
+	case r.JSON:
+		add("format", "json")
 	case r.Output.Auto:
 		add("format", "auto")
 	case r.Output.Format != imageformat.Unknown:

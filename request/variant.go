@@ -31,6 +31,10 @@ type Variant struct {
 	Focus         imageformat.Focus      // a focal point of the upright source
 	Background    imageformat.Background // unset: opaque white (white is written as unset)
 	Blur          float64                // Gaussian sigma in output pixels; 0 = none
+
+	// JSON: format=json's answer about this output (json.go), keyed
+	// apart from its image by a suffix, so image keys stay as they were.
+	JSON bool
 }
 
 // Variants builds the variant of a request under the server's settings.
@@ -57,6 +61,7 @@ func (vs Variants) Of(source string, req Request, accept string) Variant {
 	}
 	v.Width, v.Height = req.Sides(vs.MaxBox)
 	v.Fit, v.Gravity, v.Focus, v.Background, v.Blur = req.Fit, req.Gravity, req.Focus, req.Background, req.Blur
+	v.JSON = req.JSON
 	// The defaults spelled out make the same bytes as the defaults left
 	// out: one key for both.
 	if v.Fit == imageformat.FitContain {
@@ -196,6 +201,9 @@ func (v Variant) writeShape(b *strings.Builder) {
 	if v.Blur != 0 {
 		b.WriteString("|blur")
 		b.Write(strconv.AppendFloat(num[:0], v.Blur, 'f', -1, 64))
+	}
+	if v.JSON {
+		b.WriteString("|" + JSONVersion)
 	}
 }
 

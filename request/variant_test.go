@@ -54,6 +54,7 @@ func TestVariantKeyCoversEveryField(t *testing.T) {
 		"Focus":      func(v *Variant) { v.Focus = imageformat.Focus{X: 0.5, Y: 0.5, Set: true} },
 		"Background": func(v *Variant) { v.Background = imageformat.Background{RGBA: [4]uint8{1, 2, 3, 4}, Set: true} },
 		"Blur":       func(v *Variant) { v.Blur = 2 },
+		"JSON":       func(v *Variant) { v.JSON = true },
 	}
 	base := baseVariant()
 	typ := reflect.TypeOf(base)

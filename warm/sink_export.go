@@ -18,6 +18,7 @@ import (
 
 	"image-proxy/imageformat"
 	"image-proxy/origin"
+	"image-proxy/placeholder"
 	"image-proxy/transform"
 )
 
@@ -36,6 +37,9 @@ type ManifestSource struct {
 	Bytes    int64             `json:"bytes"`
 	Modified time.Time         `json:"modified"`
 	Variants []ManifestVariant `json:"variants"`
+	// Placeholders are format=json's for this source (placeholders.go);
+	// absent from manifests written before they existed.
+	Placeholders *placeholder.Set `json:"placeholders,omitempty"`
 }
 
 // ManifestVariant is one exported file.
@@ -232,10 +236,38 @@ func (e *ExportSink) record(o origin.Original, v ManifestVariant) {
 	src, ok := e.new[o.Rel]
 	if !ok || !sameSource(src, o) {
 		src = ManifestSource{Source: o.Rel, Bytes: o.Size, Modified: o.ModTime}
+		if old, ok := e.old[o.Rel]; ok && sameSource(old, o) {
+			src.Placeholders = old.Placeholders // still this source's
+		}
 	}
 	src.Variants = slices.DeleteFunc(src.Variants, func(x ManifestVariant) bool { return x.File == v.File })
 	src.Variants = append(src.Variants, v)
 	slices.SortFunc(src.Variants, func(a, b ManifestVariant) int { return strings.Compare(a.File, b.File) })
+	e.new[o.Rel] = src
+}
+
+// NeedsPlaceholders: neither this run nor the manifest found has
+// placeholders for this version of the source.
+func (e *ExportSink) NeedsPlaceholders(o origin.Original) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range []map[string]ManifestSource{e.new, e.old} {
+		if src, ok := m[o.Rel]; ok && sameSource(src, o) && src.Placeholders != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// PutPlaceholders records p in this run's entry of o.
+func (e *ExportSink) PutPlaceholders(o origin.Original, p placeholder.Set) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	src, ok := e.new[o.Rel]
+	if !ok || !sameSource(src, o) {
+		src = ManifestSource{Source: o.Rel, Bytes: o.Size, Modified: o.ModTime}
+	}
+	src.Placeholders = &p
 	e.new[o.Rel] = src
 }
 

@@ -152,7 +152,8 @@ func (w *Warmer) Source(ctx context.Context, rel string) Result {
 		return r
 	}
 	todo := w.pending(ctx, o, &r)
-	if len(todo) == 0 {
+	describe := w.needsPlaceholders(o)
+	if len(todo) == 0 && !describe {
 		return r
 	}
 	if o.Size > w.d.MaxSourceBytes {
@@ -173,6 +174,11 @@ func (w *Warmer) Source(ctx context.Context, rel string) Result {
 		return r
 	}
 	w.render(ctx, o, data, todo, &r)
+	if describe {
+		if err := w.placeholders(ctx, o, data); err != nil && r.Err == nil {
+			r.Err = err
+		}
+	}
 	return r
 }
 
