@@ -31,6 +31,10 @@ type Variant struct {
 	Focus         imageformat.Focus      // a focal point of the upright source
 	Background    imageformat.Background // unset: opaque white (white is written as unset)
 	Blur          float64                // Gaussian sigma in output pixels; 0 = none
+
+	// Intermediate names the stored intermediate the variant is rendered
+	// through when its source has one (intermediate.go); "" = direct.
+	Intermediate string
 }
 
 // Variants builds the variant of a request under the server's settings.
@@ -39,6 +43,9 @@ type Variants struct {
 	MaxBox    int                   // IMAGE_PROXY_MAX_SIZE
 	Algorithm imageformat.Algorithm // IMAGE_PROXY_RESIZE_ALGORITHM: when the request names none
 	Encoders  Encoders              // the encoder settings' fingerprints
+	// Intermediates: which variants' keys name the stored intermediate
+	// (OfSource).
+	Intermediates Intermediates
 }
 
 // Of is the variant req asks for from the source of identity source;
@@ -161,6 +168,11 @@ func (v Variant) KeyAfter(prefix []byte) string {
 		b.Write(strconv.AppendInt(num[:0], int64(v.Quality), 10))
 	}
 	v.writeShape(&b)
+	if v.Intermediate != "" {
+		// Last, so every key without it is the key of before.
+		b.WriteByte('|')
+		b.WriteString(v.Intermediate)
+	}
 	return b.String()
 }
 
