@@ -98,6 +98,7 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 
 	cfg := s.Proxy
 	cfg.Encoders, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprints(), version, transform.Version()
+	cfg.Intermediate = s.Transform.Intermediate()
 	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log, Tracing: tp})
 	if err != nil {
 		closeAll()

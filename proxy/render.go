@@ -33,7 +33,7 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary r
 	if req.Output.Auto {
 		accept = c.Get(fiber.HeaderAccept)
 	}
-	v := s.variants.Of(o.Identity, req, accept)
+	v := s.variants.OfSource(o.Identity, o.Size, req, accept)
 	key, vkey, group := storeKey(rel, v) // once: the ETag and the cache look-up both need it
 	hdr := imageHeaders{etag: request.StrongETag(vkey), tag: group, lastModified: o.ModTime,
 		vary: vary, varyAccept: req.Output.Auto}
@@ -111,7 +111,7 @@ func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.O
 	opts := options(v, transform.Sniff(data[:min(len(data), sniffBytes)]))
 	// Renders of one source share its decode; one waiting for another's
 	// decode gives its slot back meanwhile.
-	opts.Source, opts.Gate = v.Source, sl
+	opts.Source, opts.Gate, opts.Intermediate = v.Source, sl, s.intermediateStore(o, v)
 	res, err := s.render(ctx, data, opts)
 	if err != nil {
 		return nil, err
@@ -150,13 +150,15 @@ func (s *Server) WarmRenderer() WarmRenderer { return WarmRenderer{s} }
 
 // RenderMany renders every distinct output of vs once (two variants can
 // share one: 720@2x and 1440@1x) and returns one result and one error per
-// variant, in order.
-func (r WarmRenderer) RenderMany(ctx context.Context, data []byte, vs []request.Variant) ([]transform.Result, []error) {
+// variant, in order. o is the source data was read from: a variant whose
+// key names the stored intermediate is rendered through o's, as live.
+func (r WarmRenderer) RenderMany(ctx context.Context, o origin.Original, data []byte, vs []request.Variant) ([]transform.Result, []error) {
 	in := transform.Sniff(data[:min(len(data), sniffBytes)])
 	var opts []transform.Options
 	index := make([]int, len(vs))
 	for i, v := range vs {
 		opt := options(v, in)
+		opt.Intermediate = r.s.intermediateStore(o, v)
 		j := slices.Index(opts, opt)
 		if j < 0 {
 			j = len(opts)

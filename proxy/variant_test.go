@@ -94,6 +94,10 @@ func TestSettingsRekeyOnlyTheirFormats(t *testing.T) {
 		"MaxSourcePixels": {func(c *transform.Config) { c.MaxSourcePixels = 1000 }, nil},
 		"DecodeCacheSize": {func(c *transform.Config) { c.DecodeCacheSize = 0 }, nil},
 		"DecodeCacheTTL":  {func(c *transform.Config) { c.DecodeCacheTTL = time.Minute }, nil},
+		// The intermediate re-keys variants by their size and their
+		// source's, not by format: its tag (TestIntermediateTagFollowsSettings).
+		"IntermediateSize":     {func(c *transform.Config) { c.IntermediateSize = 800 }, nil},
+		"IntermediateMinBytes": {func(c *transform.Config) { c.IntermediateMinBytes = 1 }, nil},
 	}
 	base := request.NewEncoders(transform.DefaultConfig().Fingerprints())
 	typ := reflect.TypeFor[transform.Config]()

@@ -76,6 +76,11 @@ type Options struct {
 	// Gate, when set, is the caller's bound on concurrent renders, held
 	// while Render runs (see Gate).
 	Gate Gate
+	// Intermediate, when set, is where the source's stored intermediate
+	// is kept (intermediate.go): every variant that fits in it is rendered
+	// from it. The caller sets it exactly when the variant's key names the
+	// intermediate (Intermediate.Tag); nil renders from the source.
+	Intermediate IntermediateStore
 }
 
 // Gate bounds how many renders work at once (the caller's slots). The

@@ -24,6 +24,9 @@ type Config struct {
 	// Decoded sources kept for the next variants of the same source.
 	DecodeCacheSize int64         `env:"IMAGE_PROXY_DECODE_CACHE_SIZE" envDefault:"134217728"` // bytes; 0 = off
 	DecodeCacheTTL  time.Duration `env:"IMAGE_PROXY_DECODE_CACHE_TTL" envDefault:"10s"`
+	// The stored intermediate of large sources (intermediate.go).
+	IntermediateSize     int   `env:"IMAGE_PROXY_INTERMEDIATE_SIZE" envDefault:"1200"`                // longest side; 0 = off
+	IntermediateMinBytes int64 `env:"IMAGE_PROXY_INTERMEDIATE_MIN_SOURCE_BYTES" envDefault:"1048576"` // smaller sources render directly
 }
 
 // DefaultConfig returns the defaults of the tags, as if no variable were set.
@@ -51,6 +54,8 @@ func (c Config) Validate() error {
 		{"PNGCompression", int64(c.PNGCompression), 0, 9},
 		{"MaxSourcePixels", c.MaxSourcePixels, 1, 1 << 40},
 		{"DecodeCacheSize", c.DecodeCacheSize, 0, 1 << 40},
+		{"IntermediateSize", int64(c.IntermediateSize), 0, maxIntermediateSize},
+		{"IntermediateMinBytes", c.IntermediateMinBytes, 0, 1 << 40},
 	} {
 		if err := setting.CheckRange(settingName(r.field), r.v, r.lo, r.hi); err != nil {
 			return err

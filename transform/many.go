@@ -63,7 +63,16 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	}
 	prep := time.Since(start) // header and plans: every option's
 	var loads []decode.Load   // in first-asked order
-	for _, p := range plans {
+	for i, p := range plans {
+		// As Render would: from the stored intermediate, made by the
+		// first that needs it and read back by the others.
+		if w, h, ok := e.throughIntermediate(s, p, opts[i]); ok {
+			t := time.Now()
+			results[i], errs[i] = e.fromIntermediate(ctx, s, p, w, h, opts[i])
+			addElapsed(&results[i], errs[i], time.Since(t))
+			plans[i].load.Pages = 0 // matches no load: renderLoad skips it
+			continue
+		}
 		if !slices.Contains(loads, p.load) {
 			loads = append(loads, p.load)
 		}

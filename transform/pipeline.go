@@ -34,6 +34,10 @@ func (e *Engine) Render(ctx context.Context, src []byte, opts Options) (_ Result
 	if ctx.Err() != nil {
 		return Result{}, canceled(ctx)
 	}
+	if w, h, ok := e.throughIntermediate(s, p, opts); ok {
+		dec.End(nil) // the intermediate's decode is part of its render
+		return e.fromIntermediate(ctx, s, p, w, h, opts)
+	}
 	img, err := e.decoder.Decode(ctx, s, p.load, opts.Gate)
 	if err != nil {
 		return Result{}, fromDecode(err)

@@ -39,7 +39,7 @@ var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
 // variant into the engine's options the way the live path does and counts
 // the renders as warm work, through the code that counts live ones.
 type Renderer interface {
-	RenderMany(ctx context.Context, src []byte, vs []request.Variant) ([]transform.Result, []error)
+	RenderMany(ctx context.Context, o origin.Original, src []byte, vs []request.Variant) ([]transform.Result, []error)
 }
 
 // Gate lets background work start a render only when live requests leave
@@ -205,7 +205,7 @@ func (w *Warmer) render(ctx context.Context, o origin.Original, data []byte, tod
 	for i, it := range todo {
 		vs[i] = it.Variant
 	}
-	results, errs := w.d.Renderer.RenderMany(ctx, data, vs)
+	results, errs := w.d.Renderer.RenderMany(ctx, o, data, vs)
 	for i, it := range todo {
 		err := errs[i]
 		if err == nil {

@@ -2,7 +2,7 @@
 # on exit, the binaries built into it, and sets of distinct 5120×2880 JPEG
 # sources. Needs SOURCES and a label in $set_label ("burst", "cold").
 
-corpus=../shared/corpus
+corpus=${CORPUS:-../shared/corpus}
 tmp=$(mktemp -d)
 server_pid=""
 cleanup() {

@@ -88,6 +88,9 @@ echo "== cold renders of distinct sources, against imgproxy (docs/bench/cold-dis
 [ -n "${IMGPROXY_BIN:-}" ] || echo "IMGPROXY_BIN is not set: imgproxy is left out (build it from its own source outside this repository)"
 RUNS=$RUNS CONC=$CONC FLOOR="$floor_baseline" IMGPROXY_BIN="${IMGPROXY_BIN:-}" bash docs/bench/cold-distinct.sh "$tmp/distinct.md"
 
+echo "== the long tail, against imgproxy (docs/bench/longtail.sh)"
+RUNS=$RUNS CONC=$CONC IMGPROXY_BIN="${IMGPROXY_BIN:-}" bash docs/bench/longtail.sh "$tmp/longtail.md"
+
 echo "== idle"
 start_server IMAGE_PROXY_ENABLE_CACHE=false
 sleep 2
@@ -298,6 +301,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo
 	cat "$tmp/distinct.md"
 	echo
+	cat "$tmp/longtail.md"
+	echo
 	echo "## Publish burst"
 	echo
 	cat "$tmp/burst.md"
@@ -326,6 +331,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "go test ./proxy -run '^\$' -bench '^BenchmarkMemoryHitTracing\$' -benchtime 2s -count 5 -cpu $CONC"
 	echo "RUNS=$RUNS CONC=$CONC bash docs/bench/burst.sh   # publish burst"
 	echo "IMGPROXY_BIN=/path/to/imgproxy RUNS=$RUNS CONC=$CONC bash docs/bench/cold-distinct.sh   # distinct sources against imgproxy"
+	echo "IMGPROXY_BIN=/path/to/imgproxy RUNS=$RUNS CONC=$CONC bash docs/bench/longtail.sh   # the long tail against imgproxy"
 	echo "BENCH_SOURCE=FILE go test ./transform -run '^\$' -bench '^BenchmarkLoneVariant' -benchtime 10x -count 5 -cpu 1"
 	echo '```'
 	if [ -f docs/bench/notes.md ]; then

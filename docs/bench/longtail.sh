@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The long tail: what an origin behind a CDN sees once the first variants
+# of a photo are cached. SOURCES distinct 5120x2880 JPEGs (baseline, then
+# progressive), each asked at 8 sizes x 2 formats (every URL new, so every
+# request misses the result cache, which is on: memory and disk, as
+# deployed). The URLs go round-robin over the sources, one variant of each
+# source per round, so the requests for one source are a round apart; the
+# decode cache's TTL is set to its minimum (1s), so a round is beyond its
+# window and no variant reuses another's decode in memory: each starts
+# from what is stored. CLIENTS clients (docs/bench/burst), a fresh server
+# (and disk cache) per run, the servers alternating within each run:
+# image-proxy with its defaults (the stored intermediate on), image-proxy
+# with IMAGE_PROXY_INTERMEDIATE_SIZE=0, and imgproxy when IMGPROXY_BIN
+# names a binary of it (built from its own source outside this repository).
+# Prints a markdown section (to $1 if given).
+# Used by run.sh; standalone: IMGPROXY_BIN=/path/imgproxy bash docs/bench/longtail.sh [out.md]
+# Smoke (seconds): SOURCES=2 RUNS=1 bash docs/bench/longtail.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RUNS=${RUNS:-3}
+SOURCES=${SOURCES:-64}
+CLIENTS=${CLIENTS:-4}
+CONC=${CONC:-2}
+IMGPROXY_BIN=${IMGPROXY_BIN:-}
+SIZES=${SIZES:-"160 240 320 480 640 800 960 1200"}
+FORMATS=${FORMATS:-"webp jpeg"}
+out=${1:-/dev/stdout}
+set_label=longtail
+. docs/bench/distinct.sh
+wait_up() { # URL
+	local i
+	for i in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+	echo "server did not come up: $1" >&2
+	tail -20 "$tmp/server.log" >&2
+	return 1
+}
+start_ours() { # env assignments...
+	rm -rf "$tmp/cache"
+	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
+		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY="$CONC" IMAGE_PROXY_QUEUE_DEPTH=1024 \
+		IMAGE_PROXY_QUEUE_TIMEOUT=120s IMAGE_PROXY_ENABLE_DISK_CACHE=true IMAGE_PROXY_CACHE_DISK_PATH="$tmp/cache" \
+		IMAGE_PROXY_DECODE_CACHE_TTL=1s "$@" "$tmp/image-proxy" >>"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	wait_up "$base/health"
+}
+start_imgproxy() {
+	env MALLOC_ARENA_MAX=2 IMGPROXY_BIND="127.0.0.1:$port" IMGPROXY_LOCAL_FILESYSTEM_ROOT="$tmp/root" \
+		IMGPROXY_LOG_LEVEL=warn "$IMGPROXY_BIN" >>"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	wait_up "$base/health"
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+
+# urls SERVER KIND: round-robin, one variant of every source per round.
+urls() {
+	local s f i ext
+	for s in $SIZES; do
+		for f in $FORMATS; do
+			for i in $(seq -w 0 $((SOURCES - 1))); do
+				if [ "$1" = imgproxy ]; then
+					ext=$f
+					[ "$f" = jpeg ] && ext=jpg
+					echo "$base/insecure/rs:fit:$s:$s/plain/local:///$2-$i.jpg@$ext"
+				else
+					echo "$base/$2-$i.jpg?size=$s&format=$f"
+				fi
+			done
+		done
+	done
+}
+
+# check URL SIZE: the answer is an image whose longer side is SIZE px.
+check() {
+	curl -fs "$1" -o "$tmp/check"
+	local w h
+	w=$(vipsheader -f width "$tmp/check")
+	h=$(vipsheader -f height "$tmp/check")
+	if [ $((w > h ? w : h)) != "$2" ]; then
+		echo "answered ${w}x$h ($(file -b "$tmp/check")) for $1, want $2 px" >&2
+		exit 1
+	fi
+}
+
+servers="ours ours-direct"
+if [ -n "$IMGPROXY_BIN" ]; then
+	servers="$servers imgproxy"
+	imgproxy_note="imgproxy: $("$IMGPROXY_BIN" version 2>/dev/null || echo "$IMGPROXY_BIN") with its defaults, MALLOC_ARENA_MAX=2"
+else
+	imgproxy_note="imgproxy: not measured (set IMGPROXY_BIN to a binary built from its source outside this repository)"
+fi
+first_size=${SIZES%% *}
+: >"$tmp/results"
+for kind in b p; do
+	for r in $(seq "$RUNS"); do
+		for s in $servers; do
+			case $s in
+			ours) start_ours ;;
+			ours-direct) start_ours IMAGE_PROXY_INTERMEDIATE_SIZE=0 ;;
+			imgproxy) start_imgproxy ;;
+			esac
+			urls "$s" "$kind" >"$tmp/urls"
+			check "$(head -1 "$tmp/urls")" "$first_size"
+			c0=$(cpu_ticks)
+			res=$("$tmp/burst" -c "$CLIENTS" <(tail -n +2 "$tmp/urls"))
+			c1=$(cpu_ticks)
+			errors=$(echo "$res" | cut -d' ' -f4)
+			if [ "$errors" != 0 ]; then
+				echo "$s: $errors failed requests" >&2
+				exit 1
+			fi
+			cpu_ms=$(awk -v d=$((c1 - c0)) -v n="$(echo "$res" | cut -d' ' -f1)" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", 1000*d/hz/n}')
+			echo "$kind $s $(echo "$res" | cut -d' ' -f3) $(hwm_mb) $cpu_ms" | tee -a "$tmp/results" >&2
+			stop_server
+		done
+	done
+done
+
+get() { awk -v k="$1" -v s="$2" -v c="$3" '$1==k && $2==s {print $c}' "$tmp/results" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×", a/b; else print "n/a" }'; }
+{
+	echo "## The long tail, against imgproxy"
+	echo
+	echo "$SOURCES distinct 5120×2880 sources per kind, each asked at sizes $SIZES as $FORMATS (every URL new), round-robin over the sources"
+	echo "(the requests for one source a round apart, the decode cache's TTL at 1 s: beyond its window); $CLIENTS clients (docs/bench/burst);"
+	echo "result cache on (memory and disk, a fresh one per run), IMAGE_PROXY_CONCURRENCY=$CONC; image-proxy with its defaults (stored intermediate on)"
+	echo "and with \`IMAGE_PROXY_INTERMEDIATE_SIZE=0\`; a fresh server per run, the servers alternating within each run; median of $RUNS runs."
+	echo "Sources: $source_note. $imgproxy_note."
+	echo
+	echo "| source | image-proxy req/s | intermediate off req/s | imgproxy req/s | image-proxy / imgproxy | off / imgproxy | server CPU ms/image (ours, off, imgproxy) | peak RSS MB (ours, off, imgproxy) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	for kind in b p; do
+		name=baseline
+		[ $kind = p ] && name=progressive
+		ours=$(get $kind ours 3)
+		off=$(get $kind ours-direct 3)
+		img=$(get $kind imgproxy 3)
+		echo "| $name | $ours | $off | ${img:-n/a} | $(ratio "$ours" "$img") | $(ratio "$off" "$img") | $(get $kind ours 5), $(get $kind ours-direct 5), $(get $kind imgproxy 5) | $(get $kind ours 4), $(get $kind ours-direct 4), $(get $kind imgproxy 4) |"
+	done
+	echo
+	echo "Every run: \`IMGPROXY_BIN=… bash docs/bench/longtail.sh\` (RUNS=$RUNS SOURCES=$SOURCES CLIENTS=$CLIENTS CONC=$CONC)."
+} >"$out"
