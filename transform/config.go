@@ -25,7 +25,7 @@ type Config struct {
 	DecodeCacheSize int64         `env:"IMAGE_PROXY_DECODE_CACHE_SIZE" envDefault:"134217728"` // bytes; 0 = off
 	DecodeCacheTTL  time.Duration `env:"IMAGE_PROXY_DECODE_CACHE_TTL" envDefault:"10s"`
 	// The stored intermediate of large sources (intermediate.go).
-	IntermediateSize     int   `env:"IMAGE_PROXY_INTERMEDIATE_SIZE" envDefault:"1200"`                // longest side; 0 = off
+	IntermediateSize     int   `env:"IMAGE_PROXY_INTERMEDIATE_SIZE" envDefault:"0"`                   // longest side, e.g. 1200; 0 = off (the default, see README)
 	IntermediateMinBytes int64 `env:"IMAGE_PROXY_INTERMEDIATE_MIN_SOURCE_BYTES" envDefault:"1048576"` // smaller sources render directly
 }
 
