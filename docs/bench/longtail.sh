@@ -9,8 +9,8 @@
 # window and no variant reuses another's decode in memory: each starts
 # from what is stored. CLIENTS clients (docs/bench/burst), a fresh server
 # (and disk cache) per run, the servers alternating within each run:
-# image-proxy with its defaults (the stored intermediate on), image-proxy
-# with IMAGE_PROXY_INTERMEDIATE_SIZE=0, and imgproxy when IMGPROXY_BIN
+# image-proxy with the stored intermediate on (IMAGE_PROXY_INTERMEDIATE_SIZE=1200),
+# image-proxy with it off (0, the default), and imgproxy when IMGPROXY_BIN
 # names a binary of it (built from its own source outside this repository).
 # Prints a markdown section (to $1 if given).
 # Used by run.sh; standalone: IMGPROXY_BIN=/path/imgproxy bash docs/bench/longtail.sh [out.md]
@@ -95,7 +95,7 @@ for kind in b p; do
 	for r in $(seq "$RUNS"); do
 		for s in $servers; do
 			case $s in
-			ours) start_ours ;;
+			ours) start_ours IMAGE_PROXY_INTERMEDIATE_SIZE=1200 ;;
 			ours-direct) start_ours IMAGE_PROXY_INTERMEDIATE_SIZE=0 ;;
 			imgproxy) start_imgproxy ;;
 			esac
@@ -123,8 +123,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×",
 	echo
 	echo "$SOURCES distinct 5120×2880 sources per kind, each asked at sizes $SIZES as $FORMATS (every URL new), round-robin over the sources"
 	echo "(the requests for one source a round apart, the decode cache's TTL at 1 s: beyond its window); $CLIENTS clients (docs/bench/burst);"
-	echo "result cache on (memory and disk, a fresh one per run), IMAGE_PROXY_CONCURRENCY=$CONC; image-proxy with its defaults (stored intermediate on)"
-	echo "and with \`IMAGE_PROXY_INTERMEDIATE_SIZE=0\`; a fresh server per run, the servers alternating within each run; median of $RUNS runs."
+	echo "result cache on (memory and disk, a fresh one per run), IMAGE_PROXY_CONCURRENCY=$CONC; image-proxy with the stored intermediate on (`IMAGE_PROXY_INTERMEDIATE_SIZE=1200`)"
+	echo "and off (\`0\`, the default); a fresh server per run, the servers alternating within each run; median of $RUNS runs."
 	echo "Sources: $source_note. $imgproxy_note."
 	echo
 	echo "| source | image-proxy req/s | intermediate off req/s | imgproxy req/s | image-proxy / imgproxy | off / imgproxy | server CPU ms/image (ours, off, imgproxy) | peak RSS MB (ours, off, imgproxy) |"
