@@ -123,7 +123,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×",
 	echo
 	echo "$SOURCES distinct 5120×2880 sources per kind, each asked at sizes $SIZES as $FORMATS (every URL new), round-robin over the sources"
 	echo "(the requests for one source a round apart, the decode cache's TTL at 1 s: beyond its window); $CLIENTS clients (docs/bench/burst);"
-	echo "result cache on (memory and disk, a fresh one per run), IMAGE_PROXY_CONCURRENCY=$CONC; image-proxy with the stored intermediate on (`IMAGE_PROXY_INTERMEDIATE_SIZE=1200`)"
+	echo "result cache on (memory and disk, a fresh one per run), IMAGE_PROXY_CONCURRENCY=$CONC; image-proxy with the stored intermediate on (\`IMAGE_PROXY_INTERMEDIATE_SIZE=1200\`)"
 	echo "and off (\`0\`, the default); a fresh server per run, the servers alternating within each run; median of $RUNS runs."
 	echo "Sources: $source_note. $imgproxy_note."
 	echo
