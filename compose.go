@@ -67,6 +67,12 @@ type parts struct {
 // build makes every part in order (transform.Startup has run); closeAll
 // releases them.
 func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func(), error) {
+	if !s.Cache.Enabled && s.Transform.IntermediateSize != 0 {
+		// Without a result cache nothing keeps the intermediate: every
+		// render would make one and throw it away.
+		log.Warn("IMAGE_PROXY_INTERMEDIATE_SIZE ignored: the stored intermediate needs the result cache (IMAGE_PROXY_ENABLE_CACHE=true)")
+		s.Transform.IntermediateSize = 0
+	}
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	tiers, err := cache.LocalTiers(s.Cache, m, log)
 	if err != nil {
