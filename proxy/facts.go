@@ -126,19 +126,11 @@ func (s *Server) describe(c *fiber.Ctx, rel string, req request.Request, vary re
 // output the answer reports. The value is tagged as a render's is, with
 // no format: the key's suffix is what says it is JSON.
 func (s *Server) describeSource(ctx context.Context, src origin.Source, o origin.Original, v request.Variant, output bool) ([]byte, error) {
-	sl, err := s.enterSlot(ctx)
+	sl, data, opts, err := s.readInSlot(ctx, src, o, v)
 	if err != nil {
 		return nil, err
 	}
 	defer sl.Leave()
-	rctx, read := s.tracing.Start(ctx, "source.read")
-	data, err := origin.ReadAll(rctx, src, o, s.cfg.MaxSourceBytes)
-	read.End(err)
-	if err != nil {
-		return nil, err
-	}
-	opts := options(v, transform.Sniff(data[:min(len(data), sniffBytes)]))
-	opts.Source, opts.Gate = v.Source, sl
 	d, ok := s.engine.(describer)
 	if !ok {
 		return nil, errNoDescriber

@@ -96,27 +96,39 @@ func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src origin
 // it. The value it returns is imageformat.Tag's: a cache hit knows its
 // Content-Type without sniffing.
 func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.Original, v request.Variant) ([]byte, error) {
-	sl, err := s.enterSlot(ctx)
+	sl, data, opts, err := s.readInSlot(ctx, src, o, v)
 	if err != nil {
 		return nil, err
 	}
 	defer sl.Leave()
-
-	rctx, read := s.tracing.Start(ctx, "source.read")
-	data, err := origin.ReadAll(rctx, src, o, s.cfg.MaxSourceBytes)
-	read.End(err)
-	if err != nil {
-		return nil, err
-	}
-	opts := options(v, transform.Sniff(data[:min(len(data), sniffBytes)]))
-	// Renders of one source share its decode; one waiting for another's
-	// decode gives its slot back meanwhile.
-	opts.Source, opts.Gate, opts.Intermediate = v.Source, sl, s.intermediateStore(o, v)
+	opts.Intermediate = s.intermediateStore(o, v)
 	res, err := s.render(ctx, data, opts)
 	if err != nil {
 		return nil, err
 	}
 	return imageformat.Tag(res.Format, res.Data), nil
+}
+
+// readInSlot waits for a transform slot, reads the original whole and
+// returns the engine's options of v for it; unless it fails, the caller
+// leaves the slot. Renders of one source share its decode, and one
+// waiting for another's decode gives its slot back meanwhile (the options'
+// Source and Gate).
+func (s *Server) readInSlot(ctx context.Context, src origin.Source, o origin.Original, v request.Variant) (*slot, []byte, transform.Options, error) {
+	sl, err := s.enterSlot(ctx)
+	if err != nil {
+		return nil, nil, transform.Options{}, err
+	}
+	rctx, read := s.tracing.Start(ctx, "source.read")
+	data, err := origin.ReadAll(rctx, src, o, s.cfg.MaxSourceBytes)
+	read.End(err)
+	if err != nil {
+		sl.Leave()
+		return nil, nil, transform.Options{}, err
+	}
+	opts := options(v, transform.Sniff(data[:min(len(data), sniffBytes)]))
+	opts.Source, opts.Gate = v.Source, sl
+	return sl, data, opts, nil
 }
 
 // enterSlot waits for a transform slot; the caller must Leave it.
