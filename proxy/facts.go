@@ -88,20 +88,14 @@ func (s *Server) describe(c *fiber.Ctx, rel string, req request.Request, vary re
 	hdr := imageHeaders{etag: request.StrongETag(vkey), tag: group, lastModified: o.ModTime,
 		vary: vary, varyAccept: req.Output.Auto}
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {
-		hdr.cacheStatus = cache.StatusBypass
-		s.setImageHeaders(c, hdr)
-		c.Response().Header.Del(fiber.HeaderContentType)
-		c.Status(fiber.StatusNotModified)
-		return hdr.cacheStatus, nil
+		return s.revalidated(c, hdr), nil
 	}
 	if o.Size > s.cfg.MaxSourceBytes {
 		return cache.StatusBypass, errSourceTooBig
 	}
 	val, status, ok := s.cache.Cached(ctx, key)
 	if !ok {
-		pctx, stop := peerContext(ctx, c.Context().Conn())
-		defer stop()
-		val, status, err = s.cache.Fetch(pctx, key, func(ctx context.Context) ([]byte, error) {
+		val, status, err = s.fetch(ctx, c, key, func(ctx context.Context) ([]byte, error) {
 			return s.describeSource(ctx, src, o, v, req.Transform)
 		})
 		if err != nil {
@@ -112,12 +106,7 @@ func (s *Server) describe(c *fiber.Ctx, rel string, req request.Request, vary re
 	hdr.cacheStatus = status
 	s.setImageHeaders(c, hdr)
 	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
-	if c.Method() == fiber.MethodHead {
-		c.Response().Header.SetContentLength(len(body))
-		c.Response().SkipBody = true
-		return status, nil
-	}
-	c.Response().SetBodyRaw(body)
+	writeBody(c, body)
 	return status, nil
 }
 

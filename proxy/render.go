@@ -40,12 +40,8 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary r
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {
-		hdr.cacheStatus = cache.StatusBypass
 		hdr.format = req.Output.Format
-		s.setImageHeaders(c, hdr)
-		c.Response().Header.Del(fiber.HeaderContentType)
-		c.Status(fiber.StatusNotModified)
-		return hdr.cacheStatus, nil
+		return s.revalidated(c, hdr), nil
 	}
 	if o.Size > s.cfg.MaxSourceBytes {
 		return cache.StatusBypass, errSourceTooBig
@@ -55,7 +51,7 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary r
 	// that only a wait or a render needs.
 	val, status, ok := s.cache.Cached(ctx, key)
 	if !ok {
-		if val, status, err = s.fetch(ctx, c, key, src, o, v); err != nil {
+		if val, status, err = s.fetchRender(ctx, c, key, src, o, v); err != nil {
 			return status, err
 		}
 	}
@@ -63,13 +59,28 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary r
 	hdr.format, body = imageformat.Untag(val)
 	hdr.cacheStatus = status
 	s.setImageHeaders(c, hdr)
+	writeBody(c, body)
+	return status, nil
+}
+
+// revalidated answers a revalidation of a variant: its headers, a 304,
+// no body and no Content-Type.
+func (s *Server) revalidated(c *fiber.Ctx, hdr imageHeaders) cache.Status {
+	hdr.cacheStatus = cache.StatusBypass
+	s.setImageHeaders(c, hdr)
+	c.Response().Header.Del(fiber.HeaderContentType)
+	c.Status(fiber.StatusNotModified)
+	return hdr.cacheStatus
+}
+
+// writeBody sends body, or for HEAD only its length.
+func writeBody(c *fiber.Ctx, body []byte) {
 	if c.Method() == fiber.MethodHead {
 		c.Response().Header.SetContentLength(len(body))
 		c.Response().SkipBody = true
-		return status, nil
+		return
 	}
 	c.Response().SetBodyRaw(body)
-	return status, nil
 }
 
 // storeKey is v's key in the tiers (cache.SourceKey: filed under rel's
@@ -83,11 +94,18 @@ func storeKey(rel string, v request.Variant) (key, vkey, group string) {
 }
 
 // fetch is the cache's slow path: other tiers, a wait for the same key, or
-// a render, cancelled when the client hangs up.
-func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, src origin.Source, o origin.Original, v request.Variant) ([]byte, cache.Status, error) {
+// make (a render, a description), cancelled when the client hangs up.
+func (s *Server) fetch(ctx context.Context, c *fiber.Ctx, key string, make cache.RenderFunc) ([]byte, cache.Status, error) {
 	ctx, stop := peerContext(ctx, c.Context().Conn())
 	defer stop()
-	return s.cache.Fetch(ctx, key, func(ctx context.Context) ([]byte, error) {
+	return s.cache.Fetch(ctx, key, make)
+}
+
+// fetchRender is fetch with a render of v. Its own function, so the
+// closure and what it captures are only made on a miss: a memory hit
+// allocates nothing for them.
+func (s *Server) fetchRender(ctx context.Context, c *fiber.Ctx, key string, src origin.Source, o origin.Original, v request.Variant) ([]byte, cache.Status, error) {
+	return s.fetch(ctx, c, key, func(ctx context.Context) ([]byte, error) {
 		return s.renderSource(ctx, src, o, v)
 	})
 }
