@@ -21,32 +21,6 @@ IMGPROXY_BIN=${IMGPROXY_BIN:-}
 out=${1:-/dev/stdout}
 set_label=cold
 . docs/bench/distinct.sh
-wait_up() { # URL
-	local i
-	for i in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
-	echo "server did not come up: $1" >&2
-	tail -20 "$tmp/server.log" >&2
-	return 1
-}
-start_ours() { # env assignments...
-	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
-		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY="$CONC" IMAGE_PROXY_QUEUE_DEPTH=1024 \
-		IMAGE_PROXY_QUEUE_TIMEOUT=120s IMAGE_PROXY_ENABLE_CACHE=false "$@" "$tmp/image-proxy" >>"$tmp/server.log" 2>&1 &
-	server_pid=$!
-	wait_up "$base/health"
-}
-# imgproxy with its defaults, reading the same directory; MALLOC_ARENA_MAX
-# as ours, so the allocator is not what differs.
-start_imgproxy() {
-	env MALLOC_ARENA_MAX=2 IMGPROXY_BIND="127.0.0.1:$port" IMGPROXY_LOCAL_FILESYSTEM_ROOT="$tmp/root" \
-		IMGPROXY_LOG_LEVEL=warn "$IMGPROXY_BIN" >>"$tmp/server.log" 2>&1 &
-	server_pid=$!
-	wait_up "$base/health"
-}
-# cpu_ticks: the server's user + system time so far, in clock ticks. CPU per
-# image is steadier than req/s on a shared machine: what other processes
-# take from the wall clock, they do not add to the server's CPU time.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 
 urls() { # SERVER KIND
 	local i
@@ -71,8 +45,8 @@ for kind in b p; do
 	for r in $(seq "$RUNS"); do
 		for s in $servers; do
 			case $s in
-			ours) start_ours ;;
-			ours-off) start_ours IMAGE_PROXY_DECODE_CACHE_SIZE=0 ;;
+			ours) start_ours IMAGE_PROXY_ENABLE_CACHE=false ;;
+			ours-off) start_ours IMAGE_PROXY_ENABLE_CACHE=false IMAGE_PROXY_DECODE_CACHE_SIZE=0 ;;
 			imgproxy) start_imgproxy ;;
 			esac
 			urls "$s" "$kind" >"$tmp/urls"

@@ -40,3 +40,33 @@ base="http://127.0.0.1:$port"
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 hwm_mb() { awk '/^VmHWM/{printf "%.0f", $2/1024}' "/proc/$server_pid/status"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# wait_up URL: polls until the server answers, for at most 30 s.
+wait_up() {
+	local i
+	for i in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+	echo "server did not come up: $1" >&2
+	tail -20 "$tmp/server.log" >&2
+	return 1
+}
+# start_ours ENV...: image-proxy over the set, as the benchmarks run it
+# (and what each adds: the cache off, the disk tier, …).
+start_ours() {
+	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
+		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY="$CONC" IMAGE_PROXY_QUEUE_DEPTH=1024 \
+		IMAGE_PROXY_QUEUE_TIMEOUT=120s "$@" "$tmp/image-proxy" >>"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	wait_up "$base/health"
+}
+# imgproxy with its defaults, reading the same directory; MALLOC_ARENA_MAX
+# as ours, so the allocator is not what differs.
+start_imgproxy() {
+	env MALLOC_ARENA_MAX=2 IMGPROXY_BIND="127.0.0.1:$port" IMGPROXY_LOCAL_FILESYSTEM_ROOT="$tmp/root" \
+		IMGPROXY_LOG_LEVEL=warn "$IMGPROXY_BIN" >>"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	wait_up "$base/health"
+}
+# cpu_ticks: the server's user + system time so far, in clock ticks. CPU per
+# image is steadier than req/s on a shared machine: what other processes
+# take from the wall clock, they do not add to the server's CPU time.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }

@@ -28,29 +28,12 @@ FORMATS=${FORMATS:-"webp jpeg"}
 out=${1:-/dev/stdout}
 set_label=longtail
 . docs/bench/distinct.sh
-wait_up() { # URL
-	local i
-	for i in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
-	echo "server did not come up: $1" >&2
-	tail -20 "$tmp/server.log" >&2
-	return 1
-}
-start_ours() { # env assignments...
+# longtail_ours ENV...: a fresh disk tier per run, the decode cache's
+# lifetime at its minimum.
+longtail_ours() {
 	rm -rf "$tmp/cache"
-	env MALLOC_ARENA_MAX=2 IMAGE_PROXY_BIND_ADDRESS="127.0.0.1:$port" IMAGE_PROXY_ROOT_PATH="$tmp/root" \
-		IMAGE_PROXY_LOG_LEVEL=warn IMAGE_PROXY_CONCURRENCY="$CONC" IMAGE_PROXY_QUEUE_DEPTH=1024 \
-		IMAGE_PROXY_QUEUE_TIMEOUT=120s IMAGE_PROXY_ENABLE_DISK_CACHE=true IMAGE_PROXY_CACHE_DISK_PATH="$tmp/cache" \
-		IMAGE_PROXY_DECODE_CACHE_TTL=1s "$@" "$tmp/image-proxy" >>"$tmp/server.log" 2>&1 &
-	server_pid=$!
-	wait_up "$base/health"
+	start_ours IMAGE_PROXY_ENABLE_DISK_CACHE=true IMAGE_PROXY_CACHE_DISK_PATH="$tmp/cache" IMAGE_PROXY_DECODE_CACHE_TTL=1s "$@"
 }
-start_imgproxy() {
-	env MALLOC_ARENA_MAX=2 IMGPROXY_BIND="127.0.0.1:$port" IMGPROXY_LOCAL_FILESYSTEM_ROOT="$tmp/root" \
-		IMGPROXY_LOG_LEVEL=warn "$IMGPROXY_BIN" >>"$tmp/server.log" 2>&1 &
-	server_pid=$!
-	wait_up "$base/health"
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 
 # urls SERVER KIND: round-robin, one variant of every source per round.
 urls() {
@@ -95,8 +78,8 @@ for kind in b p; do
 	for r in $(seq "$RUNS"); do
 		for s in $servers; do
 			case $s in
-			ours) start_ours IMAGE_PROXY_INTERMEDIATE_SIZE=1200 ;;
-			ours-direct) start_ours IMAGE_PROXY_INTERMEDIATE_SIZE=0 ;;
+			ours) longtail_ours IMAGE_PROXY_INTERMEDIATE_SIZE=1200 ;;
+			ours-direct) longtail_ours IMAGE_PROXY_INTERMEDIATE_SIZE=0 ;;
 			imgproxy) start_imgproxy ;;
 			esac
 			urls "$s" "$kind" >"$tmp/urls"
