@@ -70,3 +70,23 @@ start_imgproxy() {
 # image is steadier than req/s on a shared machine: what other processes
 # take from the wall clock, they do not add to the server's CPU time.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+# measure KIND SERVER: one burst of the URLs in $tmp/urls but the first
+# (the check), against the running server; appends "KIND SERVER img/s
+# peak-RSS-MB CPU-ms-per-image" to $tmp/results. A failed request fails
+# the run.
+measure() {
+	local c0 c1 res errors cpu_ms
+	c0=$(cpu_ticks)
+	res=$("$tmp/burst" -c "$CLIENTS" <(tail -n +2 "$tmp/urls"))
+	c1=$(cpu_ticks)
+	errors=$(echo "$res" | cut -d' ' -f4)
+	if [ "$errors" != 0 ]; then
+		echo "$2: $errors failed requests" >&2
+		exit 1
+	fi
+	cpu_ms=$(awk -v d=$((c1 - c0)) -v n="$(echo "$res" | cut -d' ' -f1)" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", 1000*d/hz/n}')
+	echo "$1 $2 $(echo "$res" | cut -d' ' -f3) $(hwm_mb) $cpu_ms" | tee -a "$tmp/results" >&2
+}
+# get KIND SERVER COLUMN: the median of that column over the runs.
+get() { awk -v k="$1" -v s="$2" -v c="$3" '$1==k && $2==s {print $c}' "$tmp/results" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×", a/b; else print "n/a" }'; }

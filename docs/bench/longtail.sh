@@ -84,23 +84,12 @@ for kind in b p; do
 			esac
 			urls "$s" "$kind" >"$tmp/urls"
 			check "$(head -1 "$tmp/urls")" "$first_size"
-			c0=$(cpu_ticks)
-			res=$("$tmp/burst" -c "$CLIENTS" <(tail -n +2 "$tmp/urls"))
-			c1=$(cpu_ticks)
-			errors=$(echo "$res" | cut -d' ' -f4)
-			if [ "$errors" != 0 ]; then
-				echo "$s: $errors failed requests" >&2
-				exit 1
-			fi
-			cpu_ms=$(awk -v d=$((c1 - c0)) -v n="$(echo "$res" | cut -d' ' -f1)" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", 1000*d/hz/n}')
-			echo "$kind $s $(echo "$res" | cut -d' ' -f3) $(hwm_mb) $cpu_ms" | tee -a "$tmp/results" >&2
+			measure "$kind" "$s"
 			stop_server
 		done
 	done
 done
 
-get() { awk -v k="$1" -v s="$2" -v c="$3" '$1==k && $2==s {print $c}' "$tmp/results" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a != "" && b > 0) printf "%.2f×", a/b; else print "n/a" }'; }
 {
 	echo "## The long tail, against imgproxy"
 	echo
