@@ -42,8 +42,11 @@ func (s *Server) passthrough(c *fiber.Ctx, rel string) error {
 		return fault.New(fault.Unsupported, "", nil)
 	}
 	etag := request.StrongETag("pass|" + o.Identity)
-	s.setImageHeaders(c, imageHeaders{format: format, etag: etag, lastModified: o.ModTime,
-		cacheStatus: cache.StatusBypass, passthrough: true, tag: cache.SourceGroup(rel)})
+	hdr := imageHeaders{format: format, etag: etag, lastModified: o.ModTime, cacheStatus: cache.StatusBypass, passthrough: true}
+	if s.cfg.CacheTags { // a hash and a string only when the header is sent
+		hdr.tag = cache.SourceGroup(rel)
+	}
+	s.setImageHeaders(c, hdr)
 	if s.notModified(c, etag, o.ModTime) {
 		c.Status(fiber.StatusNotModified)
 		return nil
