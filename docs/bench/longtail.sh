@@ -9,8 +9,8 @@
 # window and no variant reuses another's decode in memory: each starts
 # from what is stored. CLIENTS clients (docs/bench/burst), a fresh server
 # (and disk cache) per run, the servers alternating within each run:
-# image-proxy with the stored intermediate on (IMAGE_PROXY_INTERMEDIATE_SIZE=1200),
-# image-proxy with it off (0, the default), and imgproxy when IMGPROXY_BIN
+# image-proxy with its defaults (stored decodes on), image-proxy with
+# stored decodes off (IMAGE_PROXY_INTERMEDIATE_SIZE=0), and imgproxy when IMGPROXY_BIN
 # names a binary of it (built from its own source outside this repository).
 # Prints a markdown section (to $1 if given).
 # Used by run.sh; standalone: IMGPROXY_BIN=/path/imgproxy bash docs/bench/longtail.sh [out.md]
@@ -24,6 +24,7 @@ CLIENTS=${CLIENTS:-4}
 CONC=${CONC:-2}
 IMGPROXY_BIN=${IMGPROXY_BIN:-}
 SIZES=${SIZES:-"160 240 320 480 640 800 960 1200"}
+TITLE=${TITLE:-"The long tail, against imgproxy"}
 FORMATS=${FORMATS:-"webp jpeg"}
 out=${1:-/dev/stdout}
 set_label=longtail
@@ -78,7 +79,7 @@ for kind in b p; do
 	for r in $(seq "$RUNS"); do
 		for s in $servers; do
 			case $s in
-			ours) longtail_ours IMAGE_PROXY_INTERMEDIATE_SIZE=1200 ;;
+			ours) longtail_ours ;;
 			ours-direct) longtail_ours IMAGE_PROXY_INTERMEDIATE_SIZE=0 ;;
 			imgproxy) start_imgproxy ;;
 			esac
@@ -91,15 +92,15 @@ for kind in b p; do
 done
 
 {
-	echo "## The long tail, against imgproxy"
+	echo "## $TITLE"
 	echo
 	echo "$SOURCES distinct 5120×2880 sources per kind, each asked at sizes $SIZES as $FORMATS (every URL new), round-robin over the sources"
 	echo "(the requests for one source a round apart, the decode cache's TTL at 1 s: beyond its window); $CLIENTS clients (docs/bench/burst);"
-	echo "result cache on (memory and disk, a fresh one per run), IMAGE_PROXY_CONCURRENCY=$CONC; image-proxy with the stored intermediate on (\`IMAGE_PROXY_INTERMEDIATE_SIZE=1200\`)"
-	echo "and off (\`0\`, the default); a fresh server per run, the servers alternating within each run; median of $RUNS runs."
+	echo "result cache on (memory and disk, a fresh one per run), IMAGE_PROXY_CONCURRENCY=$CONC; image-proxy with its defaults (stored decodes on)"
+	echo "and with them off (\`IMAGE_PROXY_INTERMEDIATE_SIZE=0\`); a fresh server per run, the servers alternating within each run; median of $RUNS runs."
 	echo "Sources: $source_note. $imgproxy_note."
 	echo
-	echo "| source | image-proxy req/s | intermediate off req/s | imgproxy req/s | image-proxy / imgproxy | off / imgproxy | server CPU ms/image (ours, off, imgproxy) | peak RSS MB (ours, off, imgproxy) |"
+	echo "| source | image-proxy req/s | stored decodes off req/s | imgproxy req/s | image-proxy / imgproxy | off / imgproxy | server CPU ms/image (ours, off, imgproxy) | peak RSS MB (ours, off, imgproxy) |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 	for kind in b p; do
 		name=baseline
@@ -110,5 +111,5 @@ done
 		echo "| $name | $ours | $off | ${img:-n/a} | $(ratio "$ours" "$img") | $(ratio "$off" "$img") | $(get $kind ours 5), $(get $kind ours-direct 5), $(get $kind imgproxy 5) | $(get $kind ours 4), $(get $kind ours-direct 4), $(get $kind imgproxy 4) |"
 	done
 	echo
-	echo "Every run: \`IMGPROXY_BIN=… bash docs/bench/longtail.sh\` (RUNS=$RUNS SOURCES=$SOURCES CLIENTS=$CLIENTS CONC=$CONC)."
+	echo "Every run: \`IMGPROXY_BIN=… bash docs/bench/longtail.sh\` (RUNS=$RUNS SOURCES=$SOURCES CLIENTS=$CLIENTS CONC=$CONC SIZES='$SIZES' FORMATS='$FORMATS')."
 } >"$out"

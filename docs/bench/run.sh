@@ -90,6 +90,9 @@ RUNS=$RUNS CONC=$CONC FLOOR="$floor_baseline" IMGPROXY_BIN="${IMGPROXY_BIN:-}" b
 
 echo "== the long tail, against imgproxy (docs/bench/longtail.sh)"
 RUNS=$RUNS CONC=$CONC IMGPROXY_BIN="${IMGPROXY_BIN:-}" bash docs/bench/longtail.sh "$tmp/longtail.md"
+echo "== lone first renders with the result cache on (docs/bench/longtail.sh, one variant per source)"
+RUNS=$RUNS CONC=$CONC IMGPROXY_BIN="${IMGPROXY_BIN:-}" SIZES=400 FORMATS=webp \
+	TITLE="Lone first renders with the result cache on, against imgproxy" bash docs/bench/longtail.sh "$tmp/lone.md"
 
 echo "== idle"
 start_server IMAGE_PROXY_ENABLE_CACHE=false
@@ -303,6 +306,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo
 	cat "$tmp/longtail.md"
 	echo
+	cat "$tmp/lone.md"
+	echo
 	echo "## Publish burst"
 	echo
 	cat "$tmp/burst.md"
@@ -332,6 +337,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.0f %%", 100*a/b; 
 	echo "RUNS=$RUNS CONC=$CONC bash docs/bench/burst.sh   # publish burst"
 	echo "IMGPROXY_BIN=/path/to/imgproxy RUNS=$RUNS CONC=$CONC bash docs/bench/cold-distinct.sh   # distinct sources against imgproxy"
 	echo "IMGPROXY_BIN=/path/to/imgproxy RUNS=$RUNS CONC=$CONC bash docs/bench/longtail.sh   # the long tail against imgproxy"
+	echo "IMGPROXY_BIN=/path/to/imgproxy RUNS=$RUNS CONC=$CONC SIZES=400 FORMATS=webp bash docs/bench/longtail.sh   # lone first renders, result cache on"
 	echo "BENCH_SOURCE=FILE go test ./transform -run '^\$' -bench '^BenchmarkLoneVariant' -benchtime 10x -count 5 -cpu 1"
 	echo '```'
 	if [ -f docs/bench/notes.md ]; then
