@@ -29,9 +29,10 @@ func (t *diskTier) Open(ctx context.Context, key string, head int, whole int64) 
 	head = min(max(head, 0), MaxHead)
 	checked := t.wasChecked(name, id, stOnDisk(&st))
 	if checked && n > whole && n >= int64(head) {
-		if f, ok := openFile(fd, st.Size, head); ok {
+		if f, ok := t.openChecked(fd, st.Size, head); ok {
 			return Hit{Value: f.head(head), File: f}, true
 		}
+		// The header disagrees with the file: the full check below drops it.
 	}
 	defer unix.Close(fd)
 	raw, err := readAt0(fd, st.Size)
@@ -46,6 +47,20 @@ func (t *diskTier) Open(ctx context.Context, key string, head int, whole int64) 
 	}
 	t.markChecked(name, id)
 	return Hit{Value: payload}, true
+}
+
+// openChecked returns the checked entry of size bytes open at fd as a
+// File: a small one read whole (and fd closed), a larger one on fd. When
+// it fails, fd stays open.
+func (t *diskTier) openChecked(fd int, size int64, head int) (*File, bool) {
+	if size > smallFile {
+		return openFile(fd, size, head)
+	}
+	f, ok := readSmall(fd, size, head, &t.small)
+	if ok {
+		unix.Close(fd)
+	}
+	return f, ok
 }
 
 // wasChecked reports whether entry name's file is still the one Open last

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -56,9 +57,15 @@ func backdate(t *testing.T, p string) {
 }
 
 func TestDiskOpenChecksOnceThenSendsTheFile(t *testing.T) {
+	for _, size := range []int{3 << 10, 30 << 10} { // read whole; sent from the descriptor
+		t.Run(fmt.Sprint(size), func(t *testing.T) { checkedOnce(t, size) })
+	}
+}
+
+func checkedOnce(t *testing.T, size int) {
 	dir := t.TempDir()
 	e := newEnv(t, fileConfig(dir))
-	val := value(30<<10, 5)
+	val := value(size, 5)
 	val[0] = 9 // the head
 	e.fetch(t, "k", val)
 
@@ -127,34 +134,38 @@ func TestDiskOpenCatchesChangedFiles(t *testing.T) {
 			}
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			e := newEnv(t, fileConfig(dir))
-			e.fetch(t, "k", value(30<<10, 5))
-			p := entryFiles(t, dir)[0]
-			backdate(t, p)
-			for range 2 { // checked, then sent as a file
-				e.open(t, "k")
-			}
-			if h, _, _ := e.open(t, "k"); h.File == nil {
-				t.Fatal("a checked entry was not sent as a file")
-			}
-			raw, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.change(t, p, raw)
-			if _, st, ok := e.open(t, "k"); ok {
-				t.Errorf("changed entry answered %s", st)
-			}
-			if got := testutil.ToFloat64(e.m.CacheCorrupt); got != 1 {
-				t.Errorf("corrupt counter %v, want 1", got)
-			}
-			if _, err := os.Stat(p); !os.IsNotExist(err) {
-				t.Errorf("changed entry not dropped: %v", err)
-			}
-		})
+	for _, size := range []int{3 << 10, 30 << 10} { // read whole; sent from the descriptor
+		for _, c := range cases {
+			t.Run(fmt.Sprint(c.name, size), func(t *testing.T) { changedEntry(t, size, c.change) })
+		}
+	}
+}
+
+func changedEntry(t *testing.T, size int, change func(t *testing.T, p string, raw []byte)) {
+	dir := t.TempDir()
+	e := newEnv(t, fileConfig(dir))
+	e.fetch(t, "k", value(size, 5))
+	p := entryFiles(t, dir)[0]
+	backdate(t, p)
+	for range 2 { // checked, then sent as a file
+		e.open(t, "k")
+	}
+	if h, _, _ := e.open(t, "k"); h.File == nil {
+		t.Fatal("a checked entry was not sent as a file")
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(t, p, raw)
+	if _, st, ok := e.open(t, "k"); ok {
+		t.Errorf("changed entry answered %s", st)
+	}
+	if got := testutil.ToFloat64(e.m.CacheCorrupt); got != 1 {
+		t.Errorf("corrupt counter %v, want 1", got)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Errorf("changed entry not dropped: %v", err)
 	}
 }
 

@@ -50,6 +50,7 @@ type diskTier struct {
 	measureAt atomic.Int64
 	limit     atomic.Int64 // effective capacity; written under mu
 	scratch   sync.Pool    // of *[]byte, readBuffer long: read's first read lands here
+	small     sync.Pool    // of *[]byte, smallFile long: small entries Open sends (File)
 	rebuilt   chan struct{}
 
 	mu    sync.Mutex

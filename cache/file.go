@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -43,6 +44,37 @@ type File struct {
 	fd   fdReader
 	rest io.LimitedReader // of &fd
 	hdr  [headerBytes + MaxHead]byte
+	// A small entry is read whole in one read, its descriptor closed at
+	// once: mem is the rest of the value in buf, a buffer of pool.
+	mem  []byte
+	buf  *[]byte
+	pool *sync.Pool
+}
+
+// smallFile is the largest entry Open reads whole into a pooled buffer
+// rather than sending from its descriptor: one read instead of two, and
+// below fasthttp's 8 KB the body is copied into its write buffer anyway.
+const smallFile = 8 << 10
+
+// readSmall reads the entry of size bytes (at most smallFile) whole from
+// fd into a buffer of pool, and returns it as a File of the value past its
+// first head bytes; false when the header does not say what size does.
+func readSmall(fd int, size int64, head int, pool *sync.Pool) (*File, bool) {
+	bp, _ := pool.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, smallFile)
+		bp = &b
+	}
+	raw := (*bp)[:size]
+	n, err := readRetry(fd, raw)
+	if err != nil || int64(n) != size || string(raw[:4]) != entryMagic ||
+		binary.BigEndian.Uint64(raw[4:]) != uint64(size-headerBytes) {
+		pool.Put(bp)
+		return nil, false
+	}
+	f := &File{fd: fdReader{-1}, buf: bp, pool: pool, mem: raw[headerBytes+head:]}
+	copy(f.hdr[headerBytes:], raw[headerBytes:headerBytes+head])
+	return f, true
 }
 
 // openFile reads the entry header and the value's first head bytes from
@@ -64,15 +96,35 @@ func openFile(fd int, size int64, head int) (*File, bool) {
 func (f *File) head(n int) []byte { return f.hdr[headerBytes : headerBytes+n] }
 
 // Len is how many bytes of the value are left to send.
-func (f *File) Len() int64 { return f.rest.N }
+func (f *File) Len() int64 {
+	if f.buf != nil {
+		return int64(len(f.mem))
+	}
+	return f.rest.N
+}
 
 // Read reads the value on from where the File is (a client that is not a
 // plain TCP connection gets the bytes this way).
-func (f *File) Read(p []byte) (int, error) { return f.rest.Read(p) }
+func (f *File) Read(p []byte) (int, error) {
+	if f.buf != nil {
+		if len(f.mem) == 0 {
+			return 0, io.EOF
+		}
+		n := copy(p, f.mem)
+		f.mem = f.mem[n:]
+		return n, nil
+	}
+	return f.rest.Read(p)
+}
 
 // WriteTo sends the rest of the value to w: with sendfile when w passes a
 // reader on to a TCP connection (io.ReaderFrom), by reads otherwise.
 func (f *File) WriteTo(w io.Writer) (int64, error) {
+	if f.buf != nil {
+		n, err := w.Write(f.mem)
+		f.mem = f.mem[n:]
+		return int64(n), err
+	}
 	if rf, ok := w.(io.ReaderFrom); ok {
 		return rf.ReadFrom(&f.rest)
 	}
@@ -80,8 +132,13 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 	return io.CopyBuffer(w, struct{ io.Reader }{&f.rest}, buf[:])
 }
 
-// Close releases the descriptor.
+// Close releases the descriptor, or gives a small entry's buffer back.
 func (f *File) Close() error {
+	if f.buf != nil {
+		f.pool.Put(f.buf)
+		f.buf, f.mem = nil, nil
+		return nil
+	}
 	if f.fd.fd < 0 {
 		return nil
 	}

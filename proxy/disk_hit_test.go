@@ -221,7 +221,12 @@ func openFDs(t *testing.T) int {
 // TestDiskHitClosesItsFile: many file hits (GET, HEAD, 304) on one
 // connection leave no descriptor open once answered.
 func TestDiskHitClosesItsFile(t *testing.T) {
-	const uri = "/rocket.jpg?size=600&format=jpeg"
+	for _, uri := range []string{"/rocket.jpg?size=600&format=jpeg", "/rocket.jpg?size=100&format=jpeg"} {
+		t.Run(uri, func(t *testing.T) { closesItsFile(t, uri) })
+	}
+}
+
+func closesItsFile(t *testing.T, uri string) {
 	d := newDiskHits(t)
 	body, _ := d.warm(t, uri)
 	before, files := openFDs(t), d.c.files.Load()
