@@ -38,6 +38,11 @@ type Cache interface {
 	// Fetch does. A caller that would set something up for a slow Fetch
 	// (a hang-up watch) asks this first.
 	Cached(ctx context.Context, key string) ([]byte, Status, bool)
+	// Open is Cached for a caller that can send a file: a disk hit on a
+	// value no faster tier would keep comes back as the value's first head
+	// bytes (at most MaxHead) and a File of the rest, which the caller
+	// closes; it is not promoted. Every other hit is Cached's.
+	Open(ctx context.Context, key string, head int) (Hit, Status, bool)
 	// Purge removes every result of the source at rel (the keys made by
 	// SourceKey(rel, …)) from every tier, and reports what each removed.
 	Purge(ctx context.Context, rel string) []Purged

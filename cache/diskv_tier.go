@@ -50,6 +50,7 @@ type diskTier struct {
 	measureAt atomic.Int64
 	limit     atomic.Int64 // effective capacity; written under mu
 	scratch   sync.Pool    // of *[]byte, readBuffer long: read's first read lands here
+	small     sync.Pool    // of *[]byte, smallFile long: small entries Open sends (File)
 	rebuilt   chan struct{}
 
 	mu    sync.Mutex
@@ -61,6 +62,23 @@ type diskTier struct {
 type diskEntry struct {
 	name string
 	size int64
+	// checked is the file whose bytes Open last read and found intact (zero:
+	// none since it was indexed or written): while the file still is that
+	// one, Open serves it unread.
+	checked fileID
+}
+
+// fileID tells one state of a file from another without reading it: a
+// rewrite changes the modification or change time or the size, a
+// replacement (a rename over it) the inode. Bytes that change in place
+// with none of these changing are not seen (README, "Disk cache").
+type fileID struct {
+	ino                uint64
+	size, mtime, ctime int64
+}
+
+func idOf(st *unix.Stat_t) fileID {
+	return fileID{ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 }
 
 // NewDiskTier keeps up to capacity bytes under base, evicting the least
@@ -149,10 +167,7 @@ func (t *diskTier) Get(ctx context.Context, key string) ([]byte, bool) {
 	}
 	payload, ok := verify(raw)
 	if !ok {
-		t.d.Erase(name)
-		t.forget(name)
-		t.corrupt.Inc()
-		t.log.WarnContext(ctx, "damaged disk cache entry dropped", "entry", name, "bytes", len(raw))
+		t.drop(ctx, name, len(raw))
 		return nil, false
 	}
 	if !t.use(name) { // stored by an earlier run, not indexed yet
@@ -161,6 +176,14 @@ func (t *diskTier) Get(ctx context.Context, key string) ([]byte, bool) {
 		}
 	}
 	return payload, true
+}
+
+// drop removes a damaged entry of n bytes, counts and logs it.
+func (t *diskTier) drop(ctx context.Context, name string, n int) {
+	t.d.Erase(name)
+	t.forget(name)
+	t.corrupt.Inc()
+	t.log.WarnContext(ctx, "damaged disk cache entry dropped", "entry", name, "bytes", n)
 }
 
 // Set writes v unless writes are backing off after a failure, or v could
@@ -341,6 +364,7 @@ func (t *diskTier) add(name string, size int64) {
 		e := el.Value.(*diskEntry)
 		t.bytes += size - e.size
 		e.size = size
+		e.checked = fileID{} // a new file, not read yet
 		t.lru.MoveToFront(el)
 	} else {
 		t.index[name] = t.lru.PushFront(&diskEntry{name: name, size: size})

@@ -82,6 +82,9 @@ func (t *memoryTier) Close() error {
 
 func (t *memoryTier) Local() bool { return true }
 
+// MaxItem is the longest value Set keeps (itemLimit).
+func (t *memoryTier) MaxItem() int64 { return t.maxItem }
+
 // index records key under group g, sweeping out keys the cache no longer
 // holds once the index has twice as many as the cache (and a floor, so a
 // small cache does not sweep on every Set).

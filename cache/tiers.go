@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"math"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,7 +17,15 @@ type level struct {
 	status    Status
 	hit, miss prometheus.Counter
 	local     bool // on this machine: read without coalescing (Cached)
+	files     FileTier
+	// whole: a value up to this long is read as bytes by Open, since a
+	// faster tier would keep it (the largest of their MaxItem).
+	whole int64
 }
+
+// itemLimit is a tier that keeps no value longer than MaxItem (the memory
+// tier); a tier without it may keep any.
+type itemLimit interface{ MaxItem() int64 }
 
 // lookup is Get, counted.
 func (l *level) lookup(ctx context.Context, key string) ([]byte, bool) {
@@ -43,6 +52,7 @@ type tiered struct {
 func New(tiers []Tier, m *metrics.Metrics) Cache {
 	m = orDiscard(m)
 	t := &tiered{levels: make([]level, len(tiers))}
+	var whole int64 // what the tiers before this one keep
 	for i, tier := range tiers {
 		name := tier.Name()
 		t.levels[i] = level{
@@ -51,7 +61,14 @@ func New(tiers []Tier, m *metrics.Metrics) Cache {
 			hit:    m.CacheRequests.WithLabelValues(name, metrics.CacheHit),
 			miss:   m.CacheRequests.WithLabelValues(name, metrics.CacheMiss),
 			local:  tier.Local(),
+			whole:  whole,
 		}
+		t.levels[i].files, _ = tier.(FileTier)
+		limit := int64(math.MaxInt64)
+		if l, ok := tier.(itemLimit); ok {
+			limit = l.MaxItem()
+		}
+		whole = max(whole, limit)
 	}
 	t.lease = newLeasing(t.levels, m)
 	return t
@@ -78,23 +95,41 @@ func (t *tiered) Fetch(ctx context.Context, key string, render RenderFunc) ([]by
 // Fetch, whose flight coalesces them. A hit counts the misses before it; a
 // miss counts nothing, since the Fetch that follows counts every tier.
 func (t *tiered) Cached(ctx context.Context, key string) ([]byte, Status, bool) {
+	h, st, ok := t.local(ctx, key, 0, false)
+	return h.Value, st, ok
+}
+
+// Open is Cached, with a disk hit that no faster tier would keep sent as a
+// file (FileTier) and not promoted.
+func (t *tiered) Open(ctx context.Context, key string, head int) (Hit, Status, bool) {
+	return t.local(ctx, key, head, true)
+}
+
+func (t *tiered) local(ctx context.Context, key string, head int, files bool) (Hit, Status, bool) {
 	for i := range t.levels {
 		l := &t.levels[i]
 		if !l.local {
 			break
 		}
-		if v, ok := l.Get(ctx, key); ok {
+		var h Hit
+		var ok bool
+		if files && l.files != nil {
+			h, ok = l.files.Open(ctx, key, head, l.whole)
+		} else {
+			h.Value, ok = l.Get(ctx, key)
+		}
+		if ok {
 			for j := range i {
 				t.levels[j].miss.Inc()
 			}
 			l.hit.Inc()
-			if i > 0 {
-				store(ctx, t.levels[:i], key, v)
+			if i > 0 && h.File == nil {
+				store(ctx, t.levels[:i], key, h.Value)
 			}
-			return v, l.status, true
+			return h, l.status, true
 		}
 	}
-	return nil, StatusMiss, false
+	return Hit{}, StatusMiss, false
 }
 
 // fill runs once per key for all concurrent callers.

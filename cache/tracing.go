@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"math"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -21,9 +22,12 @@ func Traced(tiers []Tier, tp trace.TracerProvider) []Tier {
 	out := make([]Tier, len(tiers))
 	for i, tier := range tiers {
 		tt := tracedTier{tier, t}
-		if l, ok := tier.(Leaser); ok {
-			out[i] = tracedLeaser{tt, l}
-		} else {
+		switch x := tier.(type) {
+		case Leaser:
+			out[i] = tracedLeaser{tt, x}
+		case FileTier:
+			out[i] = tracedFiles{tt, x}
+		default:
 			out[i] = tt
 		}
 	}
@@ -50,6 +54,31 @@ func (t tracedTier) Set(ctx context.Context, key string, v []byte) {
 	sp.Int("cache.value_bytes", len(v))
 	t.Tier.Set(ctx, key, v)
 	sp.End(nil)
+}
+
+// MaxItem passes the tier's limit on (itemLimit); a tier without one keeps
+// any value.
+func (t tracedTier) MaxItem() int64 {
+	if l, ok := t.Tier.(itemLimit); ok {
+		return l.MaxItem()
+	}
+	return math.MaxInt64
+}
+
+// tracedFiles is a traced tier that also opens files.
+type tracedFiles struct {
+	tracedTier
+	f FileTier
+}
+
+func (t tracedFiles) Open(ctx context.Context, key string, head int, whole int64) (Hit, bool) {
+	ctx, sp := t.tracing.Start(ctx, "cache.get")
+	sp.Str("cache.tier", t.Name())
+	h, ok := t.f.Open(ctx, key, head, whole)
+	sp.Bool("cache.hit", ok)
+	sp.Bool("cache.file", h.File != nil)
+	sp.End(nil)
+	return h, ok
 }
 
 // tracedLeaser is a traced tier that also leases.

@@ -11,6 +11,9 @@ func Tag(f Format, image []byte) []byte {
 	return out
 }
 
+// TagBytes is how much of a value Tag puts before the image.
+const TagBytes = 1
+
 // Untag splits a value Tag made into the format and the image (a
 // sub-slice, no copy).
 func Untag(v []byte) (Format, []byte) { return Format(v[0]), v[1:] }

@@ -49,17 +49,22 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary r
 
 	// A hit is answered before the hang-up watch (a timer and a context)
 	// that only a wait or a render needs.
-	val, status, ok := s.cache.Cached(ctx, key)
+	// A disk hit may come as the tag and a file of the image (cache.File).
+	hit, status, ok := s.cache.Open(ctx, key, imageformat.TagBytes)
 	if !ok {
-		if val, status, err = s.fetchRender(ctx, c, key, src, o, v); err != nil {
+		if hit.Value, status, err = s.fetchRender(ctx, c, key, src, o, v); err != nil {
 			return status, err
 		}
 	}
 	var body []byte
-	hdr.format, body = imageformat.Untag(val)
+	hdr.format, body = imageformat.Untag(hit.Value)
 	hdr.cacheStatus = status
 	s.setImageHeaders(c, hdr)
-	writeBody(c, body)
+	if hit.File != nil {
+		sendFile(c, hit.File)
+	} else {
+		writeBody(c, body)
+	}
 	return status, nil
 }
 
@@ -81,6 +86,21 @@ func writeBody(c *fiber.Ctx, body []byte) {
 		return
 	}
 	c.Response().SetBodyRaw(body)
+}
+
+// sendFile sends the rest of a value from its file, which fasthttp
+// closes once written (sendfile on a plain TCP connection: fasthttp's
+// writer hands the cache.File's reader to the connection's ReadFrom), or
+// for HEAD only its length.
+func sendFile(c *fiber.Ctx, f *cache.File) {
+	n := int(f.Len())
+	if c.Method() == fiber.MethodHead {
+		f.Close()
+		c.Response().Header.SetContentLength(n)
+		c.Response().SkipBody = true
+		return
+	}
+	c.Response().SetBodyStream(f, n)
 }
 
 // storeKey is v's key in the tiers (cache.SourceKey: filed under rel's
