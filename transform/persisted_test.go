@@ -368,3 +368,167 @@ func TestSSIMTellsApart(t *testing.T) {
 	}
 }
 
+
+// TestDamagedPersistedDecodeIsAMiss: a kept decode that is cut short,
+// has a byte flipped, is empty, or is the decode of another load is not
+// used: the render decodes the source, returns the direct render's
+// bytes, and keeps a good decode in its place.
+func TestDamagedPersistedDecodeIsAMiss(t *testing.T) {
+	m := mosaic(t, 2000)
+	src, err := m.JpegsaveBuffer(&vips.JpegsaveBufferOptions{Q: 90})
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := persistingConfig()
+	var reads storedReads
+	e := NewObserved(cfg, reads.observer())
+	defer e.Close()
+	n := 0
+	render := func(opts Options, st DecodeStore) []byte {
+		t.Helper()
+		n++
+		opts.Source, opts.Decodes = "render "+strconv.Itoa(n), st
+		r, err := e.Render(context.Background(), src, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Data
+	}
+	opts, other := Options{Box: 400, Format: FormatWebP}, Options{Box: 160, Format: FormatWebP}
+	name := decodeName(loadOf(t, e, src, opts))
+	if name == decodeName(loadOf(t, e, src, other)) || keeps(t, e, src, opts) != 1 || keeps(t, e, src, other) != 1 {
+		t.Fatal("the two renders should keep two decodes")
+	}
+	want := render(opts, nil)
+	good := newMemDecodes()
+	render(opts, good)
+	render(other, good)
+	kept, wrong := good.m[name], good.m[decodeName(loadOf(t, e, src, other))]
+	flip := func(i int) []byte {
+		b := bytes.Clone(kept)
+		b[i] ^= 0x10
+		return b
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{
+		{"half", kept[:len(kept)/2]},
+		{"last bytes cut", kept[:len(kept)-5]},
+		{"a pixel flipped", flip(len(kept) / 2)},
+		{"the header flipped", flip(20)},
+		{"the metadata flipped", flip(len(kept) - 40)},
+		{"empty", nil},
+		{"another load's decode", wrong},
+	} {
+		st := newMemDecodes()
+		st.m[name] = c.data
+		before := reads.rejected.Load()
+		if got := render(opts, st); !bytes.Equal(got, want) {
+			t.Errorf("%s: not the direct render's bytes", c.name)
+		}
+		if reads.rejected.Load() != before+1 {
+			t.Errorf("%s: the kept decode was not rejected", c.name)
+		}
+		if !bytes.Equal(st.m[name], kept) {
+			t.Errorf("%s: the render did not keep a good decode in its place", c.name)
+		}
+	}
+}
+
+// TestWhichDecodesAreKept: a decode is kept for a still raster source of
+// at least the minimum size, when its longest side is at most the
+// setting's, and never with the setting at 0.
+func TestWhichDecodesAreKept(t *testing.T) {
+	m := mosaic(t, 2000)
+	big, err := m.JpegsaveBuffer(&vips.JpegsaveBufferOptions{Q: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
+	webp, err := m.WebpsaveBuffer(&vips.WebpsaveBufferOptions{Q: 90})
+	m.Close()
+	if err != nil || int64(len(webp)) < persistingConfig().IntermediateMinBytes {
+		t.Fatalf("the WebP source: %d bytes, %v", len(webp), err)
+	}
+	off := persistingConfig()
+	off.IntermediateSize = 0
+	small := persistingConfig()
+	small.IntermediateSize = 400
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		src  []byte
+		opts Options
+		want int
+	}{
+		{"a 2000 px JPEG at 400 px: its 500 px decode", persistingConfig(), big, Options{Box: 400}, 1},
+		{"at its full size: a 2000 px decode", persistingConfig(), big, Options{}, 1},
+		{"with a 400 px side: a 500 px decode is not", small, big, Options{Box: 400}, 0},
+		{"a 250 px decode is", small, big, Options{Box: 160}, 1},
+		{"off", off, big, Options{Box: 400}, 0},
+		{"a source under the minimum", persistingConfig(), read(t, "rocket.jpg"), Options{Box: 100}, 0},
+		{"an animation", persistingConfig(), read(t, "astronaut-animated.gif"), Options{Box: 100}, 0},
+		{"a WebP (loads at the output's scale)", persistingConfig(), webp, Options{Box: 400}, 0},
+		{"an SVG", persistingConfig(), read(t, "variants/badge.svg"), Options{Box: 100}, 0},
+	} {
+		e := New(c.cfg)
+		if got := keeps(t, e, c.src, c.opts); got != c.want {
+			t.Errorf("%s: kept %d, want %d", c.name, got, c.want)
+		}
+		e.Close()
+	}
+}
+
+// TestManyAndFactsUsePersistedDecodes: warm's RenderMany and format=json's
+// Describe read a kept decode and keep the ones they make, with the bytes
+// and facts of the direct path.
+func TestManyAndFactsUsePersistedDecodes(t *testing.T) {
+	m := mosaic(t, 2000)
+	src, err := m.JpegsaveBuffer(&vips.JpegsaveBufferOptions{Q: 90, Interlace: true})
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads storedReads
+	e := NewObserved(persistingConfig(), reads.observer())
+	defer e.Close()
+	opts := []Options{{Box: 160, Format: FormatWebP}, {Box: 400, Format: FormatJPEG}, {Width: 300, Height: 300, Fit: FitCover, Format: FormatAVIF}}
+	direct, errs := e.RenderMany(context.Background(), src, opts)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := newMemDecodes()
+	for i := range opts {
+		opts[i].Decodes = st
+	}
+	e.RenderMany(context.Background(), src, opts) // keeps the decode
+	if _, puts := st.counts(); puts != 1 {
+		t.Fatalf("%d decodes kept, want the one the three share", puts)
+	}
+	got, errs := e.RenderMany(context.Background(), src, opts)
+	for i := range opts {
+		if errs[i] != nil || !bytes.Equal(got[i].Data, direct[i].Data) {
+			t.Errorf("option %d from the kept decode: %v, same bytes %v", i, errs[i], bytes.Equal(got[i].Data, direct[i].Data))
+		}
+	}
+	if reads.used.Load() != 1 {
+		t.Errorf("RenderMany read %d kept decodes, want 1", reads.used.Load())
+	}
+	// Describe's placeholders load at their own shrink: kept once, read back.
+	want, err := e.Describe(context.Background(), src, Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		f, err := e.Describe(context.Background(), src, Options{Decodes: st, Source: "describe " + strconv.Itoa(i)}, false)
+		if err != nil || f.Placeholders != want.Placeholders {
+			t.Errorf("Describe %d through the store: %v, placeholders %+v, want %+v", i, err, f.Placeholders, want.Placeholders)
+		}
+	}
+	if reads.used.Load() != 2 {
+		t.Errorf("Describe read %d kept decodes, want 1", reads.used.Load()-1)
+	}
+}
