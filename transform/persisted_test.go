@@ -289,6 +289,7 @@ func TestPersistedDecodeRendersTheSameBytes(t *testing.T) {
 		t.Errorf("%d persisted decodes rejected", r)
 	}
 }
+
 // ssim is the mean structural similarity of the luma of two images of one
 // size (Gaussian window, σ 1.5, Wang et al.'s constants), computed with
 // libvips' arithmetic.
@@ -367,7 +368,6 @@ func TestSSIMTellsApart(t *testing.T) {
 		t.Errorf("SSIM of an image with its blur: %.4f, want well under 0.99", s)
 	}
 }
-
 
 // TestDamagedPersistedDecodeIsAMiss: a kept decode that is cut short,
 // has a byte flipped, is empty, or is the decode of another load is not
