@@ -242,6 +242,16 @@ type Metrics struct {
 	LibvipsOpenFiles   prometheus.GaugeFunc
 }
 
+// addDecodes makes the decode cache's and the persisted decodes' metrics.
+func (m *Metrics) addDecodes(f factory) {
+	m.DecodeCacheRequests = f.counterVec("image_proxy_decode_cache_requests_total",
+		"Renders of a still image by whether its decoded source was reused (hit: decoded or being decoded by another render) or decoded (miss).", "result")
+	m.DecodeCacheSizeBytes = f.gauge("image_proxy_decode_cache_size_bytes",
+		"Bytes of decoded sources held for reuse by later variants.")
+	m.StoredDecodes = f.counterVec("image_proxy_stored_decodes_total",
+		"Persisted decodes looked up (hit, miss, rejected: damaged or not the load's) and kept after a render (stored, dropped: too many stores pending, failed).", "result")
+}
+
 // VipsStats reports libvips' own tracked memory and open files.
 type VipsStats func() (memBytes, openFiles int64)
 
@@ -295,13 +305,8 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Descriptions of S3 originals for transforms: answered from the identity cache (hit, an absent key included) or by a HEAD request (head).", "result"),
 		StatCacheWatches: f.gauge("image_proxy_stat_cache_watched_directories",
 			"Directories of the root watched with inotify for the stat cache."),
-		DecodeCacheRequests: f.counterVec("image_proxy_decode_cache_requests_total",
-			"Renders of a still image by whether its decoded source was reused (hit: decoded or being decoded by another render) or decoded (miss).", "result"),
-		DecodeCacheSizeBytes: f.gauge("image_proxy_decode_cache_size_bytes",
-			"Bytes of decoded sources held for reuse by later variants."),
-		StoredDecodes: f.counterVec("image_proxy_stored_decodes_total",
-			"Persisted decodes looked up (hit, miss, rejected: damaged or not the load's) and kept after a render (stored, dropped: too many stores pending, failed).", "result"),
 	}
+	m.addDecodes(f)
 	m.initSeries()
 	if vips != nil {
 		m.registerVips(reg, vips)
