@@ -67,12 +67,6 @@ type parts struct {
 // build makes every part in order (transform.Startup has run); closeAll
 // releases them.
 func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func(), error) {
-	if !s.Cache.Enabled && s.Transform.IntermediateSize != 0 {
-		// Without a result cache nothing keeps the intermediate: every
-		// render would make one and throw it away.
-		log.Warn("IMAGE_PROXY_INTERMEDIATE_SIZE ignored: the stored intermediate needs the result cache (IMAGE_PROXY_ENABLE_CACHE=true)")
-		s.Transform.IntermediateSize = 0
-	}
 	m := metrics.New(prometheus.NewRegistry(), transform.MemStats)
 	tiers, err := cache.LocalTiers(s.Cache, m, log)
 	if err != nil {
@@ -104,14 +98,19 @@ func build(s settings, log *slog.Logger, tp trace.TracerProvider) (parts, func()
 
 	cfg := s.Proxy
 	cfg.Encoders, cfg.Version, cfg.LibvipsVersion = s.Transform.Fingerprints(), version, transform.Version()
-	cfg.Intermediate = s.Transform.Intermediate()
-	srv, err := proxy.New(cfg, proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log, Tracing: tp})
+	store := cache.NewStore(tiers)
+	deps := proxy.Deps{Sources: sources, Engine: engine, Cache: c, Metrics: m, Log: log, Tracing: tp}
+	if s.Transform.IntermediateSize > 0 {
+		// Decodes persist in the tiers that outlive the process, if any.
+		deps.Decodes = store
+	}
+	srv, err := proxy.New(cfg, deps)
 	if err != nil {
 		closeAll()
 		return parts{}, nil, err
 	}
 	wd := warm.Deps{Sources: srv.Sources(), Variants: cfg.Variants(), Renderer: srv.WarmRenderer(), MaxSourceBytes: cfg.MaxSourceBytes}
-	return parts{srv: srv, store: cache.NewStore(tiers), m: m, cfg: cfg, warm: wd, root: s.Origin.Local.RootPath,
+	return parts{srv: srv, store: store, m: m, cfg: cfg, warm: wd, root: s.Origin.Local.RootPath,
 		client: client, s3: s3src, tiers: len(tiers), sources: len(sources)}, closeAll, nil
 }
 
@@ -126,6 +125,11 @@ func decodeObserver(m *metrics.Metrics) transform.Observer {
 			m.DecodeCacheRequests.WithLabelValues(r).Inc()
 		},
 		DecodeBytes: func(n int64) { m.DecodeCacheSizeBytes.Set(float64(n)) },
+		StoredDecode: func(used bool) {
+			if !used {
+				m.StoredDecodes.WithLabelValues(metrics.StoredDecodeRejected).Inc()
+			}
+		},
 	}
 }
 

@@ -65,3 +65,20 @@ func (s *Store) Put(ctx context.Context, key string, v []byte) {
 		t.Set(ctx, key, v)
 	}
 }
+
+// Get returns the value for key from the first tier holding an intact
+// one, and copies it to the tiers before that one (an S3 hit to the
+// disk). Unlike Cache.Fetch it joins no flight and takes no lease: a
+// miss costs the look-ups alone, never a wait for another replica's
+// render. Nothing goes to the memory tier.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool) {
+	for i, t := range s.tiers {
+		if v, ok := t.Get(ctx, key); ok {
+			for _, f := range s.tiers[:i] {
+				f.Set(ctx, key, v)
+			}
+			return v, true
+		}
+	}
+	return nil, false
+}

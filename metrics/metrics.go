@@ -43,6 +43,13 @@ const (
 // Cache look-up results, the only values of the "result" label of
 // CacheRequests.
 const (
+	StoredDecodeRejected = "rejected"
+	StoredDecodeStored   = "stored"
+	StoredDecodeDropped  = "dropped"
+	StoredDecodeFailed   = "failed"
+)
+
+const (
 	CacheHit  = "hit"
 	CacheMiss = "miss"
 )
@@ -158,9 +165,11 @@ var (
 	StatCacheResults = []string{StatCacheHit, StatCacheStat}
 	S3StatResults    = []string{S3StatCacheHit, S3StatCacheHead}
 	DiskWriteReasons = []string{DiskWriteFull, DiskWriteError}
-	EventKinds       = []string{EventCreated, EventRemoved, EventOther}
-	EventOutcomes    = []string{EventDone, EventFailed, EventIgnored, EventDuplicate, EventDropped}
-	PurgeTriggers    = []string{PurgeRequest, PurgeEvent}
+	// StoredDecodeResults: look-ups (hit, miss, rejected), then keeping.
+	StoredDecodeResults = []string{CacheHit, CacheMiss, StoredDecodeRejected, StoredDecodeStored, StoredDecodeDropped, StoredDecodeFailed}
+	EventKinds          = []string{EventCreated, EventRemoved, EventOther}
+	EventOutcomes       = []string{EventDone, EventFailed, EventIgnored, EventDuplicate, EventDropped}
+	PurgeTriggers       = []string{PurgeRequest, PurgeEvent}
 	// HTTPCodes are the statuses the image handler answers, by kind. Codes
 	// are only bounded per kind, and a code that cannot occur for a kind
 	// (a 404 counted as a transform) would be a misleading series.
@@ -227,8 +236,20 @@ type Metrics struct {
 	// decoded (or being decoded) or decoded it, and the bytes it holds.
 	DecodeCacheRequests  *prometheus.CounterVec // result (hit|miss)
 	DecodeCacheSizeBytes prometheus.Gauge
-	LibvipsMemoryBytes   prometheus.GaugeFunc
-	LibvipsOpenFiles     prometheus.GaugeFunc
+	// Persisted decodes (transform, kept in the persistent tiers).
+	StoredDecodes      *prometheus.CounterVec // result (StoredDecodeResults)
+	LibvipsMemoryBytes prometheus.GaugeFunc
+	LibvipsOpenFiles   prometheus.GaugeFunc
+}
+
+// addDecodes makes the decode cache's and the persisted decodes' metrics.
+func (m *Metrics) addDecodes(f factory) {
+	m.DecodeCacheRequests = f.counterVec("image_proxy_decode_cache_requests_total",
+		"Renders of a still image by whether its decoded source was reused (hit: decoded or being decoded by another render) or decoded (miss).", "result")
+	m.DecodeCacheSizeBytes = f.gauge("image_proxy_decode_cache_size_bytes",
+		"Bytes of decoded sources held for reuse by later variants.")
+	m.StoredDecodes = f.counterVec("image_proxy_stored_decodes_total",
+		"Persisted decodes looked up (hit, miss, rejected: damaged or not the load's) and kept after a render (stored, dropped: too many stores pending, failed).", "result")
 }
 
 // VipsStats reports libvips' own tracked memory and open files.
@@ -284,11 +305,8 @@ func New(reg *prometheus.Registry, vips VipsStats) *Metrics {
 			"Descriptions of S3 originals for transforms: answered from the identity cache (hit, an absent key included) or by a HEAD request (head).", "result"),
 		StatCacheWatches: f.gauge("image_proxy_stat_cache_watched_directories",
 			"Directories of the root watched with inotify for the stat cache."),
-		DecodeCacheRequests: f.counterVec("image_proxy_decode_cache_requests_total",
-			"Renders of a still image by whether its decoded source was reused (hit: decoded or being decoded by another render) or decoded (miss).", "result"),
-		DecodeCacheSizeBytes: f.gauge("image_proxy_decode_cache_size_bytes",
-			"Bytes of decoded sources held for reuse by later variants."),
 	}
+	m.addDecodes(f)
 	m.initSeries()
 	if vips != nil {
 		m.registerVips(reg, vips)
@@ -353,6 +371,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range CacheResults {
 		m.DecodeCacheRequests.WithLabelValues(r)
+	}
+	for _, r := range StoredDecodeResults {
+		m.StoredDecodes.WithLabelValues(r)
 	}
 	for _, k := range EventKinds {
 		for _, o := range EventOutcomes {

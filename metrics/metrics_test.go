@@ -53,6 +53,7 @@ var ours = map[string]struct {
 	"image_proxy_stat_cache_watched_directories": {dto.MetricType_GAUGE, ""},
 	"image_proxy_decode_cache_requests_total":    {dto.MetricType_COUNTER, "result"},
 	"image_proxy_decode_cache_size_bytes":        {dto.MetricType_GAUGE, ""},
+	"image_proxy_stored_decodes_total":           {dto.MetricType_COUNTER, "result"},
 	// Failed disk-tier writes (the tier backs off and keeps serving).
 	"image_proxy_cache_disk_write_failures_total": {dto.MetricType_COUNTER, "reason"},
 }
@@ -309,6 +310,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"image_proxy_stat_cache_watched_directories": {""},
 		"image_proxy_decode_cache_requests_total":    labelSets(map[string][]string{"result": {"hit", "miss"}}),
 		"image_proxy_decode_cache_size_bytes":        {""},
+		"image_proxy_stored_decodes_total":           labelSets(map[string][]string{"result": {"hit", "miss", "rejected", "stored", "dropped", "failed"}}),
 	}
 	reg := prometheus.NewRegistry()
 	New(reg, func() (int64, int64) { return 0, 0 })

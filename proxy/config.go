@@ -35,7 +35,6 @@ type Config struct {
 
 	// Set by main, not read from the environment.
 	Encoders       transform.Fingerprints // per output format, part of every key
-	Intermediate   transform.Intermediate // the stored intermediate's rule, in the keys it may render
 	Version        string
 	LibvipsVersion string
 }
@@ -43,8 +42,7 @@ type Config struct {
 // Variants is the variant builder of these settings: live requests' and,
 // given by main, warm's, so both compute the same keys.
 func (c Config) Variants() request.Variants {
-	return request.Variants{MaxBox: c.MaxBox, Algorithm: c.Algorithm, Encoders: request.NewEncoders(c.Encoders),
-		Intermediates: request.Intermediates{Side: c.Intermediate.Side, MinBytes: c.Intermediate.MinBytes, Tag: c.Intermediate.Tag()}}
+	return request.Variants{MaxBox: c.MaxBox, Algorithm: c.Algorithm, Encoders: request.NewEncoders(c.Encoders)}
 }
 
 // Slots is the number of renders that may run at once. By default one per

@@ -120,6 +120,7 @@ func (s *Server) describeSource(ctx context.Context, src origin.Source, o origin
 		return nil, err
 	}
 	defer sl.Leave()
+	opts.Decodes = s.decodeStore(o)
 	d, ok := s.engine.(describer)
 	if !ok {
 		return nil, errNoDescriber

@@ -139,7 +139,7 @@ func (s *Server) renderSource(ctx context.Context, src origin.Source, o origin.O
 		return nil, err
 	}
 	defer sl.Leave()
-	opts.Intermediate = s.intermediateStore(o, v)
+	opts.Decodes = s.decodeStore(o)
 	res, err := s.render(ctx, data, opts)
 	if err != nil {
 		return nil, err
@@ -208,7 +208,7 @@ func (r WarmRenderer) RenderMany(ctx context.Context, o origin.Original, data []
 	index := make([]int, len(vs))
 	for i, v := range vs {
 		opt := options(v, in)
-		opt.Intermediate = r.s.intermediateStore(o, v)
+		opt.Decodes = r.s.decodeStore(o)
 		j := slices.Index(opts, opt)
 		if j < 0 {
 			j = len(opts)

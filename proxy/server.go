@@ -36,6 +36,9 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	Tracing trace.TracerProvider // nil or no-op: tracing off (proxy/tracing.go)
+	// Decodes is where persisted decodes are kept (the persistent tiers);
+	// nil, or no tier: every render decodes (decodes.go).
+	Decodes *cache.Store
 }
 
 // Server answers image requests.
@@ -47,6 +50,7 @@ type Server struct {
 	gate    *request.Gate // presets, quality, sizes, signatures
 	engine  Engine
 	cache   cache.Cache
+	decodes *decodeKeeper // nil: no decode is persisted
 	m       *metrics.Metrics
 	log     *slog.Logger
 
@@ -69,6 +73,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		limiter: newLimiter(cfg.Slots(), cfg.QueueDepth, cfg.QueueTimeout, d.Metrics.QueueWaiting),
 		engine:  d.Engine,
 		cache:   d.Cache,
+		decodes: newDecodeKeeper(d.Decodes, d.Metrics, d.Log),
 		m:       d.Metrics,
 		log:     d.Log,
 
@@ -118,8 +123,14 @@ func (s *Server) Sources() origin.Chain { return s.sources }
 // waits on it for capacity no live request needs.
 func (s *Server) Limiter() *Limiter { return s.limiter }
 
-// Drain waits, up to ctx's deadline, until no render is running.
-func (s *Server) Drain(ctx context.Context) error { return s.limiter.drain(ctx, s.cfg.Slots()) }
+// Drain waits, up to ctx's deadline, until no render is running and every
+// decode a render handed to be kept is stored.
+func (s *Server) Drain(ctx context.Context) error {
+	if err := s.limiter.drain(ctx, s.cfg.Slots()); err != nil {
+		return err
+	}
+	return s.decodes.wait(ctx)
+}
 
 func (s *Server) health(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")

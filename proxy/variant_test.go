@@ -94,8 +94,8 @@ func TestSettingsRekeyOnlyTheirFormats(t *testing.T) {
 		"MaxSourcePixels": {func(c *transform.Config) { c.MaxSourcePixels = 1000 }, nil},
 		"DecodeCacheSize": {func(c *transform.Config) { c.DecodeCacheSize = 0 }, nil},
 		"DecodeCacheTTL":  {func(c *transform.Config) { c.DecodeCacheTTL = time.Minute }, nil},
-		// The intermediate re-keys variants by their size and their
-		// source's, not by format: its tag (TestIntermediateTagFollowsSettings).
+		// Persisted decodes change no byte (transform's
+		// TestPersistedDecodeRendersTheSameBytes), so no key.
 		"IntermediateSize":     {func(c *transform.Config) { c.IntermediateSize = 800 }, nil},
 		"IntermediateMinBytes": {func(c *transform.Config) { c.IntermediateMinBytes = 1 }, nil},
 	}

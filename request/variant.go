@@ -35,10 +35,6 @@ type Variant struct {
 	// JSON: format=json's answer about this output (json.go), keyed
 	// apart from its image by a suffix, so image keys stay as they were.
 	JSON bool
-
-	// Intermediate names the stored intermediate the variant is rendered
-	// through when its source has one (intermediate.go); "" = direct.
-	Intermediate string
 }
 
 // Variants builds the variant of a request under the server's settings.
@@ -47,9 +43,13 @@ type Variants struct {
 	MaxBox    int                   // IMAGE_PROXY_MAX_SIZE
 	Algorithm imageformat.Algorithm // IMAGE_PROXY_RESIZE_ALGORITHM: when the request names none
 	Encoders  Encoders              // the encoder settings' fingerprints
-	// Intermediates: which variants' keys name the stored intermediate
-	// (OfSource).
-	Intermediates Intermediates
+}
+
+// OfSource is Of for a source of size bytes. The size changes nothing in
+// the variant (a persisted decode renders the same bytes as the source,
+// so no key names one); live requests, bulk and warm call it alike.
+func (vs Variants) OfSource(source string, _ int64, req Request, accept string) Variant {
+	return vs.Of(source, req, accept)
 }
 
 // Of is the variant req asks for from the source of identity source;
@@ -173,11 +173,6 @@ func (v Variant) KeyAfter(prefix []byte) string {
 		b.Write(strconv.AppendInt(num[:0], int64(v.Quality), 10))
 	}
 	v.writeShape(&b)
-	if v.Intermediate != "" {
-		// Last, so every key without it is the key of before.
-		b.WriteByte('|')
-		b.WriteString(v.Intermediate)
-	}
 	return b.String()
 }
 

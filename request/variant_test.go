@@ -40,22 +40,21 @@ func baseVariant() Variant {
 // the test, and so does one the key forgets.
 func TestVariantKeyCoversEveryField(t *testing.T) {
 	changes := map[string]func(*Variant){
-		"Source":       func(v *Variant) { v.Source = "file:cat.jpg|1000|1|2|4" },
-		"Box":          func(v *Variant) { v.Box = 401 },
-		"Output":       func(v *Variant) { v.Output = Output{Format: imageformat.WebP} },
-		"Accept":       func(v *Variant) { v.Accept = AcceptClass{AVIF: true, WebP: true} },
-		"Algorithm":    func(v *Variant) { v.Algorithm = imageformat.AlgorithmLanczos3 },
-		"Encoder":      func(v *Variant) { v.Encoder += "x" },
-		"Quality":      func(v *Variant) { v.Quality = 60 },
-		"Width":        func(v *Variant) { v.Width = 300 },
-		"Height":       func(v *Variant) { v.Height = 200 },
-		"Fit":          func(v *Variant) { v.Fit = imageformat.FitCover },
-		"Gravity":      func(v *Variant) { v.Gravity = imageformat.GravityNorth },
-		"Focus":        func(v *Variant) { v.Focus = imageformat.Focus{X: 0.5, Y: 0.5, Set: true} },
-		"Background":   func(v *Variant) { v.Background = imageformat.Background{RGBA: [4]uint8{1, 2, 3, 4}, Set: true} },
-		"Blur":         func(v *Variant) { v.Blur = 2 },
-		"Intermediate": func(v *Variant) { v.Intermediate = "im1200.i1" },
-		"JSON":         func(v *Variant) { v.JSON = true },
+		"Source":     func(v *Variant) { v.Source = "file:cat.jpg|1000|1|2|4" },
+		"Box":        func(v *Variant) { v.Box = 401 },
+		"Output":     func(v *Variant) { v.Output = Output{Format: imageformat.WebP} },
+		"Accept":     func(v *Variant) { v.Accept = AcceptClass{AVIF: true, WebP: true} },
+		"Algorithm":  func(v *Variant) { v.Algorithm = imageformat.AlgorithmLanczos3 },
+		"Encoder":    func(v *Variant) { v.Encoder += "x" },
+		"Quality":    func(v *Variant) { v.Quality = 60 },
+		"Width":      func(v *Variant) { v.Width = 300 },
+		"Height":     func(v *Variant) { v.Height = 200 },
+		"Fit":        func(v *Variant) { v.Fit = imageformat.FitCover },
+		"Gravity":    func(v *Variant) { v.Gravity = imageformat.GravityNorth },
+		"Focus":      func(v *Variant) { v.Focus = imageformat.Focus{X: 0.5, Y: 0.5, Set: true} },
+		"Background": func(v *Variant) { v.Background = imageformat.Background{RGBA: [4]uint8{1, 2, 3, 4}, Set: true} },
+		"Blur":       func(v *Variant) { v.Blur = 2 },
+		"JSON":       func(v *Variant) { v.JSON = true },
 	}
 	base := baseVariant()
 	typ := reflect.TypeOf(base)

@@ -76,11 +76,10 @@ type Options struct {
 	// Gate, when set, is the caller's bound on concurrent renders, held
 	// while Render runs (see Gate).
 	Gate Gate
-	// Intermediate, when set, is where the source's stored intermediate
-	// is kept (intermediate.go): every variant that fits in it is rendered
-	// from it. The caller sets it exactly when the variant's key names the
-	// intermediate (Intermediate.Tag); nil renders from the source.
-	Intermediate IntermediateStore
+	// Decodes, when set, keeps decodes of the source beyond the process
+	// (persisted.go): a render whose Load is a kept one renders from it,
+	// byte for byte as from the source. nil: every render decodes.
+	Decodes DecodeStore
 }
 
 // Gate bounds how many renders work at once (the caller's slots). The

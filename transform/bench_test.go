@@ -3,7 +3,9 @@ package transform
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -194,10 +196,16 @@ func BenchmarkLoneVariant(b *testing.B) {
 		name   string
 		cfg    Config
 		source func(i int) string
+		store  DecodeStore
 	}{
-		{"off", off, func(int) string { return "" }},
-		{"miss", DefaultConfig(), strconv.Itoa},
-		{"hit", DefaultConfig(), func(int) string { return "one source" }},
+		{"off", off, func(int) string { return "" }, nil},
+		{"miss", DefaultConfig(), strconv.Itoa, nil},
+		{"hit", DefaultConfig(), func(int) string { return "one source" }, nil},
+		// A miss that keeps its decode: held in memory instead of
+		// streamed, handed to a store that drops it (the proxy saves it
+		// after the response), or saves it at once (its whole cost).
+		{"persist", DefaultConfig(), strconv.Itoa, dropDecodes{}},
+		{"persist+save", DefaultConfig(), strconv.Itoa, dropDecodes{save: true}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			tr := New(c.cfg)
@@ -205,11 +213,83 @@ func BenchmarkLoneVariant(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := tr.Render(context.Background(), src, Options{Box: 400, Format: FormatWebP, Source: c.source(i)}); err != nil {
+				if _, err := tr.Render(context.Background(), src, Options{Box: 400, Format: FormatWebP, Source: c.source(i), Decodes: c.store}); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+// dropDecodes keeps nothing: every Get misses; Put saves the decode when
+// save is set, then drops it.
+type dropDecodes struct{ save bool }
+
+func (dropDecodes) Get(context.Context, string) ([]byte, bool) { return nil, false }
+
+func (d dropDecodes) Put(_ string, dec *Decoded) {
+	defer dec.Close()
+	if d.save {
+		if _, err := dec.Bytes(); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// fileDecodes reads every decode from a file, as a disk tier hit does
+// (without its checksum): what a render from a persisted decode costs.
+type fileDecodes struct{ dir string }
+
+func (f fileDecodes) Get(_ context.Context, name string) ([]byte, bool) {
+	b, err := os.ReadFile(filepath.Join(f.dir, url.PathEscape(name)))
+	return b, err == nil
+}
+
+func (f fileDecodes) Put(name string, dec *Decoded) {
+	defer dec.Close()
+	b, err := dec.Bytes()
+	if err == nil {
+		err = os.WriteFile(filepath.Join(f.dir, url.PathEscape(name)), b, 0o644)
+	}
+	if err != nil {
+		panic(err)
+	}
+}
+
+// BenchmarkStoredDecode compares a render from a persisted decode, read
+// from a file, with the direct render (decoding the source, the decode
+// cache missing), for sizes 160 to 1200 px to WebP and JPEG, from the
+// progressive and the baseline 5120×2880 photos of the corpus.
+func BenchmarkStoredDecode(b *testing.B) {
+	for _, photo := range []string{"volna-5120x2880.jpg", "volna-baseline-5120x2880.jpg"} {
+		src := corpus(b, photo)
+		store := fileDecodes{dir: b.TempDir()}
+		n := 0 // every render a source of its own: the decode cache misses, in every run of -count
+		tr := New(DefaultConfig())
+		for _, size := range []int{160, 400, 800, 1200} {
+			for _, out := range []Format{FormatWebP, FormatJPEG} {
+				opts := Options{Box: size, Format: out}
+				// Keep the decode first.
+				if _, err := tr.Render(context.Background(), src, Options{Box: size, Format: out, Source: "keep", Decodes: store}); err != nil {
+					b.Fatal(err)
+				}
+				for _, via := range []struct {
+					name  string
+					store DecodeStore
+				}{{"direct", nil}, {"stored", store}} {
+					b.Run(photo[:len(photo)-4]+"/"+strconv.Itoa(size)+"/"+out.String()+"/"+via.name, func(b *testing.B) {
+						for b.Loop() {
+							n++
+							opts.Source, opts.Decodes = "render "+strconv.Itoa(n), via.store
+							if _, err := tr.Render(context.Background(), src, opts); err != nil {
+								b.Fatal(err)
+							}
+						}
+					})
+				}
+			}
+		}
+		tr.Close()
 	}
 }
 

@@ -24,9 +24,10 @@ type Config struct {
 	// Decoded sources kept for the next variants of the same source.
 	DecodeCacheSize int64         `env:"IMAGE_PROXY_DECODE_CACHE_SIZE" envDefault:"134217728"` // bytes; 0 = off
 	DecodeCacheTTL  time.Duration `env:"IMAGE_PROXY_DECODE_CACHE_TTL" envDefault:"10s"`
-	// The stored intermediate of large sources (intermediate.go).
-	IntermediateSize     int   `env:"IMAGE_PROXY_INTERMEDIATE_SIZE" envDefault:"0"`                   // longest side, e.g. 1200; 0 = off (the default, see README)
-	IntermediateMinBytes int64 `env:"IMAGE_PROXY_INTERMEDIATE_MIN_SOURCE_BYTES" envDefault:"1048576"` // smaller sources render directly
+	// Persisted decodes of large sources (persisted.go): the longest side
+	// of a decode that is kept, and the smallest source whose decodes are.
+	IntermediateSize     int   `env:"IMAGE_PROXY_INTERMEDIATE_SIZE" envDefault:"1600"`                // pixels; 0 = off
+	IntermediateMinBytes int64 `env:"IMAGE_PROXY_INTERMEDIATE_MIN_SOURCE_BYTES" envDefault:"1048576"` // smaller sources always decode
 }
 
 // DefaultConfig returns the defaults of the tags, as if no variable were set.
@@ -54,7 +55,7 @@ func (c Config) Validate() error {
 		{"PNGCompression", int64(c.PNGCompression), 0, 9},
 		{"MaxSourcePixels", c.MaxSourcePixels, 1, 1 << 40},
 		{"DecodeCacheSize", c.DecodeCacheSize, 0, 1 << 40},
-		{"IntermediateSize", int64(c.IntermediateSize), 0, maxIntermediateSize},
+		{"IntermediateSize", int64(c.IntermediateSize), 0, maxStoredDecodeSide},
 		{"IntermediateMinBytes", c.IntermediateMinBytes, 0, 1 << 40},
 	} {
 		if err := setting.CheckRange(settingName(r.field), r.v, r.lo, r.hi); err != nil {

@@ -11,7 +11,7 @@ import (
 
 func TestDefaultConfigComesFromTheTags(t *testing.T) {
 	want := Config{JPEGQuality: 75, WebPQuality: 80, WebPEffort: 4, AVIFQuality: 85, AVIFSpeed: 6, PNGCompression: 6, MaxSourcePixels: 50_000_000,
-		DecodeCacheSize: 128 << 20, DecodeCacheTTL: 10 * time.Second, IntermediateMinBytes: 1 << 20}
+		DecodeCacheSize: 128 << 20, DecodeCacheTTL: 10 * time.Second, IntermediateSize: 1600, IntermediateMinBytes: 1 << 20}
 	if got := DefaultConfig(); got != want {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", got, want)
 	}

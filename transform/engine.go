@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"image-proxy/transform/decode"
+	"image-proxy/transform/internal/vipsx"
 )
 
 // Engine renders with one set of encoder settings. It holds no libvips
@@ -13,6 +14,8 @@ import (
 type Engine struct {
 	cfg         Config
 	decoder     *decode.Decoder
+	obs         Observer
+	files       *vipsx.VFiles // persisted decodes in libvips' format (persisted.go)
 	running     atomic.Int64
 	trimPending atomic.Bool
 }
@@ -29,7 +32,7 @@ func NewObserved(cfg Config, obs Observer) *Engine {
 // newEngine builds the Engine and its decoder from cfg; o carries the
 // decoder's observer, and in tests its clock and hooks.
 func newEngine(cfg Config, o decode.Options) *Engine {
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, obs: o.Observer, files: &vipsx.VFiles{}}
 	o.Budget, o.TTL, o.Idle = cfg.DecodeCacheSize, cfg.DecodeCacheTTL, e.trimIfIdle
 	e.decoder = decode.New(o)
 	return e
@@ -37,7 +40,23 @@ func newEngine(cfg Config, o decode.Options) *Engine {
 
 // Close drops the decode cache. Renders still running free what they use
 // when they finish; call it once no render runs, before Shutdown.
-func (e *Engine) Close() { e.decoder.Close() }
+func (e *Engine) Close() {
+	e.decoder.Close()
+	e.files.Close()
+}
+
+// fromStore and rejected report a kept decode read (persisted.go).
+func (e *Engine) fromStore() {
+	if e.obs.StoredDecode != nil {
+		e.obs.StoredDecode(true)
+	}
+}
+
+func (e *Engine) rejected() {
+	if e.obs.StoredDecode != nil {
+		e.obs.StoredDecode(false)
+	}
+}
 
 // DecodeCacheBytes is the memory the decode cache holds now.
 func (e *Engine) DecodeCacheBytes() int64 { return e.decoder.Bytes() }

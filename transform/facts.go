@@ -86,17 +86,21 @@ func (e *Engine) Describe(ctx context.Context, src []byte, opts Options, output 
 		f.Output = &OutputFacts{Width: w, Height: h, Format: p.out}
 	}
 	small := placeholderPlan(s)
-	img, err := e.decoder.Decode(ctx, s, small.load, opts.Gate)
+	img, made, err := e.decodeFor(ctx, s, small.load, opts)
 	if err != nil {
 		return Facts{}, fromDecode(err)
 	}
 	defer img.Close()
 	f.Source.Colorspace = colourspaceName(img.Interpretation())
-	if err := small.process(ctx, s, img.Image); err != nil {
-		return Facts{}, err
+	err = small.process(ctx, s, img.Image)
+	if err == nil {
+		if f.Placeholders, err = e.placeholders(img.Image); err != nil {
+			err = broken(s, small.load, "placeholders", err)
+		}
 	}
-	if f.Placeholders, err = e.placeholders(img.Image); err != nil {
-		return Facts{}, broken(s, small.load, "placeholders", err)
+	e.keepDecode(made, small.load, opts, err)
+	if err != nil {
+		return Facts{}, err
 	}
 	return f, nil
 }

@@ -29,9 +29,8 @@ func TestFingerprintsFollowTheBytes(t *testing.T) {
 		"MaxSourcePixels": {func(c *Config) { c.MaxSourcePixels = 10_000_000 }, nil},
 		"DecodeCacheSize": {func(c *Config) { c.DecodeCacheSize = 0 }, nil},
 		"DecodeCacheTTL":  {func(c *Config) { c.DecodeCacheTTL = time.Minute }, nil},
-		// The intermediate's settings are in the keys of the variants it
-		// may render (Intermediate.Tag, request.Intermediates), not in the
-		// formats' fingerprints: without a store a render is direct.
+		// Persisted decodes render the direct render's bytes: their
+		// settings change what a render costs, never its pixels.
 		"IntermediateSize":     {func(c *Config) { c.IntermediateSize = 300 }, nil},
 		"IntermediateMinBytes": {func(c *Config) { c.IntermediateMinBytes = 1 }, nil},
 	}

@@ -139,9 +139,11 @@ func Outputs() []Format { return imageformat.Outputs() }
 // OutputNames lists every name ParseFormat accepts, in the contract's order.
 func OutputNames() []string { return imageformat.OutputNames() }
 
-// allowedOperations is the libvips allow-list: every operation a record names.
+// allowedOperations is the libvips allow-list: every operation a record
+// names, and libvips' own format, in which decodes are persisted
+// (persisted.go; only ever our own bytes, from our own tiers).
 func allowedOperations() []string {
-	var ops []string
+	ops := []string{"vipsload", "vipssave"}
 	for f := range formatCount {
 		for _, op := range spec(f).operations {
 			if !slices.Contains(ops, op) {

@@ -63,30 +63,33 @@ func (e *Engine) RenderMany(ctx context.Context, src []byte, opts []Options) ([]
 	}
 	prep := time.Since(start) // header and plans: every option's
 	var loads []decode.Load   // in first-asked order
-	for i, p := range plans {
-		// As Render would: from the stored intermediate, made by the
-		// first that needs it and read back by the others.
-		if w, h, ok := e.throughIntermediate(s, p, opts[i]); ok {
-			t := time.Now()
-			results[i], errs[i] = e.fromIntermediate(ctx, s, p, w, h, opts[i])
-			addElapsed(&results[i], errs[i], time.Since(t))
-			plans[i].load.Pages = 0 // matches no load: renderLoad skips it
-			continue
-		}
+	for _, p := range plans {
 		if !slices.Contains(loads, p.load) {
 			loads = append(loads, p.load)
 		}
 	}
 	for _, lp := range loads {
-		e.renderLoad(ctx, s, lp, plans, results, errs)
+		e.renderLoad(ctx, s, lp, plans, decodesAt(lp, plans, opts), results, errs)
 	}
 	share(results, errs, prep)
 	return results, errs
 }
 
-// renderLoad decodes s once at lp and derives every plan that loads at
-// lp, filling their results and errors.
-func (e *Engine) renderLoad(ctx context.Context, s decode.Source, lp decode.Load, plans []plan, results []Result, errs []error) {
+// decodesAt is the DecodeStore of the first option loading at lp that
+// has one: a caller gives every option of a source the same.
+func decodesAt(lp decode.Load, plans []plan, opts []Options) DecodeStore {
+	for i, p := range plans {
+		if p.load == lp && opts[i].Decodes != nil {
+			return opts[i].Decodes
+		}
+	}
+	return nil
+}
+
+// renderLoad decodes s once at lp (or reads its kept decode from st) and
+// derives every plan that loads at lp, filling their results and errors;
+// a decode it made goes to st after them.
+func (e *Engine) renderLoad(ctx context.Context, s decode.Source, lp decode.Load, plans []plan, st DecodeStore, results []Result, errs []error) {
 	fail := func(err error) {
 		for i, p := range plans {
 			if p.load == lp {
@@ -99,12 +102,13 @@ func (e *Engine) renderLoad(ctx context.Context, s decode.Source, lp decode.Load
 		return
 	}
 	start := time.Now()
-	held, err := e.decoder.Hold(s, lp)
+	held, made, err := e.holdFor(ctx, s, lp, st)
 	if err != nil {
 		fail(fromDecode(err))
 		return
 	}
 	defer held.Close()
+	defer func() { e.keepDecode(made, lp, Options{Decodes: st}, nil) }()
 	decoding := time.Since(start)
 	var n time.Duration // plans sharing the decode
 	for i, p := range plans {

@@ -34,17 +34,16 @@ func (e *Engine) Render(ctx context.Context, src []byte, opts Options) (_ Result
 	if ctx.Err() != nil {
 		return Result{}, canceled(ctx)
 	}
-	if w, h, ok := e.throughIntermediate(s, p, opts); ok {
-		dec.End(nil) // the intermediate's decode is part of its render
-		return e.fromIntermediate(ctx, s, p, w, h, opts)
-	}
-	img, err := e.decoder.Decode(ctx, s, p.load, opts.Gate)
+	img, made, err := e.decodeFor(ctx, s, p.load, opts)
 	if err != nil {
 		return Result{}, fromDecode(err)
 	}
 	dec.End(nil)
 	defer img.Close()
-	return e.derive(ctx, s, img.Image, p)
+	res, err := e.derive(ctx, s, img.Image, p)
+	// After the render: the response does not wait for the decode's keeping.
+	e.keepDecode(made, p.load, opts, err)
+	return res, err
 }
 
 // open sniffs src and reads its header, refusing what no render decodes:

@@ -23,6 +23,10 @@ type Gate interface {
 type Observer struct {
 	DecodeLookup func(hit bool)   // a render found its decode (done or running), or decoded
 	DecodeBytes  func(size int64) // bytes the cache holds, after every change
+	// StoredDecode: a render read a kept decode (transform's persisted
+	// decodes): used, or rejected (it did not load, or is not the
+	// decode of the load asked for) and decoded instead.
+	StoredDecode func(used bool)
 }
 
 // Options configure a Decoder.
@@ -109,18 +113,31 @@ func (d *Decoder) Decode(ctx context.Context, s Source, l Load, gate Gate) (*Ima
 // TTL: the second variant keeps it for the third and later, and a lone
 // variant streams, as fast as with the cache off.
 func (d *Decoder) keeps(s Source, l Load) bool {
-	if d.cache == nil || s.ID == "" || s.Format == imageformat.WebP || s.Format == imageformat.SVG || s.Animation() {
-		return false
-	}
-	sh := int64(max(1, l.Shrink))
-	w, h := (int64(s.Header.Width)+sh-1)/sh, (int64(s.Header.PageHeight)+sh-1)/sh
-	if w*h*int64(s.Header.PelBytes) > d.cache.budget {
+	if s.Format == imageformat.WebP || s.Format == imageformat.SVG || s.Animation() || !d.fits(s, l) {
 		return false
 	}
 	if s.Format != imageformat.JPEG || s.ProgressiveJPEG() {
 		return true
 	}
 	return d.cache.wanted(key{source: s.ID, load: l})
+}
+
+// fits tells whether the cache may keep s decoded at l: there is a cache,
+// the caller named the source, and the decode fits the budget (estimated
+// from the header).
+func (d *Decoder) fits(s Source, l Load) bool {
+	if d.cache == nil || s.ID == "" {
+		return false
+	}
+	w, h := s.DecodedSize(l)
+	return int64(w)*int64(h)*int64(s.Header.PelBytes) <= d.cache.budget
+}
+
+// DecodedSize is at least the size of one frame of s decoded at l with a
+// shrink (Scale unset), from the header alone: a shrunk side rounded up.
+func (s Source) DecodedSize(l Load) (w, h int) {
+	sh := max(1, l.Shrink)
+	return (s.Header.Width + sh - 1) / sh, (s.Header.PageHeight + sh - 1) / sh
 }
 
 // Held is a source decoded into memory at one load, for several renders

@@ -109,3 +109,11 @@ func fieldAddr(im *vips.Image, name string, kind reflect.Kind) unsafe.Pointer {
 	}
 	return unsafe.Pointer(f.UnsafeAddr())
 }
+
+// wrap makes an Image of out, a VipsImage* the caller owned and the Image
+// now owns: what the bindings' unexported constructor does.
+func wrap(out unsafe.Pointer) *vips.Image {
+	im := &vips.Image{}
+	*(*unsafe.Pointer)(fieldAddr(im, "image", reflect.Pointer)) = out
+	return im
+}
