@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -27,6 +29,25 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// browserDir is a profile directory for one Chromium run. Chromium's
+// helper processes may still be writing to it for a moment after the
+// browser is gone, which makes t.TempDir's removal fail the test; its
+// removal here retries until the directory is gone or hangGuard passes.
+func browserDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "chromium-profile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(hangGuard)
+		for os.RemoveAll(dir) != nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	return dir
+}
+
 // TestDocsPageInBrowser loads /docs in headless Chromium from a real
 // listener, waits for Redoc to render, and finds every operation of the
 // description listed, while any request to a host other than the server
@@ -39,7 +60,7 @@ func TestDocsPageInBrowser(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()))
+		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(browserDir(t)))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
