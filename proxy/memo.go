@@ -73,6 +73,7 @@ type variantKeys struct {
 
 	v                request.Variant
 	key, etag, group string
+	modified         string // Last-Modified's value; "" when the time is unknown
 }
 
 // requestHints reads the client hint headers the gate honours, and only
@@ -201,6 +202,9 @@ func (s *Server) variantKeys(p *parsed, o origin.Original, accept string) *varia
 	var vkey string
 	k.key, vkey, k.group = storeKey(p.rel, k.v)
 	k.etag = request.StrongETag(vkey)
+	if !o.ModTime.IsZero() {
+		k.modified = string(appendHTTPDate(nil, o.ModTime))
+	}
 	p.keys.Store(k)
 	return k
 }

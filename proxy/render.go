@@ -35,7 +35,7 @@ func (s *Server) transform(c *fiber.Ctx, p *parsed) (cache.Status, error) {
 	}
 	k := s.variantKeys(p, o, accept) // once: the ETag and the cache look-up both need it
 	key, v := k.key, k.v
-	hdr := imageHeaders{etag: k.etag, tag: k.group, lastModified: o.ModTime,
+	hdr := imageHeaders{etag: k.etag, tag: k.group, lastModified: o.ModTime, modified: k.modified,
 		vary: p.vary, varyAccept: req.Output.Auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
