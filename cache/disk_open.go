@@ -10,11 +10,18 @@ import (
 // read and its checksum checked on its first use in this process, and
 // again whenever its file is another (fileID: size, times, inode); in
 // between, a hit costs an open, an fstat and a read of the header and the
-// value's head, and the rest goes out by sendfile unread. A value of up to
+// value's head, and the rest goes out by sendfile unread; an entry of up
+// to heldMax bytes is read whole, and its descriptor held for the next
+// hits, which cost a stat of the path and a pread (disk_held.go). A value of up to
 // whole bytes is read (and checked) every time: a faster tier keeps it.
 func (t *diskTier) Open(ctx context.Context, key string, head int, whole int64) (Hit, bool) {
 	name := diskName(key)
-	fd, err := unix.Open(t.path(name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	head = min(max(head, 0), MaxHead)
+	p := t.path(name)
+	if hit, ok := t.openHeld(name, p, head, whole); ok {
+		return hit, true
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.forget(name)
 		return Hit{}, false
@@ -26,10 +33,9 @@ func (t *diskTier) Open(ctx context.Context, key string, head int, whole int64) 
 		return Hit{}, false
 	}
 	id, n := idOf(&st), st.Size-headerBytes
-	head = min(max(head, 0), MaxHead)
 	checked := t.wasChecked(name, id, stOnDisk(&st))
 	if checked && n > whole && n >= int64(head) {
-		if f, ok := t.openChecked(fd, st.Size, head); ok {
+		if f, ok := t.openChecked(name, id, fd, st.Size, head); ok {
 			return Hit{Value: f.head(head), File: f}, true
 		}
 		// The header disagrees with the file: the full check below drops it.
@@ -49,16 +55,16 @@ func (t *diskTier) Open(ctx context.Context, key string, head int, whole int64) 
 	return Hit{Value: payload}, true
 }
 
-// openChecked returns the checked entry of size bytes open at fd as a
-// File: a small one read whole (and fd closed), a larger one on fd. When
-// it fails, fd stays open.
-func (t *diskTier) openChecked(fd int, size int64, head int) (*File, bool) {
-	if size > smallFile {
+// openChecked returns the checked entry name (id, size bytes) open at fd
+// as a File: one of up to heldMax bytes read whole (and fd held for later
+// hits), a larger one on fd. When it fails, fd stays open.
+func (t *diskTier) openChecked(name string, id fileID, fd int, size int64, head int) (*File, bool) {
+	if size > heldMax {
 		return openFile(fd, size, head)
 	}
-	f, ok := readSmall(fd, size, head, &t.small)
+	f, ok := readWhole(fd, size, head, t.pool(size))
 	if ok {
-		unix.Close(fd)
+		t.hold(name, id, fd)
 	}
 	return f, ok
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func backdate(t *testing.T, p string) {
 }
 
 func TestDiskOpenChecksOnceThenSendsTheFile(t *testing.T) {
-	for _, size := range []int{3 << 10, 30 << 10} { // read whole; sent from the descriptor
+	for _, size := range []int{3 << 10, 30 << 10, heldMax + 1<<10} { // read whole (held); sent from the descriptor
 		t.Run(fmt.Sprint(size), func(t *testing.T) { checkedOnce(t, size) })
 	}
 }
@@ -134,7 +135,7 @@ func TestDiskOpenCatchesChangedFiles(t *testing.T) {
 			}
 		}},
 	}
-	for _, size := range []int{3 << 10, 30 << 10} { // read whole; sent from the descriptor
+	for _, size := range []int{3 << 10, 30 << 10, heldMax + 1<<10} { // read whole (held); sent from the descriptor
 		for _, c := range cases {
 			t.Run(fmt.Sprint(c.name, size), func(t *testing.T) { changedEntry(t, size, c.change) })
 		}
@@ -213,4 +214,83 @@ func entryFiles81(t *testing.T, dir string) string {
 		t.Fatalf("%d entry files", len(m))
 	}
 	return m[0]
+}
+
+// TestDiskHeldDescriptors: a checked entry's descriptor is held for the
+// next hits, at most maxHeld of them, and let go when the entry is
+// written again, forgotten, purged or evicted, or the tier closes.
+func TestDiskHeldDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, fileConfig(dir))
+	d := e.tiers[1].(*diskTier)
+	key := func(i int) string { return SourceKey(fmt.Sprint("photos/", i%3, ".jpg"), fmt.Sprint("v", i)) }
+	for i := range maxHeld + 10 {
+		e.fetch(t, key(i), value(3<<10, byte(i)))
+		for range 3 { // checked, then read whole and held, then from the held descriptor
+			if h, _, ok := e.open(t, key(i)); !ok || !bytes.Equal(whole(t, h), value(3<<10, byte(i))) {
+				t.Fatalf("entry %d: not its value", i)
+			}
+		}
+	}
+	if n := d.heldCount(); n != maxHeld {
+		t.Errorf("%d descriptors held, want %d", n, maxHeld)
+	}
+	last := key(maxHeld + 9)
+	e.tiers[1].Set(context.Background(), last, value(3<<10, 1)) // written again
+	if n := d.heldCount(); n != maxHeld-1 {
+		t.Errorf("after a write: %d held, want %d", n, maxHeld-1)
+	}
+	if h, _, ok := e.open(t, last); !ok || !bytes.Equal(whole(t, h), value(3<<10, 1)) {
+		t.Error("the rewritten entry did not answer its new value")
+	}
+	e.c.Purge(context.Background(), "photos/1.jpg")
+	if n := d.heldCount(); n > maxHeld*2/3+1 {
+		t.Errorf("after a purge of a third: %d held", n)
+	}
+	d.limit.Store(0) // everything is evicted by the next add
+	d.add(diskName("another"), 1)
+	if n := d.heldCount(); n != 0 {
+		t.Errorf("after evicting everything: %d held", n)
+	}
+}
+
+// TestDiskHeldDescriptorsUnderWrites: hits sharing a held descriptor while
+// the entry is written again and again each get one whole value, never a
+// mix or a closed descriptor's error.
+func TestDiskHeldDescriptorsUnderWrites(t *testing.T) {
+	e := newEnv(t, fileConfig(t.TempDir()))
+	vals := [][]byte{value(3<<10, 1), value(20<<10, 2)}
+	e.fetch(t, "k", vals[0])
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				if g == 0 && i%10 == 0 {
+					e.tiers[1].Set(context.Background(), "k", vals[i/10%2])
+					continue
+				}
+				h, _, ok := e.c.Open(context.Background(), "k", 1)
+				if !ok {
+					continue // between a write's rename and its indexing: a miss, never a wrong value
+				}
+				got := bytes.Clone(h.Value)
+				if h.File != nil {
+					rest, err := io.ReadAll(h.File)
+					h.File.Close()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					got = append(got, rest...)
+				}
+				if !bytes.Equal(got, vals[0]) && !bytes.Equal(got, vals[1]) {
+					t.Errorf("a hit of %d bytes is neither value", len(got))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

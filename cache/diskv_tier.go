@@ -50,7 +50,9 @@ type diskTier struct {
 	measureAt atomic.Int64
 	limit     atomic.Int64 // effective capacity; written under mu
 	scratch   sync.Pool    // of *[]byte, readBuffer long: read's first read lands here
-	small     sync.Pool    // of *[]byte, smallFile long: small entries Open sends (File)
+	small     wholePool    // of *[]byte, smallFile long: small entries Open sends (File)
+	medium    wholePool    // of *[]byte, heldMax long: larger ones read from a held descriptor
+	ring      heldRing     // under mu: disk_held.go
 	rebuilt   chan struct{}
 
 	mu    sync.Mutex
@@ -66,6 +68,7 @@ type diskEntry struct {
 	// none since it was indexed or written): while the file still is that
 	// one, Open serves it unread.
 	checked fileID
+	held    *heldFD // the open file of checked, for hits (disk_held.go); nil: none
 }
 
 // fileID tells one state of a file from another without reading it: a
@@ -107,6 +110,7 @@ func newDiskTier(base string, capacity int64, m *metrics.Metrics, log *slog.Logg
 		failures:  m.CacheDiskWriteFailures,
 	}
 	t.limit.Store(capacity)
+	t.small.size, t.medium.size = smallFile, heldMax
 	t.d = diskv.New(diskv.Options{
 		BasePath:     base,
 		TempDir:      t.tmp,
@@ -365,6 +369,7 @@ func (t *diskTier) add(name string, size int64) {
 		t.bytes += size - e.size
 		e.size = size
 		e.checked = fileID{} // a new file, not read yet
+		t.letGoLocked(e)
 		t.lru.MoveToFront(el)
 	} else {
 		t.index[name] = t.lru.PushFront(&diskEntry{name: name, size: size})
@@ -382,6 +387,7 @@ func (t *diskTier) evictLocked() []string {
 	for t.bytes > limit && t.lru.Len() > 0 {
 		e := t.lru.Remove(t.lru.Back()).(*diskEntry)
 		delete(t.index, e.name)
+		t.letGoLocked(e)
 		t.bytes -= e.size
 		victims = append(victims, e.name)
 	}
@@ -402,6 +408,7 @@ func (t *diskTier) forget(name string) {
 	defer t.mu.Unlock()
 	if el, ok := t.index[name]; ok {
 		t.bytes -= el.Value.(*diskEntry).size
+		t.letGoLocked(el.Value.(*diskEntry))
 		t.lru.Remove(el)
 		delete(t.index, name)
 		t.size.Set(float64(t.bytes))
@@ -456,6 +463,7 @@ func (t *diskTier) rebuild() {
 // the tier or walks a directory that is about to be removed or reused.
 func (t *diskTier) Close() error {
 	<-t.rebuilt
+	t.letGoAll()
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -48,7 +47,7 @@ type File struct {
 	// once: mem is the rest of the value in buf, a buffer of pool.
 	mem  []byte
 	buf  *[]byte
-	pool *sync.Pool
+	pool *wholePool
 }
 
 // smallFile is the largest entry Open reads whole into a pooled buffer
@@ -56,17 +55,21 @@ type File struct {
 // below fasthttp's 8 KB the body is copied into its write buffer anyway.
 const smallFile = 8 << 10
 
-// readSmall reads the entry of size bytes (at most smallFile) whole from
-// fd into a buffer of pool, and returns it as a File of the value past its
-// first head bytes; false when the header does not say what size does.
-func readSmall(fd int, size int64, head int, pool *sync.Pool) (*File, bool) {
+// readWhole reads the entry of size bytes (at most pool's length) whole
+// from fd, at offset 0 (a held descriptor is shared), into a buffer of
+// pool, and returns it as a File of the value past its first head bytes;
+// false when the header does not say what size does.
+func readWhole(fd int, size int64, head int, pool *wholePool) (*File, bool) {
+	if size > int64(pool.size) || size < headerBytes+int64(head) {
+		return nil, false
+	}
 	bp, _ := pool.Get().(*[]byte)
 	if bp == nil {
-		b := make([]byte, smallFile)
+		b := make([]byte, pool.size)
 		bp = &b
 	}
 	raw := (*bp)[:size]
-	n, err := readRetry(fd, raw)
+	n, err := preadRetry(fd, raw)
 	if err != nil || int64(n) != size || string(raw[:4]) != entryMagic ||
 		binary.BigEndian.Uint64(raw[4:]) != uint64(size-headerBytes) {
 		pool.Put(bp)
@@ -75,6 +78,16 @@ func readSmall(fd int, size int64, head int, pool *sync.Pool) (*File, bool) {
 	f := &File{fd: fdReader{-1}, buf: bp, pool: pool, mem: raw[headerBytes+head:]}
 	copy(f.hdr[headerBytes:], raw[headerBytes:headerBytes+head])
 	return f, true
+}
+
+// preadRetry is one pread of b at offset 0, retried on EINTR.
+func preadRetry(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Pread(fd, b, 0)
+		if err != unix.EINTR {
+			return max(n, 0), err
+		}
+	}
 }
 
 // openFile reads the entry header and the value's first head bytes from

@@ -41,7 +41,13 @@ func NewMemoryTier(size, maxItem int64, m *metrics.Metrics) (Tier, error) {
 		// Ten counters per expected item; results average tens of KB.
 		NumCounters: max(10_000, size/2048),
 		MaxCost:     size,
-		BufferItems: 64,
+		// A Get's access is buffered, per stripe, until this many fill it;
+		// then the stripe is handed to the policy's goroutine, which wakes
+		// for it. Ristretto's suggested 64 woke it every 64 hits, a
+		// measurable share of a memory hit (BenchmarkMemoryHit: ~1.25 µs
+		// at 64, ~0.96 µs at 512); the policy only learns of accesses a
+		// little later.
+		BufferItems: 512,
 		Metrics:     true, // cost and key counters feed our gauges
 		OnEvict:     func(*ristretto.Item[[]byte]) { evictions.Inc() },
 	})

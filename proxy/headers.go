@@ -23,6 +23,7 @@ type imageHeaders struct {
 	format       transform.Format
 	etag         string
 	lastModified time.Time
+	modified     string       // lastModified as the header writes it, when made before; "" = format it
 	vary         request.Vary // the client hints that could have changed the answer (the gate's)
 	varyAccept   bool         // format=auto
 	cacheStatus  cache.Status
@@ -40,7 +41,9 @@ func (s *Server) setImageHeaders(c *fiber.Ctx, h imageHeaders) {
 		setCanonical(rh, fiber.HeaderCacheControl, s.cfg.CacheControl)
 	}
 	setCanonical(rh, fiber.HeaderETag, h.etag)
-	if !h.lastModified.IsZero() {
+	if h.modified != "" {
+		setCanonical(rh, fiber.HeaderLastModified, h.modified)
+	} else if !h.lastModified.IsZero() {
 		var buf [32]byte
 		rh.SetCanonical(utils.UnsafeBytes(fiber.HeaderLastModified), appendHTTPDate(buf[:0], h.lastModified))
 	}

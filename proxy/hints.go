@@ -3,21 +3,8 @@ package proxy
 import (
 	"strings"
 
-	"github.com/gofiber/fiber/v2"
-
 	"image-proxy/request"
 )
-
-// clientHints are the request's client hint headers, raw: the gate decides
-// which the server honours (IMAGE_PROXY_CLIENT_HINTS) and what they mean.
-// Sec-CH-Width is the current name, Width the one browsers sent before.
-func clientHints(c *fiber.Ctx) request.Hints {
-	h := request.Hints{DPR: c.Get("Sec-CH-DPR"), Width: c.Get("Sec-CH-Width"), SaveData: c.Get("Save-Data")}
-	if h.Width == "" {
-		h.Width = c.Get("Width")
-	}
-	return h
-}
 
 // varyAccept is the bit of a Vary index for format=auto's Accept, above
 // request.Vary's hint bits.

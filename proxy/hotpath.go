@@ -30,6 +30,10 @@ type requestMetrics struct {
 	counts   map[string]map[int]prometheus.Counter // kind → code
 	duration map[string]prometheus.Observer        // kind
 	hvec     *prometheus.HistogramVec
+
+	// A transform's 200, every hit's series: no map look-up.
+	transformOK  prometheus.Counter
+	transformDur prometheus.Observer
 }
 
 func newRequestMetrics(m *metrics.Metrics) requestMetrics {
@@ -43,10 +47,16 @@ func newRequestMetrics(m *metrics.Metrics) requestMetrics {
 		}
 		r.duration[kind] = m.HTTPDuration.WithLabelValues(kind)
 	}
+	r.transformOK, r.transformDur = r.counts[metrics.KindTransform][200], r.duration[metrics.KindTransform]
 	return r
 }
 
 func (r *requestMetrics) observe(code int, kind string, d time.Duration) {
+	if code == 200 && kind == metrics.KindTransform && r.transformOK != nil {
+		r.transformOK.Inc()
+		r.transformDur.Observe(d.Seconds())
+		return
+	}
 	c, ok := r.counts[kind][code]
 	if !ok {
 		c = r.vec.WithLabelValues(strconv.Itoa(code), kind)

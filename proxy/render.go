@@ -23,9 +23,9 @@ var errSourceTooBig = fault.New(fault.SourceTooBig, "", nil)
 
 // transform answers a request with size or format: from the cache when it
 // can, else by rendering once for all identical concurrent requests.
-func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary request.Vary) (cache.Status, error) {
-	ctx := c.UserContext()
-	o, src, err := s.sources.Stat(ctx, rel)
+func (s *Server) transform(c *fiber.Ctx, p *parsed) (cache.Status, error) {
+	ctx, req := c.UserContext(), p.req
+	o, src, err := s.sources.Stat(ctx, p.rel)
 	if err != nil {
 		return cache.StatusBypass, err
 	}
@@ -33,10 +33,10 @@ func (s *Server) transform(c *fiber.Ctx, rel string, req request.Request, vary r
 	if req.Output.Auto {
 		accept = c.Get(fiber.HeaderAccept)
 	}
-	v := s.variants.OfSource(o.Identity, o.Size, req, accept)
-	key, vkey, group := storeKey(rel, v) // once: the ETag and the cache look-up both need it
-	hdr := imageHeaders{etag: request.StrongETag(vkey), tag: group, lastModified: o.ModTime,
-		vary: vary, varyAccept: req.Output.Auto}
+	k := s.variantKeys(p, o, accept) // once: the ETag and the cache look-up both need it
+	key, v := k.key, k.v
+	hdr := imageHeaders{etag: k.etag, tag: k.group, lastModified: o.ModTime, modified: k.modified,
+		vary: p.vary, varyAccept: req.Output.Auto}
 
 	// The ETag is derived from the key, so a revalidation needs no render.
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), hdr.etag) {

@@ -61,6 +61,7 @@ type Server struct {
 	tracing    spans.Tracer
 	events     EventReceiver // nil: POST /events/s3 answers 404 (UseEvents)
 	vary       [16]string    // Vary values by hint bits and Accept (hints.go)
+	memo       *parseMemo    // what repeated targets parse to (memo.go)
 	acceptCH   string        // the hints honoured that a browser sends only when asked
 }
 
@@ -86,6 +87,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.vary, s.acceptCH = varyValues(), s.gate.AcceptCH()
+	s.memo = newParseMemo(s.gate)
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		Network:               "tcp",
@@ -145,7 +147,12 @@ func (s *Server) health(c *fiber.Ctx) error {
 // handleImage handles every image request and records exactly one metric sample
 // and one debug log line for it.
 func (s *Server) handleImage(c *fiber.Ctx) error {
-	start := time.Now()
+	// fasthttp read the clock just before calling the handler: a hit
+	// needs no second read for its start.
+	start := c.Context().Time()
+	if start.IsZero() { // a context not served by fasthttp's server (benchmarks)
+		start = time.Now()
+	}
 	kind, status, err := s.image(c)
 	errText := ""
 	if err != nil {
@@ -176,41 +183,34 @@ func (s *Server) image(c *fiber.Ctx) (string, cache.Status, error) {
 	if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {
 		return metrics.KindError, cache.StatusBypass, fault.New(fault.Method, "", nil)
 	}
-	rawPath, rawQ := request.SplitTarget(string(c.Request().Header.RequestURI()))
-	rel, err := request.ResolvePath(rawPath, s.prefix)
-	if errors.Is(err, request.ErrBadEscape) {
-		return metrics.KindError, cache.StatusBypass, fault.New(fault.BadRequest, "The path has malformed percent-encoding.", nil)
-	} else if err != nil {
-		return metrics.KindError, cache.StatusBypass, fault.New(fault.NotFound, "", err)
-	}
-	q := request.RawQuery(rawQ)
-	if s.cfg.Controls.EnableRRoutes {
-		if rel, q, err = request.RouteR(rel, q); errors.Is(err, request.ErrBadPath) {
-			return metrics.KindError, cache.StatusBypass, fault.New(fault.NotFound, "", err)
-		} else if err != nil {
-			return metrics.KindError, cache.StatusBypass, err
-		}
-	}
-	req, vary, err := s.gate.Hinted(rel, q, clientHints(c))
+	p, err := s.parseTarget(c)
 	if err != nil {
 		return metrics.KindError, cache.StatusBypass, err
 	}
-	answer, kind := s.transform, metrics.KindTransform
-	switch {
-	case req.JSON:
-		answer, kind = s.describe, metrics.KindJSON
-	case !req.Transform:
-		return metrics.KindPassthrough, cache.StatusBypass, s.passthrough(c, rel)
+	if !p.req.Transform && !p.req.JSON {
+		return metrics.KindPassthrough, cache.StatusBypass, s.passthrough(c, p.rel)
 	}
-	st, err := answer(c, rel, req, vary)
+	st, err := s.answer(c, p)
 	if errors.Is(err, origin.ErrChanged) {
 		// The original was replaced after it was described (an S3 object
 		// remembered by the identity cache): its old description is gone,
 		// so describing it again gives the new version and a new key. Once
 		// only: a source that changes on every read stays an error (503).
-		st, err = answer(c, rel, req, vary)
+		st, err = s.answer(c, p)
+	}
+	kind := metrics.KindTransform
+	if p.req.JSON {
+		kind = metrics.KindJSON
 	}
 	return kind, st, err
+}
+
+// answer answers a parsed request for a transform or a description.
+func (s *Server) answer(c *fiber.Ctx, p *parsed) (cache.Status, error) {
+	if p.req.JSON {
+		return s.describe(c, p.rel, p.req, p.vary)
+	}
+	return s.transform(c, p)
 }
 
 // writeError is the only place an error becomes a response.

@@ -213,3 +213,18 @@ func (v Vary) String() string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// Honoured is h with only the hints the server honours kept: every header
+// value Hinted reads, so a caller may remember Hinted's answer by them.
+func (g *Gate) Honoured(h Hints) Hints {
+	if !g.hints.dpr {
+		h.DPR = ""
+	}
+	if !g.hints.width {
+		h.Width = ""
+	}
+	if !g.hints.saveData {
+		h.SaveData = ""
+	}
+	return h
+}
