@@ -74,15 +74,17 @@ func renderEach(b *testing.B, env *warmEnv) {
 	}
 	base := o.Identity + "#" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	for n := 0; b.Loop(); n++ {
-		// A new identity each time, as for a new photo: the decode cache
-		// shares decodes between its variants, never across loops.
-		o.Identity = base + "#" + strconv.Itoa(n)
+		// A new identity in the variants each time, as for a new photo: the
+		// decode cache shares decodes between its variants, never across
+		// loops. The source is read as what it is (o), which the read
+		// checks.
+		identity := base + "#" + strconv.Itoa(n)
 		for _, q := range warmURLs(warmBenchSpec) {
 			req, err := request.Parse(request.RawQuery(q), "", env.cfg.MaxBox)
 			if err != nil {
 				b.Fatal(err)
 			}
-			variant := env.variants.Of(o.Identity, req, "")
+			variant := env.variants.Of(identity, req, "")
 			v, err := env.renderSource(ctx, src, o, variant)
 			if err != nil {
 				b.Fatal(err)
