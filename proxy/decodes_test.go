@@ -95,8 +95,12 @@ func largestFile(t *testing.T, dir string) (string, int64) {
 func TestPersistedDecodeOnDisk(t *testing.T) {
 	root, dir := imageRoot(t), t.TempDir()
 	first := decodeServer(t, root, dir, 4000)
-	if r, _ := first.get(t, "/rocket.jpg?size=100&format=webp"); r.StatusCode != 200 {
-		t.Fatalf("status %d", r.StatusCode)
+	// rocket.jpg is a baseline JPEG: its decode is kept by the second
+	// render of the same load (transform/decode's KeepsNow).
+	for _, u := range []string{"/rocket.jpg?size=110&format=webp", "/rocket.jpg?size=100&format=webp"} {
+		if r, _ := first.get(t, u); r.StatusCode != 200 {
+			t.Fatalf("%s: status %d", u, r.StatusCode)
+		}
 	}
 	first.waitStored(t, 1)
 	path, size := largestFile(t, dir)
@@ -117,8 +121,8 @@ func TestPersistedDecodeOnDisk(t *testing.T) {
 				r.Header.Get("ETag"), w.Header.Get("ETag"), bytes.Equal(body, want))
 		}
 	}
-	if again.storedDecodes(metrics.CacheHit) != 1 || again.storedDecodes(metrics.StoredDecodeStored) != 0 {
-		t.Errorf("the restarted server read %v kept decodes and stored %v, want 1 and 0",
+	if again.storedDecodes(metrics.CacheHit) < 1 || again.storedDecodes(metrics.StoredDecodeStored) != 0 {
+		t.Errorf("the restarted server read %v kept decodes and stored %v, want some and 0",
 			again.storedDecodes(metrics.CacheHit), again.storedDecodes(metrics.StoredDecodeStored))
 	}
 
@@ -141,6 +145,7 @@ func TestDamagedDecodeOnDiskIsAMiss(t *testing.T) {
 	} {
 		root, dir := imageRoot(t), t.TempDir()
 		first := decodeServer(t, root, dir, 4000)
+		first.get(t, "/rocket.jpg?size=110&format=webp") // a baseline JPEG: kept by the second render
 		first.get(t, "/rocket.jpg?size=100&format=webp")
 		first.waitStored(t, 1)
 		path, _ := largestFile(t, dir)
@@ -160,6 +165,10 @@ func TestDamagedDecodeOnDiskIsAMiss(t *testing.T) {
 		}
 		if again.storedDecodes(metrics.CacheHit) != 0 {
 			t.Errorf("%s: the damaged decode was read", damage.name)
+		}
+		// The second render of that load keeps a good decode in its place.
+		if r, body := again.get(t, "/rocket.jpg?size=130&format=jpeg"); r.StatusCode != 200 || len(body) == 0 {
+			t.Fatalf("%s: the second render: %d", damage.name, r.StatusCode)
 		}
 		again.waitStored(t, 1)
 	}

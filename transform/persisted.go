@@ -121,7 +121,12 @@ func (e *Engine) decodeFor(ctx context.Context, s decode.Source, l decode.Load, 
 		img, err := e.decoder.Decode(ctx, s, l, opts.Gate)
 		return img, nil, err
 	}
-	return e.decoder.DecodeStored(ctx, s, l, opts.Gate, e.stored(ctx, s, l, opts.Decodes))
+	st := e.stored(ctx, s, l, opts.Decodes)
+	if !e.decoder.KeepsNow(s, l) {
+		img, err := e.decoder.DecodeUnkept(ctx, s, l, opts.Gate, st)
+		return img, nil, err
+	}
+	return e.decoder.DecodeStored(ctx, s, l, opts.Gate, st)
 }
 
 // stored is how the decoder reads the decode of s at l from st: a kept

@@ -216,6 +216,19 @@ func loadOf(t testing.TB, e *Engine, src []byte, opts Options) decode.Load {
 	return planFor(s, opts).load
 }
 
+// keepIn renders src with opts twice as the source called id, so that st
+// keeps the decode: a baseline JPEG's is kept from the second render of a
+// source (Decoder.KeepsNow), any other's from the first.
+func keepIn(t testing.TB, e *Engine, src []byte, opts Options, st DecodeStore, id string) {
+	t.Helper()
+	opts.Source, opts.Decodes = id, st
+	for range 2 {
+		if _, err := e.Render(context.Background(), src, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // keeps is 1 when e keeps the decode a render of opts loads, else 0.
 func keeps(t testing.TB, e *Engine, src []byte, opts Options) int {
 	s, err := e.open(src, "")
@@ -264,7 +277,7 @@ func TestPersistedDecodeRendersTheSameBytes(t *testing.T) {
 				want := render(direct, src.data, opts, nil)
 				stored := keeps(t, through, src.data, opts)
 				if l := loadOf(t, through, src.data, opts); stored == 1 && !st.has(decodeName(l)) {
-					render(through, src.data, opts, st) // decodes and keeps it
+					keepIn(t, through, src.data, opts, st, "keep "+name)
 				}
 				before := reads.used.Load()
 				got := render(through, src.data, opts, st)
@@ -402,8 +415,8 @@ func TestDamagedPersistedDecodeIsAMiss(t *testing.T) {
 	}
 	want := render(opts, nil)
 	good := newMemDecodes()
-	render(opts, good)
-	render(other, good)
+	keepIn(t, e, src, opts, good, "keep 400")
+	keepIn(t, e, src, other, good, "keep 160")
 	kept, wrong := good.m[name], good.m[decodeName(loadOf(t, e, src, other))]
 	flip := func(i int) []byte {
 		b := bytes.Clone(kept)
@@ -425,11 +438,21 @@ func TestDamagedPersistedDecodeIsAMiss(t *testing.T) {
 		st := newMemDecodes()
 		st.m[name] = c.data
 		before := reads.rejected.Load()
-		if got := render(opts, st); !bytes.Equal(got, want) {
-			t.Errorf("%s: not the direct render's bytes", c.name)
+		// Two renders of one source: a baseline JPEG's decode is kept from
+		// the second (Decoder.KeepsNow); each rejects the damaged one.
+		for i := range 2 {
+			n++
+			opts.Source, opts.Decodes = "case "+c.name, st
+			got, err := e.Render(context.Background(), src, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Data, want) {
+				t.Errorf("%s, render %d: not the direct render's bytes", c.name, i+1)
+			}
 		}
-		if reads.rejected.Load() != before+1 {
-			t.Errorf("%s: the kept decode was not rejected", c.name)
+		if reads.rejected.Load() != before+2 {
+			t.Errorf("%s: the kept decode was rejected %d times, want 2", c.name, reads.rejected.Load()-before)
 		}
 		if !bytes.Equal(st.m[name], kept) {
 			t.Errorf("%s: the render did not keep a good decode in its place", c.name)
@@ -530,5 +553,54 @@ func TestManyAndFactsUsePersistedDecodes(t *testing.T) {
 	}
 	if reads.used.Load() != 2 {
 		t.Errorf("Describe read %d kept decodes, want 1", reads.used.Load()-1)
+	}
+}
+
+// TestWhenDecodesAreKept: a progressive JPEG's or a PNG's decode is kept
+// by its first render; a baseline JPEG's only by the second render of the
+// same load of the same source (a photo asked once costs what it did
+// before), and a render of another source or another load does not count.
+// Every render gives the direct render's bytes.
+func TestWhenDecodesAreKept(t *testing.T) {
+	e := New(persistingConfig())
+	defer e.Close()
+	srcs := map[string][]byte{}
+	for _, s := range bigSources(t) {
+		srcs[s.name] = s.data
+	}
+	small, large := Options{Box: 160, Format: FormatWebP}, Options{Box: 1200, Format: FormatWebP}
+	type render struct {
+		id   string
+		opts Options
+	}
+	for _, c := range []struct {
+		source  string
+		renders []render
+		puts    []int // the store's puts after each render
+	}{
+		{"progressive", []render{{"p", small}, {"p", small}}, []int{1, 1}},
+		{"png-alpha", []render{{"a", small}}, []int{1}},
+		{"baseline", []render{{"b", small}, {"b", small}, {"b", small}}, []int{0, 1, 1}},
+		{"baseline", []render{{"b", small}, {"other", small}, {"b", large}, {"b", small}}, []int{0, 0, 0, 1}},
+	} {
+		st := newMemDecodes()
+		for i, r := range c.renders {
+			opts := r.opts
+			opts.Source, opts.Decodes = r.id+"|"+c.source+"|"+strconv.Itoa(len(c.puts)), st
+			got, err := e.Render(context.Background(), srcs[c.source], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := e.Render(context.Background(), srcs[c.source], r.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Data, want.Data) {
+				t.Errorf("%s render %d: not the direct render's bytes", c.source, i+1)
+			}
+			if _, puts := st.counts(); puts != c.puts[i] {
+				t.Errorf("%s render %d (%s): %d decodes kept, want %d", c.source, i+1, r.id, puts, c.puts[i])
+			}
+		}
 	}
 }

@@ -48,15 +48,23 @@ type Options struct {
 // Decoder hands renders their decoded source. It is safe for concurrent use.
 type Decoder struct {
 	cache *cache // nil when Options.Budget is 0
+	// renders is which loads of baseline JPEGs were rendered once, for
+	// transform's persisted decodes (KeepsNow).
+	renders *sightings
+	now     func() time.Time
 }
 
 // New returns a Decoder; with a budget, it keeps decodes for the next
 // variants of the same source.
 func New(o Options) *Decoder {
-	if o.Budget <= 0 {
-		return &Decoder{}
+	d := &Decoder{renders: newSightingsOf(renderedMemory, maxRendered), now: o.Now}
+	if d.now == nil {
+		d.now = time.Now
 	}
-	return &Decoder{cache: newCache(o)}
+	if o.Budget > 0 {
+		d.cache = newCache(o)
+	}
+	return d
 }
 
 // Image is a decoded source lent to one render, which may change it: its

@@ -32,7 +32,11 @@ type sighting struct {
 const maxSightings = 4096
 
 func newSightings(ttl time.Duration) *sightings {
-	return &sightings{ttl: ttl, max: maxSightings, at: map[key]time.Time{}}
+	return newSightingsOf(ttl, maxSightings)
+}
+
+func newSightingsOf(ttl time.Duration, max int) *sightings {
+	return &sightings{ttl: ttl, max: max, at: map[key]time.Time{}}
 }
 
 // again tells whether k was sighted within the TTL, and forgets it then

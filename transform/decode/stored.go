@@ -3,7 +3,9 @@ package decode
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"image-proxy/imageformat"
 	"image-proxy/transform/internal/vips"
 	"image-proxy/transform/internal/vipsx"
 )
@@ -63,6 +65,41 @@ func (d *Decoder) DecodeStored(ctx context.Context, s Source, l Load, gate Gate,
 		made = nil
 	}
 	return img, made, err
+}
+
+// renderedMemory and maxRendered bound what KeepsNow remembers: a load
+// rendered once is remembered for a day, or until 16384 later ones push
+// it out (a key is a source identity and a load: about 2 MB in all).
+const (
+	renderedMemory = 24 * time.Hour
+	maxRendered    = 16384
+)
+
+// KeepsNow tells whether a render of s at l that finds no kept decode
+// keeps the one it makes (DecodeStored), or renders as Decode would
+// (DecodeUnkept). A progressive JPEG, or a format that always loads
+// whole, costs far more to decode than to keep: from its first render. A
+// baseline JPEG at its shrink decodes in about the time keeping it takes
+// (holding it in memory instead of streaming, saving and writing it): from
+// the second render of the same load, so a photo asked once costs what it
+// did before. Which renders keep changes the cost of later ones, never a
+// byte: a kept decode renders as the source does.
+func (d *Decoder) KeepsNow(s Source, l Load) bool {
+	if s.Format != imageformat.JPEG || s.ProgressiveJPEG() {
+		return true
+	}
+	return d.renders.again(key{source: s.ID, load: l}, d.now())
+}
+
+// DecodeUnkept is Decode for a load whose decode is kept beyond the
+// process by another render: the kept one when st has it (read by this
+// render alone, outside the decode cache), else the source as Decode
+// decodes it (a lone baseline JPEG streams).
+func (d *Decoder) DecodeUnkept(ctx context.Context, s Source, l Load, gate Gate, st Stored) (*Image, error) {
+	if im := st.Load(); im != nil {
+		return &Image{Image: im}, nil
+	}
+	return d.Decode(ctx, s, l, gate)
 }
 
 // Matches checks that im can be s decoded at l: one frame of the size l
