@@ -84,9 +84,8 @@ func TestFleetPersistedDecodeSameBytesAnyOrder(t *testing.T) {
 		f.put(t, "p/rocket.jpg", "rocket.jpg")
 		got := map[string]answer{}
 		for i, vi := range order {
-			// The first replica renders two variants: rocket.jpg is a
-			// baseline JPEG, whose decode the second render of a load
-			// keeps. The second replica reads that decode.
+			// The first replica renders two variants: a decode is kept
+			// by the second render of a load. The second replica reads that decode.
 			r := f.replicas[i/2]
 			a := get(t, r.base+"/p/rocket.jpg?"+fleetVariants[vi])
 			if a.status != 200 || a.cache != "MISS" {

@@ -95,8 +95,8 @@ func largestFile(t *testing.T, dir string) (string, int64) {
 func TestPersistedDecodeOnDisk(t *testing.T) {
 	root, dir := imageRoot(t), t.TempDir()
 	first := decodeServer(t, root, dir, 4000)
-	// rocket.jpg is a baseline JPEG: its decode is kept by the second
-	// render of the same load (transform/decode's KeepsNow).
+	// A decode is kept by the second render of the same load
+	// (transform/decode's KeepsNow).
 	for _, u := range []string{"/rocket.jpg?size=110&format=webp", "/rocket.jpg?size=100&format=webp"} {
 		if r, _ := first.get(t, u); r.StatusCode != 200 {
 			t.Fatalf("%s: status %d", u, r.StatusCode)
@@ -145,7 +145,7 @@ func TestDamagedDecodeOnDiskIsAMiss(t *testing.T) {
 	} {
 		root, dir := imageRoot(t), t.TempDir()
 		first := decodeServer(t, root, dir, 4000)
-		first.get(t, "/rocket.jpg?size=110&format=webp") // a baseline JPEG: kept by the second render
+		first.get(t, "/rocket.jpg?size=110&format=webp") // a decode is kept by the second render
 		first.get(t, "/rocket.jpg?size=100&format=webp")
 		first.waitStored(t, 1)
 		path, _ := largestFile(t, dir)

@@ -217,8 +217,8 @@ func loadOf(t testing.TB, e *Engine, src []byte, opts Options) decode.Load {
 }
 
 // keepIn renders src with opts twice as the source called id, so that st
-// keeps the decode: a baseline JPEG's is kept from the second render of a
-// source (Decoder.KeepsNow), any other's from the first.
+// keeps the decode: it is kept by the second render of a load of a source
+// (Decoder.KeepsNow).
 func keepIn(t testing.TB, e *Engine, src []byte, opts Options, st DecodeStore, id string) {
 	t.Helper()
 	opts.Source, opts.Decodes = id, st
@@ -540,13 +540,14 @@ func TestManyAndFactsUsePersistedDecodes(t *testing.T) {
 	if reads.used.Load() != 1 {
 		t.Errorf("RenderMany read %d kept decodes, want 1", reads.used.Load())
 	}
-	// Describe's placeholders load at their own shrink: kept once, read back.
+	// Describe's placeholders load at their own shrink: kept by the second
+	// description of the source, read back by another source's.
 	want, err := e.Describe(context.Background(), src, Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 2 {
-		f, err := e.Describe(context.Background(), src, Options{Decodes: st, Source: "describe " + strconv.Itoa(i)}, false)
+	for i, id := range []string{"describe", "describe", "described after"} {
+		f, err := e.Describe(context.Background(), src, Options{Decodes: st, Source: id}, false)
 		if err != nil || f.Placeholders != want.Placeholders {
 			t.Errorf("Describe %d through the store: %v, placeholders %+v, want %+v", i, err, f.Placeholders, want.Placeholders)
 		}
@@ -556,13 +557,16 @@ func TestManyAndFactsUsePersistedDecodes(t *testing.T) {
 	}
 }
 
-// TestWhenDecodesAreKept: a progressive JPEG's or a PNG's decode is kept
-// by its first render; a baseline JPEG's only by the second render of the
-// same load of the same source (a photo asked once costs what it did
-// before), and a render of another source or another load does not count.
-// Every render gives the direct render's bytes.
+// TestWhenDecodesAreKept: a decode is kept by the first render that
+// decodes after a first render of the same load of the same source (a
+// photo asked once costs what it did before), whatever the format; a
+// render of another source or another load does not count. The decode
+// cache is off, so every render decodes. Every render gives the direct
+// render's bytes.
 func TestWhenDecodesAreKept(t *testing.T) {
-	e := New(persistingConfig())
+	cfg := persistingConfig()
+	cfg.DecodeCacheSize = 0
+	e := New(cfg)
 	defer e.Close()
 	srcs := map[string][]byte{}
 	for _, s := range bigSources(t) {
@@ -578,10 +582,11 @@ func TestWhenDecodesAreKept(t *testing.T) {
 		renders []render
 		puts    []int // the store's puts after each render
 	}{
-		{"progressive", []render{{"p", small}, {"p", small}}, []int{1, 1}},
-		{"png-alpha", []render{{"a", small}}, []int{1}},
+		{"progressive", []render{{"p", small}, {"p", small}, {"p", small}}, []int{0, 1, 1}},
+		{"png-alpha", []render{{"a", small}, {"a", small}}, []int{0, 1}},
 		{"baseline", []render{{"b", small}, {"b", small}, {"b", small}}, []int{0, 1, 1}},
 		{"baseline", []render{{"b", small}, {"other", small}, {"b", large}, {"b", small}}, []int{0, 0, 0, 1}},
+		{"baseline", []render{{"c", small}, {"c", large}, {"c", large}, {"c", small}}, []int{0, 0, 1, 2}},
 	} {
 		st := newMemDecodes()
 		for i, r := range c.renders {
@@ -601,6 +606,31 @@ func TestWhenDecodesAreKept(t *testing.T) {
 			if _, puts := st.counts(); puts != c.puts[i] {
 				t.Errorf("%s render %d (%s): %d decodes kept, want %d", c.source, i+1, r.id, puts, c.puts[i])
 			}
+		}
+	}
+}
+
+// TestKeptFromTheDecodeCache: with the decode cache on, a progressive
+// JPEG's first render holds its decode there without keeping it; the
+// second render of the source, served by the decode cache, keeps that
+// decode (a save, not a decode), and the third keeps nothing more.
+func TestKeptFromTheDecodeCache(t *testing.T) {
+	e := New(persistingConfig())
+	defer e.Close()
+	var src []byte
+	for _, s := range bigSources(t) {
+		if s.name == "progressive" {
+			src = s.data
+		}
+	}
+	st := newMemDecodes()
+	for i, want := range []int{0, 1, 1} {
+		opts := Options{Box: 160 + 40*i, Format: FormatWebP, Source: "cached", Decodes: st}
+		if _, err := e.Render(context.Background(), src, opts); err != nil {
+			t.Fatal(err)
+		}
+		if _, puts := st.counts(); puts != want {
+			t.Errorf("render %d: %d decodes kept, want %d", i+1, puts, want)
 		}
 	}
 }

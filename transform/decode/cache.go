@@ -42,8 +42,11 @@ type decoded struct {
 	err   error
 	size  int64
 	born  time.Time
-	refs  int           // guarded by cache.mu; the cache's own counts while kept
-	elem  *list.Element // in cache.order while kept and done
+	refs  int // guarded by cache.mu; the cache's own counts while kept
+	// handed: a view of it went to be kept beyond the process, or it was
+	// read from there (DecodeStored, handOver). Guarded by cache.mu.
+	handed bool
+	elem   *list.Element // in cache.order while kept and done
 }
 
 type cache struct {
@@ -118,6 +121,16 @@ func (c *cache) acquire(ctx context.Context, k key, gate Gate, decode func() (*v
 		return nil, err
 	}
 	return d, nil
+}
+
+// handOver marks d as handed to be kept beyond the process and tells
+// whether it was not before: true once per decode.
+func (c *cache) handOver(d *decoded) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first := !d.handed
+	d.handed = true
+	return first
 }
 
 // finish records the decode's outcome and keeps it if it fits.

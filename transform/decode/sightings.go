@@ -54,6 +54,21 @@ func (s *sightings) again(k key, now time.Time) bool {
 	return false
 }
 
+// sighted tells whether k was sighted within the TTL, and records it when
+// it was not. Unlike again it keeps k: every later ask within the TTL of
+// the first is true.
+func (s *sightings) sighted(k key, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(now)
+	if t, ok := s.at[k]; ok && now.Sub(t) < s.ttl {
+		return true
+	}
+	s.at[k] = now
+	s.queue = append(s.queue, sighting{k, now})
+	return false
+}
+
 // expire drops sightings older than the TTL and the oldest beyond max.
 // s.mu is held.
 func (s *sightings) expire(now time.Time) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"image-proxy/imageformat"
 	"image-proxy/transform/internal/vips"
 	"image-proxy/transform/internal/vipsx"
 )
@@ -46,7 +45,9 @@ func (d *Decoder) DecodeStored(ctx context.Context, s Source, l Load, gate Gate,
 		}
 		return &Image{Image: im}, made, nil
 	}
+	ran := false
 	k, err := d.cache.acquire(ctx, key{source: s.ID, load: l}, gate, func() (*vips.Image, error) {
+		ran = true
 		return decodeOnce(holdMapped)
 	})
 	if err == nil && ctx.Err() != nil {
@@ -58,6 +59,14 @@ func (d *Decoder) DecodeStored(ctx context.Context, s Source, l Load, gate Gate,
 			made.Close()
 		}
 		return nil, nil, err
+	}
+	// A decode the cache held already (a first render decoded it without
+	// keeping it) is kept by the first render that asks to keep it: it
+	// costs a save, not a decode. One made here or read back is not.
+	if d.cache.handOver(k) && !ran {
+		if made, err = k.img.Copy(nil); err != nil {
+			made = nil
+		}
 	}
 	img, err = view(k.img, func() { d.cache.release(k) })
 	if err != nil && made != nil {
@@ -77,18 +86,16 @@ const (
 
 // KeepsNow tells whether a render of s at l that finds no kept decode
 // keeps the one it makes (DecodeStored), or renders as Decode would
-// (DecodeUnkept). A progressive JPEG, or a format that always loads
-// whole, costs far more to decode than to keep: from its first render. A
-// baseline JPEG at its shrink decodes in about the time keeping it takes
-// (holding it in memory instead of streaming, saving and writing it): from
-// the second render of the same load, so a photo asked once costs what it
-// did before. Which renders keep changes the cost of later ones, never a
-// byte: a kept decode renders as the source does.
+// (DecodeUnkept): any render after the first of the same load of the same
+// source (that decodes: one served by the decode cache has nothing to
+// keep), so that a photo asked once costs what it did before. Keeping
+// costs a render a few copies of the decode (saving it, writing it to the
+// tiers: measured ~10 % of a lone progressive render, more for a
+// baseline JPEG, which would otherwise stream); the long tail pays one
+// more decode per load instead. Which renders keep changes the cost of
+// later ones, never a byte: a kept decode renders as the source does.
 func (d *Decoder) KeepsNow(s Source, l Load) bool {
-	if s.Format != imageformat.JPEG || s.ProgressiveJPEG() {
-		return true
-	}
-	return d.renders.again(key{source: s.ID, load: l}, d.now())
+	return d.renders.sighted(key{source: s.ID, load: l}, d.now())
 }
 
 // DecodeUnkept is Decode for a load whose decode is kept beyond the
