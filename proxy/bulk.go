@@ -283,7 +283,7 @@ func (s *Server) renderItem(ctx context.Context, job bulkJob, accept string) bul
 	if err != nil {
 		return bulkResult{err: err, status: cache.StatusBypass}
 	}
-	v := s.variants.OfSource(o.Identity, o.Size, job.req, accept)
+	v := s.variants.Of(o.Identity, job.req, accept)
 	key, vkey, _ := storeKey(job.rel, v)
 	if o.Size > s.cfg.MaxSourceBytes {
 		return bulkResult{err: errSourceTooBig, status: cache.StatusBypass}

@@ -29,6 +29,23 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// browser starts headless Chromium with extra options for the rest of the
+// test and returns its context, which ends after hangGuard; the browser
+// stops and its profile is removed when the test ends.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(browserDir(t)))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, hangGuard)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
 // browserDir is a profile directory for one Chromium run. Chromium's
 // helper processes may still be writing to it for a moment after the
 // browser is gone, which makes t.TempDir's removal fail the test; its
@@ -58,15 +75,7 @@ func TestDocsPageInBrowser(t *testing.T) {
 	ln := ts.serve(t)
 	base := "http://" + ln.Addr().String()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(browserDir(t)))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, hangGuard)
-	defer cancelT()
+	ctx := browser(t)
 
 	// Redoc's sidebar asks for its maker's logo from a CDN; the page's
 	// Content-Security-Policy must block that (and anything else off the

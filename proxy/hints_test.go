@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -121,15 +120,7 @@ func TestClientHintsInChromium(t *testing.T) {
 	}))
 	defer page.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("force-device-scale-factor", "2"), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(browserDir(t)))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, hangGuard)
-	defer cancelT()
+	ctx := browser(t, chromedp.Flag("force-device-scale-factor", "2"))
 
 	var mu sync.Mutex
 	sent := map[string]network.Headers{} // image URL → the request headers Chromium sent

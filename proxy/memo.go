@@ -110,8 +110,9 @@ func (m *parseMemo) set(hash uint64) []atomic.Pointer[parsed] {
 
 // get is the entry of uri and h, or nil.
 func (m *parseMemo) get(hash uint64, uri []byte, h request.Hints) *parsed {
-	for i := range m.set(hash) {
-		p := m.set(hash)[i].Load()
+	set := m.set(hash)
+	for i := range set {
+		p := set[i].Load()
 		if p != nil && p.hash == hash && p.uri == string(uri) && p.hints == h {
 			if !p.used.Load() { // written only when it changes: hits share the line read-only
 				p.used.Store(true)
@@ -198,7 +199,7 @@ func (s *Server) variantKeys(p *parsed, o origin.Original, accept string) *varia
 		return k
 	}
 	k = &variantKeys{identity: o.Identity, size: o.Size, modTime: o.ModTime, accept: class,
-		v: s.variants.OfSource(o.Identity, o.Size, p.req, accept)}
+		v: s.variants.Of(o.Identity, p.req, accept)}
 	var vkey string
 	k.key, vkey, k.group = storeKey(p.rel, k.v)
 	k.etag = request.StrongETag(vkey)

@@ -45,13 +45,6 @@ type Variants struct {
 	Encoders  Encoders              // the encoder settings' fingerprints
 }
 
-// OfSource is Of for a source of size bytes. The size changes nothing in
-// the variant (a persisted decode renders the same bytes as the source,
-// so no key names one); live requests, bulk and warm call it alike.
-func (vs Variants) OfSource(source string, _ int64, req Request, accept string) Variant {
-	return vs.Of(source, req, accept)
-}
-
 // Of is the variant req asks for from the source of identity source;
 // accept is the raw Accept header, reduced to its class only when
 // format=auto.

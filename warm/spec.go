@@ -158,13 +158,13 @@ func items(vs request.Variants, o origin.Original, spec Spec) []Item {
 			for _, f := range spec.Formats {
 				req := request.Request{Transform: true, Size: size, DPR: dpr, DPRQuery: dpr != 1,
 					Output: request.Output{Format: f}}
-				out = append(out, Item{Size: size, DPR: dpr, Format: f, Variant: vs.OfSource(o.Identity, o.Size, req, "")})
+				out = append(out, Item{Size: size, DPR: dpr, Format: f, Variant: vs.Of(o.Identity, req, "")})
 			}
 		}
 	}
 	for _, p := range spec.Presets {
 		out = append(out, Item{Preset: p.Name, Size: p.Request.Size, DPR: p.Request.DPR, Format: p.Request.Output.Format,
-			Variant: vs.OfSource(o.Identity, o.Size, p.Request, "")})
+			Variant: vs.Of(o.Identity, p.Request, "")})
 	}
 	return out
 }

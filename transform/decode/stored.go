@@ -64,8 +64,8 @@ func (d *Decoder) DecodeStored(ctx context.Context, s Source, l Load, gate Gate,
 	// keeping it) is kept by the first render that asks to keep it: it
 	// costs a save, not a decode. One made here or read back is not.
 	if d.cache.handOver(k) && !ran {
-		if made, err = k.img.Copy(nil); err != nil {
-			made = nil
+		if c, err := k.img.Copy(nil); err == nil { // else: not kept, still rendered
+			made = c
 		}
 	}
 	img, err = view(k.img, func() { d.cache.release(k) })
